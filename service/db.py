@@ -1,0 +1,35 @@
+"""asyncpg sessions that can only read and never wait long on production locks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from service.conninfo import ConnInfo
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    statement_timeout_ms: int = 120_000
+    lock_timeout_ms: int = 5_000
+    application_name: str = "pg-schema-sync"
+
+
+async def connect(info: ConnInfo, limits: SessionLimits | None = None) -> asyncpg.Connection:
+    """A read-only session: every transaction read-only, bounded statement and lock waits."""
+    limits = limits or SessionLimits()
+    kwargs = info.asyncpg_kwargs()
+    kwargs["server_settings"] = {
+        **kwargs.get("server_settings", {}),
+        "application_name": kwargs.get("server_settings", {}).get(
+            "application_name", limits.application_name
+        ),
+        "default_transaction_read_only": "on",
+        "statement_timeout": str(limits.statement_timeout_ms),
+        "lock_timeout": str(limits.lock_timeout_ms),
+        "idle_in_transaction_session_timeout": str(limits.statement_timeout_ms),
+    }
+    # No prepared-statement cache: each catalog query runs once per sync.
+    conn: asyncpg.Connection = await asyncpg.connect(statement_cache_size=0, **kwargs)
+    return conn

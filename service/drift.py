@@ -1,0 +1,89 @@
+"""Pure drift decisions: two inventories in, a list of named changes with diffs out."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from service.inventory import Inventory
+
+
+class Change(StrEnum):
+    ADDED = "added"
+    REMOVED = "removed"
+    CHANGED = "changed"
+
+
+@dataclass(frozen=True, slots=True)
+class DriftItem:
+    kind: str
+    name: str
+    change: Change
+    diff: str  # unified diff of the definition (old -> new); the whole text for added/removed
+
+    def as_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "name": self.name, "change": self.change.value}
+
+
+@dataclass(frozen=True)
+class Drift:
+    items: tuple[DriftItem, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def counts(self) -> dict[str, int]:
+        return {c.value: n for c, n in Counter(i.change for i in self.items).items()}
+
+    def fingerprint(self) -> str:
+        """Stable hash of what drifted: the same unresolved drift always hashes the same."""
+        h = hashlib.sha256()
+        for item in self.items:
+            h.update(f"{item.change}\0{item.kind}\0{item.name}\0{item.diff}\n".encode())
+        return h.hexdigest()[:32]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"drift": bool(self), "changes": [i.as_json() for i in self.items]}
+
+
+def compare(old: Inventory, new: Inventory) -> Drift:
+    """What changed going from `old` to `new`, keyed by object; no I/O, no database."""
+    items: list[DriftItem] = []
+    for key in sorted(old.objects.keys() | new.objects.keys()):
+        before, after = old.objects.get(key), new.objects.get(key)
+        if before is None and after is not None:
+            items.append(
+                DriftItem(after.kind, after.name, Change.ADDED, _diff("", after.definition, key))
+            )
+        elif after is None and before is not None:
+            items.append(
+                DriftItem(before.kind, before.name, Change.REMOVED, _diff(before.definition, "", key))
+            )
+        elif before is not None and after is not None and before.definition != after.definition:
+            items.append(
+                DriftItem(
+                    after.kind,
+                    after.name,
+                    Change.CHANGED,
+                    _diff(before.definition, after.definition, key),
+                )
+            )
+    return Drift(tuple(items))
+
+
+def _diff(old: str, new: str, label: str) -> str:
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True),
+        new.splitlines(keepends=True),
+        fromfile=f"a/{label}",
+        tofile=f"b/{label}",
+        n=3,
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)

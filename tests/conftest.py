@@ -1,0 +1,64 @@
+"""Shared fixtures: one real throwaway PostgreSQL cluster per test session."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from service.conninfo import ConnInfo
+from service.db import connect
+from service.pgcluster import ScratchCluster
+
+FIXTURES = Path(__file__).parent / "fixtures"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[ScratchCluster]:
+    with ScratchCluster() as c:
+        yield c
+
+
+class Database:
+    """A fresh database in the session cluster; `sql()` runs statements through psql."""
+
+    def __init__(self, cluster: ScratchCluster, name: str) -> None:
+        self.cluster, self.name = cluster, name
+
+    @property
+    def dsn(self) -> str:
+        return self.cluster.dsn(self.name)
+
+    @property
+    def conninfo(self) -> ConnInfo:
+        return self.cluster.conninfo(self.name)
+
+    def sql(self, statements: str) -> str:
+        return self.cluster.psql(self.name, statements)
+
+    def load(self, path: Path) -> None:
+        self.cluster.psql(self.name, file=path)
+
+
+def new_database(cluster: ScratchCluster, *files: Path) -> Database:
+    name = f"t{next(_counter)}"
+    cluster.create_database(name, *files)
+    return Database(cluster, name)
+
+
+@pytest.fixture
+def db(cluster: ScratchCluster) -> Iterator[Database]:
+    d = new_database(cluster)
+    yield d
+    cluster.drop_database(d.name)
+
+
+@pytest.fixture
+async def conn(db: Database) -> AsyncIterator[asyncpg.Connection]:
+    c = await connect(db.conninfo)
+    yield c
+    await c.close()
