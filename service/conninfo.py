@@ -114,13 +114,15 @@ class ConnInfo:
 
     def display(self) -> str:
         """A readable description with no password in it."""
-        user = self.user or os.environ.get("USER", "")
-        db = self.dbname or self.user or ""
+        user = self.user or _default_user()
+        db = self.dbname or user
         return f"{user}@{self.host}:{self.port}/{db}"
 
     def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """Environment for a libpq child (pg_dump, psql): every PG* variable ours, nothing inherited."""
-        env = {k: v for k, v in (os.environ if base is None else base).items() if k not in LIBPQ_ENV}
+        """Environment for a libpq child (pg_dump, psql): every PG* variable is ours."""
+        env = {
+            k: v for k, v in (os.environ if base is None else base).items() if k not in LIBPQ_ENV
+        }
         for kw, value in self.params.items():
             env[_KEYWORD_TO_ENV[kw]] = value
         if self.password is not None:
@@ -196,7 +198,9 @@ def _parse_keywords(dsn: str) -> dict[str, str]:
         match = _KEYWORD_RE.match(dsn, pos)
         if not match:
             if dsn[pos:].strip():
-                raise ConnInfoError("cannot parse connection string near " + repr(dsn[pos : pos + 20]))
+                raise ConnInfoError(
+                    "cannot parse connection string near " + repr(dsn[pos : pos + 20])
+                )
             break
         key, value = match.group(1), match.group(2)
         if value.startswith("'"):

@@ -42,6 +42,14 @@ class Drift:
     def counts(self) -> dict[str, int]:
         return {c.value: n for c, n in Counter(i.change for i in self.items).items()}
 
+    def headline(self) -> str:
+        """`3 changes (1 added, 2 changed)` or `no drift`."""
+        if not self.items:
+            return "no drift"
+        counts = ", ".join(f"{n} {c}" for c, n in sorted(self.counts().items()))
+        noun = "change" if len(self.items) == 1 else "changes"
+        return f"{len(self.items)} {noun} ({counts})"
+
     def fingerprint(self) -> str:
         """Stable hash of what drifted: the same unresolved drift always hashes the same."""
         h = hashlib.sha256()
@@ -60,11 +68,15 @@ def compare(old: Inventory, new: Inventory) -> Drift:
         before, after = old.objects.get(key), new.objects.get(key)
         if before is None and after is not None:
             items.append(
-                DriftItem(after.kind, after.name, Change.ADDED, _diff("", after.definition, key))
+                DriftItem(
+                    after.kind, after.name, Change.ADDED, text_diff("", after.definition, key)
+                )
             )
         elif after is None and before is not None:
             items.append(
-                DriftItem(before.kind, before.name, Change.REMOVED, _diff(before.definition, "", key))
+                DriftItem(
+                    before.kind, before.name, Change.REMOVED, text_diff(before.definition, "", key)
+                )
             )
         elif before is not None and after is not None and before.definition != after.definition:
             items.append(
@@ -72,13 +84,14 @@ def compare(old: Inventory, new: Inventory) -> Drift:
                     after.kind,
                     after.name,
                     Change.CHANGED,
-                    _diff(before.definition, after.definition, key),
+                    text_diff(before.definition, after.definition, key),
                 )
             )
     return Drift(tuple(items))
 
 
-def _diff(old: str, new: str, label: str) -> str:
+def text_diff(old: str, new: str, label: str) -> str:
+    """Unified diff of two texts, labelled a/LABEL and b/LABEL."""
     lines = difflib.unified_diff(
         old.splitlines(keepends=True),
         new.splitlines(keepends=True),

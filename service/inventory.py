@@ -14,7 +14,7 @@ FORMAT = 1
 
 @dataclass(frozen=True, slots=True)
 class DbObject:
-    """One user object. `name` is readable and stable, e.g. `public.find_route(integer, integer)`."""
+    """One user object; `name` is readable and stable: `public.find_route(integer, integer)`."""
 
     kind: str
     name: str
@@ -41,7 +41,9 @@ class Inventory:
         for obj in objects:
             if obj.key in by_key and by_key[obj.key].definition != obj.definition:
                 # Two catalog rows with one name (should not happen): keep both definitions.
-                obj = DbObject(obj.kind, obj.name, by_key[obj.key].definition + "\n" + obj.definition)
+                obj = DbObject(
+                    obj.kind, obj.name, by_key[obj.key].definition + "\n" + obj.definition
+                )
             by_key[obj.key] = obj
         return cls(dict(sorted(by_key.items())))
 
@@ -74,5 +76,5 @@ class Inventory:
     def from_json(cls, text: str) -> Inventory:
         doc = json.loads(text)
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise ValueError("not a pg-schema-sync inventory (format %r)" % FORMAT)
+            raise ValueError(f"not a pg-schema-sync inventory (format {FORMAT!r})")
         return cls.of(DbObject(o["kind"], o["name"], o["definition"]) for o in doc["objects"])

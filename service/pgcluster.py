@@ -125,19 +125,31 @@ class ScratchCluster:
         if self.started:
             with contextlib.suppress(ClusterError):
                 self._run(
-                    [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"]
+                    [
+                        str(self.bindir / "pg_ctl"),
+                        "-D",
+                        str(self.datadir),
+                        "-m",
+                        "immediate",
+                        "-w",
+                        "stop",
+                    ]
                 )
             self.started = False
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def restart(self) -> None:
-        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"])
+        self._run(
+            [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"]
+        )
         self.started = False
         self.start_existing()
 
     def stop_server(self) -> None:
         """Stop the server but keep its data (to simulate an outage)."""
-        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"])
+        self._run(
+            [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"]
+        )
         self.started = False
 
     def start_existing(self) -> None:
@@ -150,8 +162,17 @@ class ScratchCluster:
             ]
         )
         self._run(
-            [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-w", "-l", str(self.logfile),
-             "-o", opts, "start"]
+            [
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-w",
+                "-l",
+                str(self.logfile),
+                "-o",
+                opts,
+                "start",
+            ]
         )
         self.started = True
 
@@ -169,7 +190,9 @@ class ScratchCluster:
     # -- connections -----------------------------------------------------------------------
     def dsn(self, dbname: str = "postgres", user: str | None = None) -> str:
         """Unix-socket URI (trust auth): `postgresql://user@/db?host=/sock&port=N`."""
-        return f"postgresql://{user or self.superuser}@/{dbname}?host={self.sockdir}&port={self.port}"
+        return (
+            f"postgresql://{user or self.superuser}@/{dbname}?host={self.sockdir}&port={self.port}"
+        )
 
     def tcp_dsn(self, dbname: str, user: str, password: str) -> str:
         return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{dbname}"
@@ -181,8 +204,16 @@ class ScratchCluster:
         self, dbname: str, sql: str | None = None, file: str | os.PathLike[str] | None = None
     ) -> str:
         """Run SQL with ON_ERROR_STOP; raise ClusterError with psql's message on failure."""
-        argv = [str(self.bindir / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d",
-                self.dsn(dbname)]
+        argv = [
+            str(self.bindir / "psql"),
+            "-X",
+            "-q",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            self.dsn(dbname),
+        ]
         if sql is not None:
             argv += ["-c", sql]
         if file is not None:

@@ -1,0 +1,145 @@
+"""The only writer: atomic file replacement and backup folders.
+
+Every write goes to a temp file in the destination folder, is fsynced, renamed over the
+target and the folder fsynced (litestream's order), so a crash, a kill or a full disk at any
+moment leaves either the old file or the new one, never a torn one. Backup folders are built
+under a hidden temp name and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+
+BACKUP_PREFIX = "schema-sync-"
+BACKUP_SCHEMA = "production-schema.sql"
+BACKUP_FUNCTIONS = "production-functions.sql"
+BACKUP_INVENTORY = "inventory.json"
+BACKUP_SUMMARY = "sync-summary.md"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def same_bytes(a: Path, b: Path) -> bool:
+    """True when both files exist with identical content (size first, then streamed compare)."""
+    try:
+        if a.stat().st_size != b.stat().st_size:
+            return False
+    except FileNotFoundError:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            ca, cb = fa.read(1 << 20), fb.read(1 << 20)
+            if ca != cb:
+                return False
+            if not ca:
+                return True
+
+
+@contextlib.contextmanager
+def temp_path_beside(target: Path) -> Iterator[Path]:
+    """A temp file name in the target's folder (same filesystem, so rename is atomic)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def replace_atomically(source: Path, target: Path) -> None:
+    """Move a finished temp file (same folder as target) into place, durably."""
+    with open(source, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.chmod(source, 0o644)
+    os.replace(source, target)
+    fsync_dir(target.parent)
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    with temp_path_beside(target) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        replace_atomically(tmp, target)
+
+
+def copy_atomically(source: Path, target: Path) -> None:
+    with temp_path_beside(target) as tmp:
+        shutil.copyfile(source, tmp)
+        replace_atomically(tmp, target)
+
+
+def backup_name(now: datetime) -> str:
+    return BACKUP_PREFIX + now.strftime("%Y%m%d_%H%M%S")
+
+
+def create_backup(backup_dir: Path, now: datetime, files: Mapping[str, Path | bytes]) -> Path:
+    """Write a complete backup folder (name -> source file or bytes); return its path."""
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".incomplete-", dir=backup_dir))
+    try:
+        for name, content in files.items():
+            dest = work / name
+            if isinstance(content, bytes):
+                dest.write_bytes(content)
+            else:
+                shutil.copyfile(content, dest)
+            with open(dest, "rb+") as fh:
+                os.fsync(fh.fileno())
+        os.chmod(work, 0o755)  # noqa: S103 - backups are meant to be read by the team
+        fsync_dir(work)
+        final = _unique(backup_dir / backup_name(now))
+        os.rename(work, final)
+        fsync_dir(backup_dir)
+        return final
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _unique(path: Path) -> Path:
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
+def list_backups(backup_dir: Path) -> list[Path]:
+    """Complete backup folders, oldest first (names sort by time)."""
+    if not backup_dir.is_dir():
+        return []
+    return sorted(
+        p for p in backup_dir.iterdir() if p.is_dir() and p.name.startswith(BACKUP_PREFIX)
+    )
+
+
+def remove_stale_incomplete(backup_dir: Path) -> None:
+    """Leftovers of a sync killed mid-backup; never mistaken for a backup."""
+    if backup_dir.is_dir():
+        for p in backup_dir.glob(".incomplete-*"):
+            shutil.rmtree(p, ignore_errors=True)

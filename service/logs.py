@@ -1,0 +1,81 @@
+"""structlog set-up: JSON lines for machines, console for people, secrets scrubbed everywhere."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any, Literal, TextIO
+
+import structlog
+
+_SECRET_KEYS = re.compile(r"pass(word)?|secret|token|dsn|pgpassword", re.IGNORECASE)
+_URI_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@")
+_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_known_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so any text containing it is scrubbed before it is logged or sent."""
+    if value and len(value) >= 3:
+        _known_secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Remove passwords from free text: known secrets, URI userinfo, password=... pairs."""
+    for secret in _known_secrets:
+        text = text.replace(secret, "***")
+    text = _URI_PASSWORD.sub(r"\1***@", text)
+    return _KEYWORD_PASSWORD.sub(r"\1***", text)
+
+
+def scrub(value: Any, key: str = "") -> Any:
+    if key and _SECRET_KEYS.search(key) and value not in (None, ""):
+        return "***"
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: scrub(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(scrub(v) for v in value)
+    return value
+
+
+def _scrub_processor(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    return {k: scrub(v, k) for k, v in event_dict.items()}
+
+
+def configure_logging(
+    fmt: Literal["auto", "json", "console"] = "auto",
+    level: str = "info",
+    stream: TextIO | None = None,
+) -> None:
+    stream = stream or sys.stderr
+    as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer(sort_keys=False)
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _scrub_processor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(**context: Any) -> Any:
+    return structlog.get_logger("pg-schema-sync").bind(**context)

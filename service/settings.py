@@ -1,0 +1,183 @@
+"""Typed settings: libpq variables, SCHEMA_SYNC_* variables, a .env file and a TOML config file.
+
+Precedence, highest first: command-line flags, SCHEMA_SYNC_* environment, .env, the config
+file, defaults. Standard libpq variables (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD,
+PGPASSFILE, PGSSLMODE) describe the production connection exactly as they do for psql; a
+`dsn` (URI or keyword string) and the explicit connection fields override them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from service.catalog import CatalogOptions
+from service.conninfo import ConnInfo, ConnInfoError
+from service.export import ExportOptions
+
+ENV_PREFIX = "SCHEMA_SYNC_"
+DEFAULT_CONFIG = Path("config/pg-schema-sync.toml")
+SECRET_FIELDS = {"password", "dsn", "sentry_dsn"}
+
+
+class SettingsError(ValueError):
+    """Invalid configuration; the message is one line naming the field and the bad value."""
+
+
+class Target(BaseModel):
+    """One production database and where its schema files go."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str = "default"
+    dsn: SecretStr | None = None
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    user: str | None = None
+    database: str | None = None
+    password: SecretStr | None = None
+    passfile: Path | None = None
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = (
+        None
+    )
+
+    schemas: list[str] = Field(default_factory=list)
+    exclude_schemas: list[str] = Field(default_factory=list)
+    include_owners: bool = True
+    include_privileges: bool = True
+    include_comments: bool = True
+
+    schema_file: Path = Path("sql/schemas/complete-schema.sql")
+    functions_file: Path = Path("sql/schemas/functions.sql")
+    inventory_file: Path = Path("sql/schemas/inventory.json")
+    backup_dir: Path = Path("backups")
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_parses(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                ConnInfo.parse(value.get_secret_value())
+            except (ConnInfoError, ValueError) as exc:
+                raise ValueError(f"not a libpq connection string: {exc}") from None
+        return value
+
+    def conninfo(self, environ: dict[str, str] | None = None) -> ConnInfo:
+        """libpq environment, then dsn, then explicit fields; the password never leaves SecretStr
+        except into the ConnInfo that hands it to asyncpg and to pg_dump's environment."""
+        info = ConnInfo.from_env(os.environ if environ is None else environ)
+        if self.dsn is not None:
+            info = info.merged(ConnInfo.parse(self.dsn.get_secret_value()))
+        explicit = {
+            "host": self.host,
+            "port": str(self.port) if self.port else None,
+            "user": self.user,
+            "dbname": self.database,
+            "passfile": str(self.passfile) if self.passfile else None,
+            "sslmode": self.sslmode,
+        }
+        info = info.with_params(**{k: v for k, v in explicit.items() if v})
+        if self.password is not None:
+            info = ConnInfo(info.params, self.password.get_secret_value())
+        return info
+
+    def catalog_options(self) -> CatalogOptions:
+        return CatalogOptions(
+            schemas=tuple(self.schemas),
+            exclude_schemas=tuple(self.exclude_schemas),
+            owners=self.include_owners,
+            privileges=self.include_privileges,
+            comments=self.include_comments,
+        )
+
+    def export_options(self, pg_dump: str, lock_wait_timeout_ms: int) -> ExportOptions:
+        return ExportOptions(
+            pg_dump=pg_dump,
+            schemas=tuple(self.schemas),
+            exclude_schemas=tuple(self.exclude_schemas),
+            owners=self.include_owners,
+            privileges=self.include_privileges,
+            comments=self.include_comments,
+            lock_wait_timeout_ms=lock_wait_timeout_ms,
+        )
+
+
+class Settings(Target, BaseSettings):
+    """Service settings. The top level is today's single target; more can be listed later."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    pg_dump: str = "pg_dump"
+    lock_wait_timeout_ms: int = Field(default=5_000, ge=0)
+    statement_timeout_ms: int = Field(default=120_000, ge=0)
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        config = _config_path
+        if config is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
+        return tuple(sources)
+
+    def target(self) -> Target:
+        return Target.model_validate({name: getattr(self, name) for name in Target.model_fields})
+
+
+_config_path: Path | None = None
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from all sources; raise SettingsError with one line on anything invalid."""
+    global _config_path
+    path = config or (
+        Path(os.environ[ENV_PREFIX + "CONFIG"]) if os.environ.get(ENV_PREFIX + "CONFIG") else None
+    )
+    if path is None and DEFAULT_CONFIG.exists():
+        path = DEFAULT_CONFIG
+    if path is not None and not path.is_file():
+        raise SettingsError(f"config file {path} does not exist: create it or fix --config")
+    _config_path = path
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc, path)) from None
+    except (ValueError, OSError) as exc:  # TOML syntax errors and unreadable files
+        raise SettingsError(f"cannot read config file {path}: {exc}") from None
+    finally:
+        _config_path = None
+
+
+def describe_validation_error(exc: ValidationError, config: Path | None) -> str:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "settings"
+    value = err.get("input")
+    shown = "***" if set(map(str, err["loc"])) & SECRET_FIELDS else repr(value)
+    env_name = ENV_PREFIX + field.upper().replace(".", "__")
+    where = f" (from {env_name} or {config or 'the config file'})"
+    if err["type"] == "extra_forbidden":
+        return f"invalid setting {field}{where}: no such setting; see config/ for the list"
+    return f"invalid setting {field}={shown}{where}: {err['msg']}"

@@ -1,0 +1,391 @@
+"""One run: export || catalog -> drift -> files -> report. Never imports the daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from service import files
+from service.catalog import CatalogOptions, load_inventory
+from service.conninfo import ConnInfo
+from service.db import SessionLimits, connect
+from service.drift import Change, Drift, DriftItem, compare, text_diff
+from service.export import (
+    ExportError,
+    ExportOptions,
+    check_versions,
+    export_schema,
+    pg_dump_version,
+)
+from service.inventory import Inventory
+from service.logs import get_logger, register_secret
+from service.report import SummaryFacts, render_summary
+from service.settings import Settings
+
+
+class SyncError(RuntimeError):
+    """A sync could not complete; the message is one line saying what, why and what to do."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    inventory: Inventory
+    schema_file: Path
+    functions_file: Path
+    server_version: str
+    pg_dump_version: str
+
+
+@dataclass
+class SyncOutcome:
+    run_id: str
+    started_at: datetime
+    drift: Drift
+    first_run: bool
+    counts: dict[str, int]
+    server_version: str
+    pg_dump_version: str
+    source: str
+    files_written: list[Path] = field(default_factory=list)
+    backup: Path | None = None
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Paths:
+    schema_file: Path
+    functions_file: Path
+    inventory_file: Path
+    backup_dir: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> Paths:
+        # Relative paths resolve against the working directory (the container's workdir).
+        return cls(
+            settings.schema_file.absolute(),
+            settings.functions_file.absolute(),
+            settings.inventory_file.absolute(),
+            settings.backup_dir.absolute(),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Reading production
+
+
+async def open_session(info: ConnInfo, limits: SessionLimits) -> asyncpg.Connection:
+    """Connect, turning every way it can fail into one clear line."""
+    where = info.display()
+    try:
+        return await connect(info, limits)
+    except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
+        raise SyncError(
+            f"authentication failed for {where}: {exc}; check the password "
+            "(PGPASSWORD, SCHEMA_SYNC_PASSWORD or a passfile) and the user"
+        ) from None
+    except asyncpg.InvalidCatalogNameError as exc:
+        raise SyncError(f"cannot connect to {where}: {exc}; check the database name") from None
+    except asyncpg.PostgresError as exc:
+        raise SyncError(f"cannot connect to {where}: {exc}") from None
+    except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise SyncError(
+            f"cannot connect to {where}: {reason}; is the server running and reachable?"
+        ) from None
+
+
+async def read_inventory(
+    info: ConnInfo, options: CatalogOptions, limits: SessionLimits | None = None
+) -> tuple[Inventory, str]:
+    """Only the catalog (what `compare` needs): (inventory, server version)."""
+    conn = await open_session(info, limits or SessionLimits())
+    try:
+        inventory = await _load(conn, options, info)
+        return inventory, _server_version(conn)
+    finally:
+        await conn.close()
+
+
+async def take_snapshot(
+    info: ConnInfo,
+    catalog_options: CatalogOptions,
+    export_options: ExportOptions,
+    schema_out: Path,
+    functions_out: Path,
+    limits: SessionLimits | None = None,
+) -> Snapshot:
+    """pg_dump and the catalog queries, concurrently, against one production database."""
+    conn = await open_session(info, limits or SessionLimits())
+    try:
+        try:
+            dump_major, dump_full = await pg_dump_version(export_options.pg_dump)
+            check_versions(dump_major, dump_full, conn.get_server_version().major * 10_000)
+        except ExportError as exc:
+            raise SyncError(str(exc)) from None
+        export = asyncio.create_task(export_schema(info, export_options, schema_out, functions_out))
+        catalog = asyncio.create_task(_load(conn, catalog_options, info))
+        try:
+            result, inventory = await asyncio.gather(export, catalog)
+        except BaseException:
+            for task in (export, catalog):
+                task.cancel()
+            await asyncio.gather(export, catalog, return_exceptions=True)
+            raise
+        return Snapshot(
+            inventory, schema_out, functions_out, _server_version(conn), result.pg_dump_version
+        )
+    except ExportError as exc:
+        raise SyncError(str(exc)) from None
+    finally:
+        with contextlib.suppress(Exception):
+            await conn.close()
+
+
+async def _load(conn: asyncpg.Connection, options: CatalogOptions, info: ConnInfo) -> Inventory:
+    try:
+        return await load_inventory(conn, options)
+    except asyncpg.PostgresError as exc:
+        raise SyncError(f"catalog query on {info.display()} failed: {exc}") from None
+    except (OSError, asyncpg.InterfaceError) as exc:
+        raise SyncError(f"lost the connection to {info.display()}: {exc}") from None
+
+
+def _server_version(conn: asyncpg.Connection) -> str:
+    v = conn.get_server_version()
+    return f"{v.major}.{v.micro}" if v.major >= 10 else f"{v.major}.{v.minor}.{v.micro}"
+
+
+# --------------------------------------------------------------------------------------------
+# Comparing with the files on disk
+
+
+def read_disk_inventory(path: Path) -> Inventory | None:
+    """The inventory saved by the last sync; None when absent or unreadable (a first run)."""
+    try:
+        return Inventory.from_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        get_logger().warning("inventory.unreadable", path=str(path), error=str(exc))
+        return None
+
+
+def drift_against_disk(snapshot: Snapshot, paths: Paths) -> tuple[Drift, bool]:
+    """(drift, first_run). Object drift from the inventories; a file whose bytes differ though
+    no object did (edited by hand, another pg_dump) is named as a changed file."""
+    old = read_disk_inventory(paths.inventory_file)
+    first_run = old is None
+    drift = compare(old or Inventory(), snapshot.inventory)
+    extra: list[DriftItem] = []
+    for fresh, on_disk in (
+        (snapshot.schema_file, paths.schema_file),
+        (snapshot.functions_file, paths.functions_file),
+    ):
+        if not files.same_bytes(fresh, on_disk) and not first_run and not drift:
+            change = Change.CHANGED if on_disk.exists() else Change.ADDED
+            label = _display_path(on_disk)
+            extra.append(DriftItem("file", label, change, file_diff(on_disk, fresh, label)))
+    return Drift(drift.items + tuple(extra)), first_run
+
+
+MAX_FILE_DIFF_BYTES = 4 << 20
+
+
+def file_diff(old: Path, new: Path, label: str) -> str:
+    """Unified diff of two files on disk, for modest sizes (difflib is not for huge files)."""
+    sizes = [p.stat().st_size if p.exists() else 0 for p in (old, new)]
+    if max(sizes) > MAX_FILE_DIFF_BYTES:
+        return f"(files too large to diff here: run `diff -u {old} <new export>`)\n"
+    texts = [
+        p.read_text(encoding="utf-8", errors="replace") if p.exists() else "" for p in (old, new)
+    ]
+    return text_diff(texts[0], texts[1], label)
+
+
+def _display_path(path: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)
+
+
+# --------------------------------------------------------------------------------------------
+# The commands' pipelines
+
+
+async def check_target(settings: Settings) -> SyncOutcome:
+    """Compare production with the files on disk; write nothing."""
+    started, t0 = datetime.now(UTC), time.monotonic()
+    paths = Paths.of(settings)
+    info = settings.conninfo()
+    register_secret(info.password)
+    with tempfile.TemporaryDirectory(prefix="pg-schema-sync-check-") as tmp:
+        snapshot = await take_snapshot(
+            info,
+            settings.catalog_options(),
+            _export_options(settings),
+            Path(tmp) / "schema.sql",
+            Path(tmp) / "functions.sql",
+            _limits(settings),
+        )
+        drift, first_run = drift_against_disk(snapshot, paths)
+    return SyncOutcome(
+        run_id=uuid.uuid4().hex[:12],
+        started_at=started,
+        drift=drift,
+        first_run=first_run,
+        counts=snapshot.inventory.counts(),
+        server_version=snapshot.server_version,
+        pg_dump_version=snapshot.pg_dump_version,
+        source=info.display(),
+        duration_s=time.monotonic() - t0,
+    )
+
+
+async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutcome:
+    """One sync: on drift (or first run) write the files atomically and a backup folder."""
+    started, t0 = datetime.now(UTC), time.monotonic()
+    run_id = run_id or uuid.uuid4().hex[:12]
+    log = get_logger(run_id=run_id)
+    paths = Paths.of(settings)
+    info = settings.conninfo()
+    register_secret(info.password)
+    files.remove_stale_incomplete(paths.backup_dir)
+    with (
+        files.temp_path_beside(paths.schema_file) as schema_tmp,
+        files.temp_path_beside(paths.functions_file) as functions_tmp,
+    ):
+        snapshot = await take_snapshot(
+            info,
+            settings.catalog_options(),
+            _export_options(settings),
+            schema_tmp,
+            functions_tmp,
+            _limits(settings),
+        )
+        drift, first_run = drift_against_disk(snapshot, paths)
+        outcome = SyncOutcome(
+            run_id=run_id,
+            started_at=started,
+            drift=drift,
+            first_run=first_run,
+            counts=snapshot.inventory.counts(),
+            server_version=snapshot.server_version,
+            pg_dump_version=snapshot.pg_dump_version,
+            source=info.display(),
+        )
+        if drift or first_run:
+            try:
+                await _uncancellable(asyncio.to_thread(_write, snapshot, paths, outcome))
+            except OSError as exc:
+                raise SyncError(
+                    f"cannot write schema files or backup ({exc.strerror or exc}: "
+                    f"{exc.filename or paths.schema_file.parent}); previous files are intact"
+                ) from None
+        else:
+            log.debug("sync.unchanged")
+    outcome.duration_s = time.monotonic() - t0
+    return outcome
+
+
+async def _uncancellable(work: Any) -> None:
+    """Let a started write finish even when the run is cancelled, then pass the cancel on."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
+
+
+def _write(snapshot: Snapshot, paths: Paths, outcome: SyncOutcome) -> None:
+    """Backup first, then promote: a crash in between leaves old files and a spare backup."""
+    inventory_json = snapshot.inventory.to_json().encode()
+    hashes = {
+        files.BACKUP_SCHEMA: files.sha256_file(snapshot.schema_file),
+        files.BACKUP_FUNCTIONS: files.sha256_file(snapshot.functions_file),
+        files.BACKUP_INVENTORY: _sha256(inventory_json),
+    }
+    summary = render_summary(
+        SummaryFacts(
+            when=outcome.started_at,
+            run_id=outcome.run_id,
+            source=outcome.source,
+            server_version=outcome.server_version,
+            pg_dump_version=outcome.pg_dump_version,
+            counts=outcome.counts,
+            drift=outcome.drift,
+            first_run=outcome.first_run,
+            file_hashes=hashes,
+        )
+    )
+    outcome.backup = files.create_backup(
+        paths.backup_dir,
+        outcome.started_at,
+        {
+            files.BACKUP_SCHEMA: snapshot.schema_file,
+            files.BACKUP_FUNCTIONS: snapshot.functions_file,
+            files.BACKUP_INVENTORY: inventory_json,
+            files.BACKUP_SUMMARY: summary.encode(),
+        },
+    )
+    # The inventory goes last: while it is old, the next run still sees the drift.
+    files.replace_atomically(snapshot.schema_file, paths.schema_file)
+    files.replace_atomically(snapshot.functions_file, paths.functions_file)
+    files.write_atomically(paths.inventory_file, inventory_json)
+    outcome.files_written = [paths.schema_file, paths.functions_file, paths.inventory_file]
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _export_options(settings: Settings) -> ExportOptions:
+    return settings.export_options(settings.pg_dump, settings.lock_wait_timeout_ms)
+
+
+def _limits(settings: Settings) -> SessionLimits:
+    return SessionLimits(statement_timeout_ms=settings.statement_timeout_ms)
+
+
+async def compare_databases(source: ConnInfo, target: ConnInfo, options: CatalogOptions) -> Drift:
+    """What differs going from `source` to `target`: catalog only, both read concurrently."""
+    register_secret(source.password)
+    register_secret(target.password)
+    (old, _), (new, _) = await asyncio.gather(
+        read_inventory(source, options), read_inventory(target, options)
+    )
+    return compare(old, new)
+
+
+def outcome_fields(outcome: SyncOutcome) -> dict[str, Any]:
+    """The facts of a run for log events."""
+    return {
+        "drift_count": len(outcome.drift),
+        "first_run": outcome.first_run,
+        "objects": sum(outcome.counts.values()),
+        "files_written": [str(p) for p in outcome.files_written],
+        "backup": str(outcome.backup) if outcome.backup else None,
+        "duration_s": round(outcome.duration_s, 3),
+    }
+
+
+__all__ = [
+    "Paths",
+    "Snapshot",
+    "SyncError",
+    "SyncOutcome",
+    "check_target",
+    "compare_databases",
+    "outcome_fields",
+    "sync_target",
+]
