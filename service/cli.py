@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.set_defaults(handler=cmd_demo)
+    # Further command groups register themselves here (one line each):
+    # module.register(sub, common, filters) adds subparsers whose handler(args) -> int.
     return parser
 
 

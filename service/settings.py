@@ -26,7 +26,7 @@ from service.export import ExportOptions
 
 ENV_PREFIX = "SCHEMA_SYNC_"
 DEFAULT_CONFIG = Path("config/pg-schema-sync.toml")
-SECRET_FIELDS = {"password", "dsn", "sentry_dsn"}
+SECRET_FIELDS = {"password", "dsn", "sentry_dsn", "verify_dsn"}
 
 
 class SettingsError(ValueError):
@@ -127,6 +127,32 @@ class Settings(Target, BaseSettings):
     statement_timeout_ms: int = Field(default=120_000, ge=0)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Daemon (pg-schema-sync run)
+    schedule: str = "*/15 * * * *"  # 5-field cron expression
+    timezone: str = "UTC"
+    sync_on_start: bool = True
+    misfire_grace_s: int = Field(default=60, ge=1)
+    stop_grace_s: float = Field(default=30.0, ge=0)
+    state_file: Path | None = None  # default: .pg-schema-sync-state.json beside the schema file
+    lock_file: Path | None = None  # default: .pg-schema-sync.lock beside the schema file
+    health_max_age_s: int | None = Field(default=None, ge=1)  # default: 2 x schedule + 5 min
+    retry_backoff_max_s: float = Field(default=300.0, ge=1)
+
+    # Alerts
+    sentry_dsn: SecretStr | None = None
+    sentry_environment: str | None = None
+    failure_alert_after: int = Field(default=3, ge=1)  # consecutive failures before an alert
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)  # Prometheus; off when unset
+    metrics_host: str = "127.0.0.1"
+
+    # Verification (a server where the tool may CREATE DATABASE)
+    verify: Literal["off", "warn", "require"] = "off"
+    verify_dsn: SecretStr | None = None
+
+    # Backup retention (both unset: keep everything)
+    retain_count: int | None = Field(default=None, ge=1)
+    retain_days: float | None = Field(default=None, gt=0)
 
     @classmethod
     def settings_customise_sources(
