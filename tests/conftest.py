@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -62,3 +67,29 @@ async def conn(db: Database) -> AsyncIterator[asyncpg.Connection]:
     c = await connect(db.conninfo)
     yield c
     await c.close()
+
+
+class CliResult:
+    def __init__(self, proc: subprocess.CompletedProcess[str]) -> None:
+        self.code, self.out, self.err = proc.returncode, proc.stdout, proc.stderr
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> CliResult:
+    """Run `pg-schema-sync ARGS` as a user would: a child process with its own environment."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "SCHEMA_SYNC_"))}
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return CliResult(proc)

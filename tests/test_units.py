@@ -1,0 +1,96 @@
+"""Pure pieces: connection strings, drift, report, secret scrubbing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from service.conninfo import ConnInfo
+from service.drift import Change, compare
+from service.inventory import DbObject, Inventory
+from service.logs import redact, register_secret, scrub
+from service.report import SummaryFacts, render_summary
+
+
+def test_socket_uri_with_query_host_and_port() -> None:
+    info = ConnInfo.parse("postgresql://alice@/prod?host=/run/pg&port=5433")
+    assert (info.user, info.dbname, info.host, info.port) == ("alice", "prod", "/run/pg", 5433)
+    assert info.password is None
+
+
+def test_password_leaves_params_and_reaches_only_the_child_env() -> None:
+    info = ConnInfo.parse("postgresql://bob:s%40cret@db.example:6543/app?sslmode=require")
+    assert info.password == "s@cret"
+    assert "s@cret" not in repr(info) and "s@cret" not in info.display()
+    env = info.child_env({"PGPASSWORD": "inherited", "PATH": "/bin"})
+    assert env["PGPASSWORD"] == "s@cret" and env["PGHOST"] == "db.example"
+    assert env["PGSSLMODE"] == "require" and env["PATH"] == "/bin"
+
+
+def test_keyword_conninfo_and_env_precedence() -> None:
+    env = ConnInfo.from_env({"PGHOST": "envhost", "PGUSER": "envuser", "PGPASSWORD": "pw"})
+    explicit = ConnInfo.parse("host=h1 dbname='my db' port=5444")
+    merged = env.merged(explicit)
+    assert merged.params == {"host": "h1", "user": "envuser", "dbname": "my db", "port": "5444"}
+    assert merged.password == "pw"
+
+
+def _inv(**defs: str) -> Inventory:
+    return Inventory.of(DbObject(k.split("_")[0], k, v) for k, v in defs.items())
+
+
+def test_drift_names_added_removed_changed_with_diffs() -> None:
+    old = _inv(table_a="id int", table_b="x text", function_f="select 1")
+    new = _inv(table_a="id int\nname text", function_f="select 1", view_v="select 2")
+    drift = compare(old, new)
+    got = [(i.change, i.name) for i in drift.items]
+    assert got == [
+        (Change.CHANGED, "table_a"),
+        (Change.REMOVED, "table_b"),
+        (Change.ADDED, "view_v"),
+    ]
+    assert "+name text" in drift.items[0].diff
+    assert drift.headline() == "3 changes (1 added, 1 changed, 1 removed)"
+    assert compare(new, new).items == ()
+
+
+def test_drift_fingerprint_is_stable_and_specific() -> None:
+    a, b = _inv(table_a="1"), _inv(table_a="2")
+    assert compare(a, b).fingerprint() == compare(a, b).fingerprint()
+    assert compare(a, b).fingerprint() != compare(b, a).fingerprint()
+
+
+def test_inventory_json_round_trip() -> None:
+    inv = _inv(table_a="id int", function_f="body ü")
+    assert Inventory.from_json(inv.to_json()) == inv
+
+
+def test_summary_lists_each_change_with_diff_and_hashes() -> None:
+    drift = compare(_inv(table_a="id int"), _inv(table_a="id int\nnote text"))
+    text = render_summary(
+        SummaryFacts(
+            when=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+            run_id="r1",
+            source="app@db:5432/prod",
+            server_version="15.18",
+            pg_dump_version="15.18",
+            counts={"table": 1},
+            drift=drift,
+            first_run=False,
+            file_hashes={"production-schema.sql": "ab" * 32},
+        )
+    )
+    assert "# Schema sync 2026-01-02 03:04:05 UTC" in text
+    assert "### changed: table `table_a`" in text and "+note text" in text
+    assert "ab" * 32 in text
+
+
+def test_redaction_of_uris_keywords_and_known_secrets() -> None:
+    register_secret("hunter2-pw")
+    assert "hunter2-pw" not in redact("failed: hunter2-pw")
+    assert redact("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
+    assert redact("host=h password='a b' user=u") == "host=h password=*** user=u"
+    assert scrub({"dsn": "x", "nested": {"password": "p"}, "ok": 1}) == {
+        "dsn": "***",
+        "nested": {"password": "***"},
+        "ok": 1,
+    }
