@@ -1,0 +1,84 @@
+"""A live database's user objects as an Inventory, read from pg_catalog in one snapshot.
+
+What is in it: every user object that pg_dump --schema-only would emit, minus members of
+extensions (those come with CREATE EXTENSION, which is reported with its version) and
+anything in pg_catalog, information_schema, pg_toast* and pg_temp*.
+
+Kinds and names (names are quoted like quote_ident, schema-qualified where it applies):
+  schema                `"Weird Schema"`
+  extension             `postgis`
+  table, foreign table  `public.trails` (columns, constraints, partitioning, RLS, ...)
+  view, materialized view, sequence, index, collation, statistics, type, domain
+                        `public.trails_geom_idx`
+  function, procedure, aggregate
+                        `public.find_route(integer, integer)`: identity argument types,
+                        so overloads are distinct objects
+  trigger, rule, policy `trail_touch ON public.trails`
+  cast                  `(public.celsius AS numeric)`
+  default privileges    `FOR ROLE app IN SCHEMA public ON TABLES` (no IN SCHEMA = global)
+  event trigger, foreign data wrapper, server, publication
+                        `audit_ddl` (database-wide: left out under a `schemas` filter)
+
+A definition is a normalised multi-line text, one fact per line, so a diff of two of them
+reads like a schema change: an added column is one `+` line. Owner, privileges (GRANT/REVOKE
+lines relative to the default ACL, sorted) and comments are appended as extra lines, each
+switchable through CatalogOptions. No OID reaches the text: loading the same SQL into two
+databases gives identical inventories.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from service.catalog_queries import QUERIES, Query
+from service.inventory import DbObject, Inventory
+
+
+@dataclass(frozen=True)
+class CatalogOptions:
+    schemas: tuple[str, ...] = ()  # only these schemas (like pg_dump -n); empty = all
+    exclude_schemas: tuple[str, ...] = ()  # like pg_dump -N
+    owners: bool = True
+    privileges: bool = True
+    comments: bool = True
+
+
+async def load_inventory(
+    conn: asyncpg.Connection, options: CatalogOptions = CatalogOptions()
+) -> Inventory:
+    """Every user object of the database `conn` is connected to, from one consistent snapshot."""
+    objects: list[DbObject] = []
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        # As pg_dump does: deparsed names outside pg_catalog come out schema-qualified.
+        await conn.execute("SELECT pg_catalog.set_config('search_path', '', true)")
+        for query in QUERIES:
+            if _wanted(query, options):
+                args = (list(options.schemas), list(options.exclude_schemas))
+                rows = (
+                    await conn.fetch(query.sql, *args)
+                    if query.scoped
+                    else await conn.fetch(query.sql)
+                )
+                objects.extend(_object(row, options) for row in rows)
+    return Inventory.of(objects)
+
+
+def _wanted(query: Query, options: CatalogOptions) -> bool:
+    if query.whole_database and options.schemas:
+        return False
+    return options.privileges or not query.privileges_only
+
+
+def _object(row: asyncpg.Record, options: CatalogOptions) -> DbObject:
+    kind: str = row["kind"]
+    name: str = row["name"]
+    lines = [row["body"]]
+    if options.owners and row["owner"]:
+        lines.append(f"ALTER {kind.upper()} {name} OWNER TO {row['owner']}")
+    if options.privileges and row["acl"]:
+        lines.append(row["acl"])
+    if options.comments and row["comments"]:
+        lines.append(row["comments"])
+    return DbObject(kind, name, "\n".join(lines))
