@@ -1,0 +1,275 @@
+"""`pg-schema-sync demo`: a throwaway production database, two syncs and the drift in between.
+
+Nothing needs configuring: the demo starts its own PostgreSQL cluster, writes into a temp
+folder and removes both when it ends, also on Ctrl-C and SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import TextIO, TypeVar
+
+from pydantic import SecretStr
+
+from service.files import BACKUP_SUMMARY
+from service.pgcluster import ClusterError, ScratchCluster
+from service.settings import Settings, SettingsError
+from service.sync import SyncError, SyncOutcome, sync_target
+
+SQL_DIR = Path(__file__).parent / "demo_sql"
+PRODUCTION_SQL = SQL_DIR / "production.sql"
+HOTFIX_SQL = SQL_DIR / "hotfix.sql"
+DATABASE = "trails_production"
+REQUIRED_EXTENSIONS = ("postgis", "pgrouting")
+# What hotfix.sql does, in the words the demo prints before running it.
+HOTFIX_STEPS = (
+    "CREATE OR REPLACE FUNCTION routing.find_route(...)  -- new body: skip closed trails",
+    "ALTER TABLE trails.trails ADD COLUMN closed_reason text",
+)
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+T = TypeVar("T")
+
+
+class DemoError(RuntimeError):
+    """The demo cannot go on; the message is one line saying what to do."""
+
+
+async def run_demo(out: TextIO) -> int:
+    """Run the whole demo, printing for a human; 0 on success, 1 on an expected failure."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    terminated = False
+
+    def on_sigterm() -> None:
+        # Only cancel: the finally blocks below stop the cluster and remove the temp folder.
+        nonlocal terminated
+        terminated = True
+        if task is not None:
+            task.cancel()
+
+    handled = False
+    with suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        handled = True
+    try:
+        await _demo(out)
+        return 0
+    except DemoError as exc:
+        _say(out, f"demo failed: {exc}")
+        return 1
+    except asyncio.CancelledError:
+        why = "SIGTERM" if terminated else "interrupted"
+        _say(out, f"demo stopped ({why}); throwaway cluster and temp folder removed")
+        if not terminated or task is None:
+            raise  # Ctrl-C: asyncio.run turns this back into KeyboardInterrupt
+        task.uncancel()
+        return EXIT_TERMINATED
+    finally:
+        if handled:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _demo(out: TextIO) -> None:
+    _say(out, "pg-schema-sync demo: a trail-routing database drifts away from its repository\n")
+    workdir = Path(tempfile.mkdtemp(prefix="pg-schema-sync-demo-"))
+    cluster: ScratchCluster | None = None
+    try:
+        with _step(out, "starting a throwaway PostgreSQL cluster"):
+            cluster = _new_cluster()
+            await _blocking(cluster.start)
+        _say(
+            out,
+            f"    PostgreSQL {cluster.bindir.parent.name}, port {cluster.port}, {cluster.workdir}",
+        )
+
+        with _step(out, f"creating database {DATABASE} from demo_sql/{PRODUCTION_SQL.name}"):
+            await _blocking(cluster.psql, "postgres", f'CREATE DATABASE "{DATABASE}"')
+            versions = await _blocking(_check_extensions, cluster)
+            await _blocking(_load, cluster, PRODUCTION_SQL)
+        _say(out, "    " + ", ".join(f"{name} {v}" for name, v in versions.items()))
+
+        settings = _settings(cluster, workdir)
+        with _step(out, f"first sync into {workdir}"):
+            first = await _sync(settings)
+        _report_first(out, first, workdir)
+
+        with _step(out, f"hot-fixing production behind the repository's back ({HOTFIX_SQL.name})"):
+            await _blocking(_load, cluster, HOTFIX_SQL)
+        for line in HOTFIX_STEPS:
+            _say(out, f"    {line}")
+
+        with _step(out, "second sync"):
+            second = await _sync(settings)
+        _report_drift(out, second, workdir)
+    finally:
+        # Shielded so a second cancel cannot leave a postgres running or the folder behind.
+        await asyncio.shield(_blocking(_cleanup, cluster, workdir))
+    _say(out, "\ndone: throwaway cluster stopped, temp folder removed")
+
+
+# -- steps ---------------------------------------------------------------------------------
+
+
+def _new_cluster() -> ScratchCluster:
+    try:
+        return ScratchCluster()
+    except ClusterError as exc:
+        raise DemoError(str(exc)) from None
+
+
+def _check_extensions(cluster: ScratchCluster) -> dict[str, str]:
+    """{extension: version} for PostGIS and pgRouting, or a DemoError saying how to install."""
+    names = ", ".join(f"'{n}'" for n in REQUIRED_EXTENSIONS)
+    rows = cluster.psql(
+        "postgres",
+        f"SELECT name, default_version FROM pg_available_extensions WHERE name IN ({names})",
+    )
+    found = dict(line.split("|", 1) for line in rows.splitlines() if "|" in line)
+    missing = [n for n in REQUIRED_EXTENSIONS if n not in found]
+    if missing:
+        major = cluster.bindir.parent.name
+        raise DemoError(
+            f"{' and '.join(missing)} not installed for PostgreSQL {major}: run `./dev setup` "
+            f"or apt-get install postgresql-{major}-postgis-3 postgresql-{major}-pgrouting"
+        )
+    return {n: found[n] for n in REQUIRED_EXTENSIONS}
+
+
+def _load(cluster: ScratchCluster, sql_file: Path) -> None:
+    try:
+        cluster.psql(DATABASE, file=sql_file)
+    except ClusterError as exc:
+        lines = str(exc).splitlines()
+        error = next((line for line in lines if "ERROR:" in line), lines[0] if lines else "")
+        raise DemoError(f"loading {sql_file.name} failed: {error.strip()}") from None
+
+
+def _settings(cluster: ScratchCluster, workdir: Path) -> Settings:
+    """Everything explicit (init kwargs win over SCHEMA_SYNC_* variables), no .env file."""
+    sql = workdir / "sql" / "schemas"
+    try:
+        return Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            dsn=SecretStr(cluster.dsn(DATABASE)),
+            schema_file=sql / "complete-schema.sql",
+            functions_file=sql / "functions.sql",
+            inventory_file=sql / "inventory.json",
+            backup_dir=workdir / "backups",
+            pg_dump=str(cluster.bindir / "pg_dump"),  # the cluster's own version
+            schemas=[],
+            exclude_schemas=[],
+        )
+    except (SettingsError, ValueError) as exc:
+        raise DemoError(f"demo settings rejected: {exc}") from None
+
+
+async def _sync(settings: Settings) -> SyncOutcome:
+    try:
+        return await sync_target(settings)
+    except SyncError as exc:
+        raise DemoError(str(exc)) from None
+
+
+def _cleanup(cluster: ScratchCluster | None, workdir: Path) -> None:
+    if cluster is not None:
+        # A Ctrl-C can kill pg_ctl after it launched the server but before start() returned;
+        # the pid file says a server may be running, so stop it rather than orphan it.
+        if (cluster.datadir / "postmaster.pid").exists():
+            cluster.started = True
+        cluster.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+# -- output --------------------------------------------------------------------------------
+
+
+def _report_first(out: TextIO, outcome: SyncOutcome, workdir: Path) -> None:
+    objects = ", ".join(f"{n} {kind}" for kind, n in sorted(outcome.counts.items()))
+    total = sum(outcome.counts.values())
+    for line in textwrap.wrap(f"{total} objects: {objects}", 88, subsequent_indent="  "):
+        _say(out, f"    {line}")
+    _say(out, "    wrote:")
+    for path in outcome.files_written:
+        _say(out, f"      {_rel(path, workdir):<40} {_size(path)}")
+    if outcome.backup is not None:
+        _say(out, f"      {_rel(outcome.backup, workdir) + '/':<40} backup of this run")
+
+
+def _report_drift(out: TextIO, outcome: SyncOutcome, workdir: Path) -> None:
+    drift = outcome.drift
+    if not drift:
+        _say(out, "    no drift found (unexpected: the hot-fix should have shown up)")
+        return
+    counts = ", ".join(f"{n} {change}" for change, n in sorted(drift.counts().items()))
+    _say(out, f"\ndrift report: {len(drift)} change(s) ({counts})\n")
+    for item in drift.items:
+        _say(out, f"  {item.change:<8} {item.kind:<10} {item.name}")
+        for line in item.diff.splitlines():
+            _say(out, f"      {line}")
+        _say(out, "")
+    if outcome.backup is not None:
+        summary = outcome.backup / BACKUP_SUMMARY
+        _say(out, f"backup of this run, with {BACKUP_SUMMARY}: {summary.parent}/")
+        _say(out, "  (inside the demo's temp folder, which is removed when the demo ends)")
+    written = ", ".join(_rel(p, workdir) for p in outcome.files_written)
+    if written:
+        _say(out, f"schema files updated: {written}")
+
+
+def _rel(path: Path, base: Path) -> str:
+    with suppress(ValueError):
+        return str(path.relative_to(base))
+    return str(path)
+
+
+def _size(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return ""
+    return f"{size / 1024:.1f} KiB" if size >= 1024 else f"{size} B"
+
+
+def _say(out: TextIO, text: str) -> None:
+    out.write(text + "\n")
+    out.flush()
+
+
+@contextmanager
+def _step(out: TextIO, what: str) -> Iterator[None]:
+    """Print `what`, then how long it took once it is done (nothing more if it failed)."""
+    out.write(f"- {what} ... ")
+    out.flush()
+    t0 = time.monotonic()
+    try:
+        yield
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        _say(out, "stopped")
+        raise
+    except BaseException:
+        _say(out, "failed")
+        raise
+    _say(out, f"ok ({time.monotonic() - t0:.1f} s)")
+
+
+async def _blocking(fn: Callable[..., T], *args: object) -> T:
+    """Run a blocking call in a thread; when cancelled, let it finish first so the cleanup never
+    races a half-started server (initdb, pg_ctl and psql run to completion or fail on their own)."""
+    fut = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        with suppress(Exception):
+            await fut
+        raise
+    except ClusterError as exc:
+        raise DemoError(str(exc)) from None
