@@ -1,0 +1,260 @@
+"""Who hears about what: log events for every run, Sentry only for what needs a person.
+
+The decisions are pure functions of (alert state, what happened); `Alerts` only carries them
+out. Sentry gets: a drift once per distinct drift (fingerprint = the drift's own hash, so
+Sentry groups a persisting drift into one issue and we do not resend it every cycle), an info
+event when production and the files agree again, an error after N consecutive failures and an
+info event on recovery. Every payload passes through the same scrubber as the logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+from service import __version__
+from service.drift import Drift
+from service.logs import scrub
+
+MAX_NAMES_SENT = 50  # a drift over a whole schema still fits one readable Sentry event
+
+
+class Cause(StrEnum):
+    """Why a sync failed, as far as its one-line message tells."""
+
+    CONNECTION = "connection"
+    AUTHENTICATION = "authentication"
+    PG_DUMP = "pg_dump"
+    DISK = "disk"
+    CATALOG = "catalog"
+    INTERNAL = "internal"  # a bug: an exception other than SyncError
+    OTHER = "other"
+
+
+# SyncError carries only a message today; these prefixes are the ones sync.py writes.
+_PREFIXES = (
+    ("authentication failed", Cause.AUTHENTICATION),
+    ("cannot connect to", Cause.CONNECTION),
+    ("lost the connection", Cause.CONNECTION),
+    ("cannot write", Cause.DISK),
+    ("catalog query", Cause.CATALOG),
+    ("pg_dump", Cause.PG_DUMP),
+)
+
+
+def classify(message: str) -> Cause:
+    for prefix, cause in _PREFIXES:
+        if message.startswith(prefix):
+            return cause
+    return Cause.OTHER
+
+
+def retry_delay_s(cause: Cause, failures: int, cap_s: float, base_s: float = 5.0) -> float | None:
+    """Seconds until an early retry, doubling per failure; None: wait for the schedule.
+
+    Only connection failures are retried early: they are usually a restart or a network blip,
+    while a wrong password or a broken pg_dump will not fix itself in a few seconds.
+    """
+    if cause is not Cause.CONNECTION or failures < 1:
+        return None
+    return float(min(cap_s, base_s * 2 ** min(failures - 1, 20)))
+
+
+# --------------------------------------------------------------------------------------------
+# Pure decisions
+
+
+class Notice(StrEnum):
+    DRIFT_NEW = "drift_new"  # a drift not alerted before: log + Sentry warning
+    DRIFT_KNOWN = "drift_known"  # the drift already alerted: log only
+    DRIFT_RESOLVED = "drift_resolved"  # production and files agree again: log + Sentry info
+    FAILURE_ALERT = "failure_alert"  # N-th failure in a row: Sentry error
+    RECOVERED = "recovered"  # success after an alerted failure streak: log + Sentry info
+
+
+@dataclass(frozen=True)
+class AlertState:
+    active_drift: str | None = None
+    consecutive_failures: int = 0
+    failure_alerted: bool = False
+
+
+def after_success(
+    state: AlertState, drift_fingerprint: str | None, first_run: bool
+) -> tuple[AlertState, list[Notice]]:
+    """A completed sync. A first run is the baseline, not drift: it alerts nobody."""
+    notices: list[Notice] = []
+    if state.failure_alerted:
+        notices.append(Notice.RECOVERED)
+    active = state.active_drift
+    if drift_fingerprint is None or first_run:
+        if active is not None:
+            notices.append(Notice.DRIFT_RESOLVED)
+        active = None
+    elif drift_fingerprint == active:
+        notices.append(Notice.DRIFT_KNOWN)
+    else:
+        notices.append(Notice.DRIFT_NEW)
+        active = drift_fingerprint
+    return AlertState(active, 0, False), notices
+
+
+def after_failure(state: AlertState, alert_after: int) -> tuple[AlertState, list[Notice]]:
+    """A failed sync: one alert per failure streak, when it reaches `alert_after`."""
+    failures = state.consecutive_failures + 1
+    if failures >= alert_after and not state.failure_alerted:
+        return replace(state, consecutive_failures=failures, failure_alerted=True), [
+            Notice.FAILURE_ALERT
+        ]
+    return replace(state, consecutive_failures=failures), []
+
+
+def scrub_event(event: Any, _hint: Any = None) -> Any:
+    """Sentry's before_send/before_breadcrumb: the log scrubber over the whole payload."""
+    return scrub(event)
+
+
+# --------------------------------------------------------------------------------------------
+# Carrying them out
+
+
+class Alerts:
+    """Logs and Sentry events for one target. Sentry is off unless a DSN is given."""
+
+    def __init__(self, target: str, source: str, alert_after: int) -> None:
+        self.target, self.source, self.alert_after = target, source, alert_after
+        self.sentry = False
+        self._sdk: Any = None  # sentry_sdk, imported only when used: it costs ~0.5 s at start
+
+    def start_sentry(self, dsn: str | None, environment: str | None) -> None:
+        if not dsn:
+            return
+        import sentry_sdk
+
+        # No default integrations: nothing is captured behind our back (the logging one would
+        # turn APScheduler's log lines into events, the excepthook one tracebacks with locals),
+        # and no local variables, which could hold the connection settings.
+        sentry_sdk.init(
+            dsn=dsn,
+            environment=environment,
+            release=f"pg-schema-sync@{__version__}",
+            send_default_pii=False,
+            include_local_variables=False,
+            default_integrations=False,
+            auto_enabling_integrations=False,
+            max_breadcrumbs=0,
+            before_send=scrub_event,
+            before_breadcrumb=scrub_event,
+        )
+        self._sdk, self.sentry = sentry_sdk, True
+
+    def close(self, timeout_s: float) -> None:
+        """Send what is queued, waiting at most `timeout_s`; Sentry down must not hold us."""
+        if self.sentry:
+            self._sdk.get_client().close(timeout=timeout_s)
+            self.sentry = False
+
+    def succeeded(
+        self, state: AlertState, drift: Drift, first_run: bool, backup: str | None, log: Any
+    ) -> AlertState:
+        fingerprint = drift.fingerprint() if drift and not first_run else None
+        new_state, notices = after_success(state, fingerprint, first_run)
+        for notice in notices:
+            if notice in (Notice.DRIFT_NEW, Notice.DRIFT_KNOWN):
+                for item in drift.items:
+                    log.warning(
+                        "drift.detected",
+                        kind=item.kind,
+                        name=item.name,
+                        change=item.change.value,
+                        fingerprint=fingerprint,
+                        new=notice is Notice.DRIFT_NEW,
+                    )
+            if notice is Notice.DRIFT_NEW:
+                assert fingerprint is not None
+                self._send_drift(drift, fingerprint, backup, log)
+            elif notice is Notice.DRIFT_RESOLVED:
+                log.info("drift.resolved", fingerprint=state.active_drift)
+                self._send(
+                    f"Schema drift resolved on {self.source}: production matches the files",
+                    "info",
+                    ["drift-resolved", self.target],
+                    {"drift_fingerprint": state.active_drift or ""},
+                    {},
+                    log,
+                )
+            elif notice is Notice.RECOVERED:
+                log.info("sync.recovered", after_failures=state.consecutive_failures)
+                self._send(
+                    f"Schema sync recovered on {self.source} "
+                    f"after {state.consecutive_failures} failures",
+                    "info",
+                    ["sync-recovered", self.target],
+                    {},
+                    {},
+                    log,
+                )
+        return new_state
+
+    def failed(self, state: AlertState, error: str, cause: Cause, log: Any) -> AlertState:
+        new_state, notices = after_failure(state, self.alert_after)
+        if Notice.FAILURE_ALERT in notices:
+            n = new_state.consecutive_failures
+            self._send(
+                f"Schema sync failing on {self.source} ({n} times in a row): {error}",
+                "error",
+                ["sync-failed", self.target, cause.value],
+                {"cause": cause.value},
+                {"failure": {"error": error, "cause": cause.value, "consecutive_failures": n}},
+                log,
+            )
+        return new_state
+
+    def _send_drift(self, drift: Drift, fingerprint: str, backup: str | None, log: Any) -> None:
+        # Names only, no DDL: function bodies can hold secrets and Sentry is often a third
+        # party; the full diff is in the backup's sync-summary.md.
+        names = [f"{i.change.value} {i.kind} {i.name}" for i in drift.items[:MAX_NAMES_SENT]]
+        if len(drift) > MAX_NAMES_SENT:
+            names.append(f"... and {len(drift) - MAX_NAMES_SENT} more")
+        self._send(
+            f"Schema drift on {self.source}: {drift.headline()}",
+            "warning",
+            [fingerprint],
+            {"drift_fingerprint": fingerprint},
+            {
+                "drift": {
+                    "fingerprint": fingerprint,
+                    "headline": drift.headline(),
+                    "changes": names,
+                    "summary": f"{backup}/sync-summary.md" if backup else None,
+                }
+            },
+            log,
+        )
+
+    def _send(
+        self,
+        message: str,
+        level: str,
+        fingerprint: list[str],
+        tags: dict[str, str],
+        contexts: dict[str, dict[str, Any]],
+        log: Any,
+    ) -> None:
+        if not self.sentry:
+            return
+        try:
+            # Only queues the event: the SDK's worker thread does the HTTP, so a slow or
+            # unreachable Sentry never holds up a sync.
+            event_id = self._sdk.capture_message(
+                message,
+                level=level,
+                fingerprint=fingerprint,
+                tags={"target": self.target, **tags},
+                contexts=contexts,
+            )
+        except Exception as exc:  # alerting must never break a sync
+            log.warning("alert.failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        log.info("alert.sent", level=level, event_id=event_id, fingerprint=fingerprint)

@@ -1,0 +1,112 @@
+"""The `run` and `health` commands; registered by cli.build_parser."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+
+from service.settings import SettingsError
+
+EXIT_HEALTHY, EXIT_UNHEALTHY = 0, 1  # Docker reserves 2 for HEALTHCHECK: never use it here
+
+RUN_DESCRIPTION = """\
+Run as a service: sync on a cron schedule, on request, and once at start.
+
+schedule:
+  `schedule` (SCHEMA_SYNC_SCHEDULE) is a standard 5-field cron expression evaluated in
+  `timezone` (default '*/15 * * * *', UTC; 0 and 7 are Sunday; when both day fields are
+  restricted either one matches, as in cron). `sync_on_start` (default true) syncs at once.
+  Only one sync runs at a time: triggers arriving during a sync are merged into a single
+  follow-up run; a fire time missed by more than `misfire_grace_s` is skipped. After a
+  connection failure the sync is retried early with backoff (up to `retry_backoff_max_s`).
+
+signals:
+  SIGHUP, SIGUSR1   sync now (e.g. `kill -HUP <pid>`, `docker compose kill -s HUP <service>`)
+  SIGTERM, SIGINT   graceful stop: no new syncs; a running sync gets `stop_grace_s`
+                    (default 30 s) to finish, then it is cancelled (pg_dump is killed and the
+                    files stay as they were)
+  second SIGTERM    stop at once
+
+output:
+  Log events go to stdout: JSON lines when stdout is not a terminal (or with --log-format
+  json). A lock file (lock_file, default .pg-schema-sync.lock beside the schema file) allows
+  one daemon per folder; the state file (state_file) is what `health` reads.
+
+exit status:
+  0  stopped by SIGTERM/SIGINT (after the grace period, the running sync was cancelled)
+  1  stopped at once by a second signal
+  2  could not start: invalid settings, another daemon holds the lock, metrics port taken
+"""
+
+HEALTH_DESCRIPTION = """\
+Container health check: read the daemon's state file and print one line.
+
+Exit 0 when the last successful sync is recent enough: within `health_max_age_s` when set,
+otherwise before the second scheduled run after it plus 5 minutes (one missed run is fine).
+Before the first success the daemon's start time counts instead. Exit 1 otherwise (also when
+the daemon stopped, the state file is missing or the settings are invalid), with the reason.
+Docker: HEALTHCHECK CMD pg-schema-sync health
+"""
+
+
+def register(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    common: argparse.ArgumentParser,
+    filters: argparse.ArgumentParser,
+) -> None:
+    p = sub.add_parser(
+        "run",
+        parents=[common, filters],
+        help="run as a service: cron schedule, SIGHUP = sync now, SIGTERM = graceful stop",
+        description=RUN_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(handler=cmd_run)
+    p = sub.add_parser(
+        "health",
+        parents=[common],
+        help="exit 0 if the daemon synced recently enough, else 1 (for HEALTHCHECK)",
+        description=HEALTH_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(handler=cmd_health)
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    # Imported here: cli imports this module to register the commands.
+    from service.cli import settings_from
+    from service.daemon import run_daemon
+    from service.lock import LockHeld
+    from service.logs import configure_logging
+
+    settings = settings_from(args)
+    # A service's log is its output: stdout, where container runtimes collect it.
+    configure_logging(
+        args.log_format or settings.log_format,
+        args.log_level or settings.log_level,
+        stream=sys.stdout,
+    )
+    try:
+        return await run_daemon(settings)
+    except LockHeld as exc:
+        print(f"pg-schema-sync: {exc}", file=sys.stderr)
+        return 2
+
+
+async def cmd_health(args: argparse.Namespace) -> int:
+    from service.cli import settings_from
+    from service.health import default_paths, load_state, parse_schedule, verdict
+
+    try:
+        settings = settings_from(args)
+        trigger = parse_schedule(settings.schedule, settings.timezone)
+        state_path, _ = default_paths(settings)
+        state = load_state(state_path)
+    except (SettingsError, ValueError) as exc:
+        print(f"unhealthy: {exc}")
+        return EXIT_UNHEALTHY
+    result = verdict(state, datetime.now(UTC), trigger, settings.health_max_age_s)
+    where = f" ({state_path})" if state is None else ""
+    print(f"{'healthy' if result.healthy else 'unhealthy'}: {result.reason}{where}")
+    return EXIT_HEALTHY if result.healthy else EXIT_UNHEALTHY

@@ -1,0 +1,62 @@
+"""Optional Prometheus endpoint; off unless metrics_port is set.
+
+A registry of our own (plus the process collector for memory and CPU) rather than the global
+one, so nothing imported by accident shows up on the endpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.process_collector import ProcessCollector
+
+_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        ns = "pg_schema_sync"
+        self.duration = Histogram(
+            f"{ns}_sync_duration_seconds",
+            "Duration of sync runs",
+            ["result"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.last_success = Gauge(
+            f"{ns}_last_success_timestamp_seconds",
+            "Unix time of the last successful sync",
+            registry=self.registry,
+        )
+        self.drift_objects = Gauge(
+            f"{ns}_drift_objects",
+            "Objects that differed between production and the files in the last sync",
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            f"{ns}_sync_failures", "Failed sync runs", ["cause"], registry=self.registry
+        )
+        self._server: Any = None
+
+    def serve(self, port: int, host: str) -> None:
+        """Start the HTTP endpoint in a daemon thread; OSError if the port is taken."""
+        self._server, _thread = start_http_server(port, addr=host, registry=self.registry)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                self._server.shutdown()
+            self._server = None
+
+    def succeeded(self, duration_s: float, drift_objects: int, finished_at: float) -> None:
+        self.duration.labels("success").observe(duration_s)
+        self.last_success.set(finished_at)
+        self.drift_objects.set(drift_objects)
+
+    def failed(self, duration_s: float, cause: str) -> None:
+        self.duration.labels("failure").observe(duration_s)
+        self.failures.labels(cause).inc()
