@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_demo)
     # Further command groups register themselves here (one line each):
     # module.register(sub, common, filters) adds subparsers whose handler(args) -> int.
+    from service import cli_daemon
+
+    cli_daemon.register(sub, common, filters)
     return parser
 
 
