@@ -22,6 +22,9 @@ BACKUP_SCHEMA = "production-schema.sql"
 BACKUP_FUNCTIONS = "production-functions.sql"
 BACKUP_INVENTORY = "inventory.json"
 BACKUP_SUMMARY = "sync-summary.md"
+BACKUP_MANIFEST = "manifest.json"
+# What a backup must hold to be restored; the summary and manifest are for people and tools.
+BACKUP_RESTORABLE = (BACKUP_SCHEMA, BACKUP_FUNCTIONS, BACKUP_INVENTORY)
 
 
 def fsync_dir(path: Path) -> None:
@@ -130,16 +133,34 @@ def _unique(path: Path) -> Path:
 
 
 def list_backups(backup_dir: Path) -> list[Path]:
-    """Complete backup folders, oldest first (names sort by time)."""
+    """Complete backup folders, oldest first (names sort by time, then by -2, -3... suffix)."""
     if not backup_dir.is_dir():
         return []
     return sorted(
-        p for p in backup_dir.iterdir() if p.is_dir() and p.name.startswith(BACKUP_PREFIX)
+        (p for p in backup_dir.iterdir() if p.is_dir() and p.name.startswith(BACKUP_PREFIX)),
+        key=_backup_sort_key,
     )
 
 
+def _backup_sort_key(path: Path) -> tuple[str, int]:
+    stem, _, suffix = path.name.rpartition("-")
+    if stem.startswith(BACKUP_PREFIX) and suffix.isdigit() and len(stem) > len(BACKUP_PREFIX):
+        return stem, int(suffix)
+    return path.name, 1
+
+
+def remove_backup(folder: Path) -> None:
+    """Delete a backup folder; renamed to a hidden name first, so a crash halfway never leaves
+    a partial folder that looks like a backup."""
+    doomed = folder.with_name(f".deleting-{folder.name}")
+    os.rename(folder, doomed)
+    fsync_dir(folder.parent)
+    shutil.rmtree(doomed)
+
+
 def remove_stale_incomplete(backup_dir: Path) -> None:
-    """Leftovers of a sync killed mid-backup; never mistaken for a backup."""
+    """Leftovers of a sync killed mid-backup or mid-prune; never mistaken for a backup."""
     if backup_dir.is_dir():
-        for p in backup_dir.glob(".incomplete-*"):
-            shutil.rmtree(p, ignore_errors=True)
+        for pattern in (".incomplete-*", ".deleting-*"):
+            for p in backup_dir.glob(pattern):
+                shutil.rmtree(p, ignore_errors=True)
