@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 
 from pydantic import SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from service.conninfo import ConnInfo
 from service.files import BACKUP_SUMMARY
 from service.pgcluster import ClusterError, ScratchCluster
 from service.settings import Settings, SettingsError
@@ -153,20 +155,35 @@ def _load(cluster: ScratchCluster, sql_file: Path) -> None:
         raise DemoError(f"loading {sql_file.name} failed: {error.strip()}") from None
 
 
+class _DemoSettings(Settings):
+    """Settings from init kwargs and defaults only: the user's SCHEMA_SYNC_* variables, .env,
+    config file and PG* variables describe their production, never the demo's cluster."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+    def conninfo(self, environ: dict[str, str] | None = None) -> ConnInfo:
+        return super().conninfo({})
+
+
 def _settings(cluster: ScratchCluster, workdir: Path) -> Settings:
-    """Everything explicit (init kwargs win over SCHEMA_SYNC_* variables), no .env file."""
     sql = workdir / "sql" / "schemas"
     try:
-        return Settings(
-            _env_file=None,  # type: ignore[call-arg]
+        return _DemoSettings(
             dsn=SecretStr(cluster.dsn(DATABASE)),
             schema_file=sql / "complete-schema.sql",
             functions_file=sql / "functions.sql",
             inventory_file=sql / "inventory.json",
             backup_dir=workdir / "backups",
             pg_dump=str(cluster.bindir / "pg_dump"),  # the cluster's own version
-            schemas=[],
-            exclude_schemas=[],
         )
     except (SettingsError, ValueError) as exc:
         raise DemoError(f"demo settings rejected: {exc}") from None
@@ -193,10 +210,13 @@ def _cleanup(cluster: ScratchCluster | None, workdir: Path) -> None:
 
 
 def _report_first(out: TextIO, outcome: SyncOutcome, workdir: Path) -> None:
-    objects = ", ".join(f"{n} {kind}" for kind, n in sorted(outcome.counts.items()))
+    # Non-breaking spaces keep "1 materialized view" on one line when the list wraps.
+    objects = ", ".join(
+        f"{n} {kind}".replace(" ", "\u00a0") for kind, n in sorted(outcome.counts.items())
+    )
     total = sum(outcome.counts.values())
     for line in textwrap.wrap(f"{total} objects: {objects}", 88, subsequent_indent="  "):
-        _say(out, f"    {line}")
+        _say(out, "    " + line.replace("\u00a0", " "))
     _say(out, "    wrote:")
     for path in outcome.files_written:
         _say(out, f"      {_rel(path, workdir):<40} {_size(path)}")

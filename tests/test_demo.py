@@ -97,7 +97,16 @@ def test_hotfix_reroutes_around_closed_trails_and_adds_a_column(cluster: Scratch
 
 
 @pytest.mark.slow
-async def test_demo_reports_the_hotfixed_function_and_the_new_column() -> None:
+async def test_demo_reports_the_hotfixed_function_and_the_new_column(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The user's own production settings must not leak into the demo's throwaway cluster.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("SCHEMA_SYNC_PORT=2\n")
+    monkeypatch.setenv("SCHEMA_SYNC_HOST", "/nonexistent")
+    monkeypatch.setenv("SCHEMA_SYNC_SCHEMAS", '["public"]')
+    monkeypatch.setenv("PGDATABASE", "nope")
+    monkeypatch.setenv("PGSSLMODE", "verify-full")
     out = io.StringIO()
     code = await demo.run_demo(out)
     text = out.getvalue()
