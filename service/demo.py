@@ -237,9 +237,10 @@ def _report_drift(out: TextIO, outcome: SyncOutcome, workdir: Path) -> None:
             _say(out, f"      {line}")
         _say(out, "")
     if outcome.backup is not None:
-        summary = outcome.backup / BACKUP_SUMMARY
-        _say(out, f"backup of this run, with {BACKUP_SUMMARY}: {summary.parent}/")
-        _say(out, "  (inside the demo's temp folder, which is removed when the demo ends)")
+        _say(out, f"backup of this run: {outcome.backup}/")
+        if (outcome.backup / BACKUP_SUMMARY).is_file():
+            _say(out, f"  {BACKUP_SUMMARY} there is this report for reviewers (removed with the")
+            _say(out, "  demo's temp folder when the demo ends)")
     written = ", ".join(_rel(p, workdir) for p in outcome.files_written)
     if written:
         _say(out, f"schema files updated: {written}")
@@ -266,7 +267,7 @@ def _say(out: TextIO, text: str) -> None:
 
 @contextmanager
 def _step(out: TextIO, what: str) -> Iterator[None]:
-    """Print `what`, then how long it took once it is done (nothing more if it failed)."""
+    """Print `what`, then `ok (N s)`, `failed` or `stopped` on the same line."""
     out.write(f"- {what} ... ")
     out.flush()
     t0 = time.monotonic()
