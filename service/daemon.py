@@ -207,8 +207,13 @@ class Daemon:
                     grace_s=self.settings.stop_grace_s,
                 )
                 self._running.cancel()
-            await self._wait(runner, FORCED_WAIT_S if forced else CANCEL_WAIT_S)
-            forced = forced or self._abort.is_set()
+            if not forced:
+                await self._wait(runner, CANCEL_WAIT_S)
+                forced = self._abort.is_set()
+            if not runner.done():
+                # Even when told to go now, give the cancel a moment: it SIGKILLs pg_dump's
+                # group and removes temp files, which takes milliseconds.
+                await asyncio.wait({runner}, timeout=FORCED_WAIT_S)
         self._save(self.state.updated(daemon_stopped_at=_now()))
         code = EXIT_FORCED if forced else EXIT_STOPPED
         self.log.info("daemon.stopped", exit_code=code, forced=forced)
