@@ -14,7 +14,7 @@ import json
 import os
 import socket
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -278,90 +278,6 @@ def check_intact(backup: Backup) -> None:
             )
 
 
-def default_target(history: Sequence[Backup], current: Mapping[str, str]) -> Backup:
-    """The good backup before the current files: the newest done one holding other files,
-    older than the newest backup that holds the current files (when one does)."""
-    now_hash = combined_hash(current)
-    newest_first = list(reversed(history))
-    start = next((i for i, b in enumerate(newest_first) if b.files_hash == now_hash), -1)
-    for b in newest_first[start + 1 :]:
-        if b.status == DONE and b.files_hash != now_hash and b.files_hash is not None:
-            return b
-    raise BackupError("no earlier good backup to roll back to: see `pg-schema-sync backups`")
-
-
-# --------------------------------------------------------------------------------------------
-# Rollback
-
-
-def restore(paths: SchemaPaths, target: Backup, run_id: str | None = None) -> Path:
-    """Put a backup's files back in place atomically (file by file, inventory last) and record
-    the result as a new backup, so the rollback itself can be rolled back."""
-    now = datetime.now(UTC)
-    current = current_hashes(paths)
-    history = list_history(paths.backup_dir)
-    cur = combined_hash(current)
-    if current and (cur is None or all(b.files_hash != cur for b in history)):
-        # The files on disk are in no backup (edited by hand?): keep them before replacing.
-        _snapshot_current(paths, now, current, target.name)
-    hashes = {n: files.sha256_file(target.path / n) for n in files.BACKUP_RESTORABLE}
-    manifest = Manifest(
-        status=STARTED,
-        kind="rollback",
-        created_at=now,
-        run_id=run_id,
-        files=hashes,
-        restored_from=target.name,
-        reason=f"rollback to {target.name}",
-    )
-    content: dict[str, Path | bytes] = {n: target.path / n for n in files.BACKUP_RESTORABLE}
-    content[files.BACKUP_SUMMARY] = _rollback_summary(now, target, hashes).encode()
-    content[files.BACKUP_MANIFEST] = manifest.to_json()
-    folder = files.create_backup(paths.backup_dir, now, content)
-    try:
-        for name in files.BACKUP_RESTORABLE:  # schema, functions, inventory: inventory last
-            files.copy_atomically(folder / name, getattr(paths, FILE_FOR[name]))
-    except BaseException as exc:
-        write_manifest(folder, manifest.finished(FAILED, reason=f"restore failed: {exc}"))
-        raise
-    write_manifest(folder, manifest.finished(DONE))
-    return folder
-
-
-def _snapshot_current(
-    paths: SchemaPaths, now: datetime, hashes: Mapping[str, str], target: str
-) -> Path:
-    content: dict[str, Path | bytes] = {
-        n: getattr(paths, attr) for n, attr in FILE_FOR.items() if n in hashes
-    }
-    status = DONE if combined_hash(hashes) else FAILED
-    manifest = Manifest(
-        status=status,
-        kind="snapshot",
-        created_at=now,
-        finished_at=now,
-        files=dict(hashes),
-        reason=f"files on disk before rollback to {target}",
-    )
-    content[files.BACKUP_MANIFEST] = manifest.to_json()
-    return files.create_backup(paths.backup_dir, now, content)
-
-
-def _rollback_summary(now: datetime, target: Backup, hashes: Mapping[str, str]) -> str:
-    lines = [
-        f"# Rollback {now.strftime('%Y-%m-%d %H:%M:%S %Z').strip()}",
-        "",
-        f"Restored the schema files of backup `{target.name}`.",
-        "",
-        "## Files",
-        "",
-        "| file | sha256 |",
-        "|---|---|",
-        *(f"| `{n}` | `{h}` |" for n, h in sorted(hashes.items())),
-    ]
-    return "\n".join(lines) + "\n"
-
-
 # --------------------------------------------------------------------------------------------
 # Diff and prune
 
@@ -419,6 +335,21 @@ def prune(paths: SchemaPaths, policy: Policy, dry_run: bool = False) -> list[Pru
     return plan
 
 
+def apply_policy(paths: SchemaPaths, policy: Policy, log: Any) -> list[Path]:
+    """Prune after a sync: log each deletion; a failure is logged, never raised."""
+    if not policy.active:
+        return []
+    try:
+        plan = prune(paths, policy)
+    except OSError as exc:
+        log.warning("retention.failed", error=str(exc), backup_dir=str(paths.backup_dir))
+        return []
+    for p in plan:
+        if not p.keep:
+            log.info("backup.pruned", backup=str(p.backup.path), reason=p.reason)
+    return [p.backup.path for p in plan if not p.keep]
+
+
 __all__ = [
     "CURRENT",
     "Backup",
@@ -426,7 +357,6 @@ __all__ = [
     "Manifest",
     "combined_hash",
     "current_hashes",
-    "default_target",
     "diff",
     "list_history",
     "mark_interrupted",
@@ -434,6 +364,5 @@ __all__ = [
     "prune",
     "read_backup",
     "resolve",
-    "restore",
     "write_manifest",
 ]

@@ -8,14 +8,15 @@ import hashlib
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
-from service import files
+from service import backups, files
 from service.catalog import CatalogOptions, load_inventory
 from service.conninfo import ConnInfo
 from service.db import SessionLimits, connect
@@ -30,11 +31,23 @@ from service.export import (
 from service.inventory import Inventory
 from service.logs import get_logger, register_secret
 from service.report import SummaryFacts, render_summary
+from service.retention import DONE, FAILED, STARTED, Policy
 from service.settings import Settings
+from service.verify import VerifyError, log_outcome, verify_files, verify_server
+
+T = TypeVar("T")
 
 
 class SyncError(RuntimeError):
     """A sync could not complete; the message is one line saying what, why and what to do."""
+
+
+class VerifyFailed(SyncError):
+    """verify = require and the new files failed: previous files kept, candidate in the backup."""
+
+    def __init__(self, message: str, outcome: SyncOutcome) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,9 @@ class SyncOutcome:
     files_written: list[Path] = field(default_factory=list)
     backup: Path | None = None
     duration_s: float = 0.0
+    verify: str = "off"  # off | passed | failed | error (could not run)
+    verify_problem: str | None = None
+    pruned: list[Path] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -259,7 +275,13 @@ async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutc
     paths = Paths.of(settings)
     info = settings.conninfo()
     register_secret(info.password)
+    try:
+        server = verify_server(settings) if settings.verify != "off" else None
+    except VerifyError as exc:
+        raise SyncError(f"verify = {settings.verify}: {exc}") from None
     files.remove_stale_incomplete(paths.backup_dir)
+    for interrupted in backups.mark_interrupted(paths.backup_dir):
+        log.warning("backup.interrupted", backup=str(interrupted))
     with (
         files.temp_path_beside(paths.schema_file) as schema_tmp,
         files.temp_path_beside(paths.functions_file) as functions_tmp,
@@ -285,7 +307,7 @@ async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutc
         )
         if drift or first_run:
             try:
-                await _uncancellable(asyncio.to_thread(_write, snapshot, paths, outcome))
+                await _write(settings, server, snapshot, paths, outcome, log)
             except OSError as exc:
                 raise SyncError(
                     f"cannot write schema files or backup ({exc.strerror or exc}: "
@@ -293,22 +315,95 @@ async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutc
                 ) from None
         else:
             log.debug("sync.unchanged")
+    outcome.pruned = await asyncio.to_thread(apply_retention, settings, paths, log)
     outcome.duration_s = time.monotonic() - t0
     return outcome
 
 
-async def _uncancellable(work: Any) -> None:
+async def _uncancellable(work: Awaitable[T]) -> T:
     """Let a started write finish even when the run is cancelled, then pass the cancel on."""
     task = asyncio.ensure_future(work)
     try:
-        await asyncio.shield(task)
+        return await asyncio.shield(task)
     except asyncio.CancelledError:
         await task
         raise
 
 
-def _write(snapshot: Snapshot, paths: Paths, outcome: SyncOutcome) -> None:
-    """Backup first, then promote: a crash in between leaves old files and a spare backup."""
+async def _write(
+    settings: Settings,
+    server: ConnInfo | None,
+    snapshot: Snapshot,
+    paths: Paths,
+    outcome: SyncOutcome,
+    log: Any,
+) -> None:
+    """Backup (status started), verify, promote, status done. Anything stopping it in between
+    leaves the previous files and a backup marked failed (barman's order)."""
+    manifest = await _uncancellable(asyncio.to_thread(_write_backup, snapshot, paths, outcome))
+    assert outcome.backup is not None
+    try:
+        if server is not None:
+            await _verify_candidate(settings.verify, server, settings, snapshot, outcome, log)
+        if settings.verify == "require" and outcome.verify != "passed":
+            reason = f"verification {outcome.verify}: {outcome.verify_problem}"
+            await _uncancellable(
+                asyncio.to_thread(
+                    backups.write_manifest,
+                    outcome.backup,
+                    manifest.finished(FAILED, reason=reason, verify=outcome.verify),
+                )
+            )
+            raise VerifyFailed(
+                f"{reason}; previous files kept, candidate kept in "
+                f"{_display_path(outcome.backup)} (marked failed)",
+                outcome,
+            )
+        await _uncancellable(asyncio.to_thread(_promote, snapshot, paths, outcome))
+        done = manifest.finished(DONE, verify=outcome.verify)
+        await _uncancellable(asyncio.to_thread(backups.write_manifest, outcome.backup, done))
+    except VerifyFailed:
+        raise
+    except BaseException as exc:
+        reason = "cancelled" if isinstance(exc, asyncio.CancelledError) else str(exc)
+        failed = manifest.finished(FAILED, reason=reason or type(exc).__name__)
+        with contextlib.suppress(OSError):
+            await _uncancellable(asyncio.to_thread(backups.write_manifest, outcome.backup, failed))
+        raise
+
+
+async def _verify_candidate(
+    mode: str,
+    server: ConnInfo,
+    settings: Settings,
+    snapshot: Snapshot,
+    outcome: SyncOutcome,
+    log: Any,
+) -> None:
+    """Verify the copy kept in the backup, so errors name a file that stays around."""
+    assert outcome.backup is not None
+    schema = outcome.backup / files.BACKUP_SCHEMA
+    try:
+        result = await verify_files(
+            server,
+            schema,
+            outcome.backup / files.BACKUP_FUNCTIONS,
+            snapshot.inventory,
+            _export_options(settings),
+            settings.catalog_options(),
+            display_file=_display_path(schema),
+        )
+    except VerifyError as exc:
+        outcome.verify, outcome.verify_problem = "error", str(exc)
+        log_outcome(log, mode, None, str(exc), outcome.backup)
+        return
+    outcome.verify = "passed" if result.passed else "failed"
+    outcome.verify_problem = result.problem.one_line() if result.problem else None
+    log_outcome(log, mode, result, outcome.verify_problem, outcome.backup)
+
+
+def _write_backup(snapshot: Snapshot, paths: Paths, outcome: SyncOutcome) -> backups.Manifest:
+    """The candidate files in a new backup folder whose manifest says "started"."""
     inventory_json = snapshot.inventory.to_json().encode()
     hashes = {
         files.BACKUP_SCHEMA: files.sha256_file(snapshot.schema_file),
@@ -328,6 +423,15 @@ def _write(snapshot: Snapshot, paths: Paths, outcome: SyncOutcome) -> None:
             file_hashes=hashes,
         )
     )
+    manifest = backups.Manifest(
+        status=STARTED,
+        kind="sync",
+        created_at=outcome.started_at,
+        run_id=outcome.run_id,
+        files=hashes,
+        drift=outcome.drift.counts(),
+        first_run=outcome.first_run,
+    )
     outcome.backup = files.create_backup(
         paths.backup_dir,
         outcome.started_at,
@@ -336,13 +440,25 @@ def _write(snapshot: Snapshot, paths: Paths, outcome: SyncOutcome) -> None:
             files.BACKUP_FUNCTIONS: snapshot.functions_file,
             files.BACKUP_INVENTORY: inventory_json,
             files.BACKUP_SUMMARY: summary.encode(),
+            files.BACKUP_MANIFEST: manifest.to_json(),
         },
     )
+    return manifest
+
+
+def _promote(snapshot: Snapshot, paths: Paths, outcome: SyncOutcome) -> None:
+    """Move the new files into place; the backup already holds a copy."""
+    inventory_json = snapshot.inventory.to_json().encode()
     # The inventory goes last: while it is old, the next run still sees the drift.
     files.replace_atomically(snapshot.schema_file, paths.schema_file)
     files.replace_atomically(snapshot.functions_file, paths.functions_file)
     files.write_atomically(paths.inventory_file, inventory_json)
     outcome.files_written = [paths.schema_file, paths.functions_file, paths.inventory_file]
+
+
+def apply_retention(settings: Settings, paths: Paths, log: Any) -> list[Path]:
+    """Delete the backups the retention policy no longer needs; never fails the run."""
+    return backups.apply_policy(paths, Policy(settings.retain_count, settings.retain_days), log)
 
 
 def _sha256(data: bytes) -> str:
@@ -376,6 +492,8 @@ def outcome_fields(outcome: SyncOutcome) -> dict[str, Any]:
         "files_written": [str(p) for p in outcome.files_written],
         "backup": str(outcome.backup) if outcome.backup else None,
         "duration_s": round(outcome.duration_s, 3),
+        "verify": outcome.verify,
+        "pruned": [str(p) for p in outcome.pruned],
     }
 
 
@@ -384,6 +502,8 @@ __all__ = [
     "Snapshot",
     "SyncError",
     "SyncOutcome",
+    "VerifyFailed",
+    "apply_retention",
     "check_target",
     "compare_databases",
     "outcome_fields",

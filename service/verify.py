@@ -20,6 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -334,3 +335,33 @@ async def round_trip(
             f"({drift.headline()}: {names}{more})"
         )
         return Problem(ROUNDTRIP, message), drift
+
+
+def log_outcome(
+    log: Any, mode: str, result: VerifyResult | None, error: str | None, backup: Path
+) -> None:
+    """`verify.passed` (info) or `verify.failed` (error under require, else warning); a
+    `result` of None means verification could not run (stage "error")."""
+    if result is not None and result.passed:
+        log.info(
+            "verify.passed",
+            database=result.database,
+            duration_s=round(result.duration_s, 3),
+            backup=str(backup),
+        )
+        return
+    problem = result.problem if result else None
+    (log.error if mode == "require" else log.warning)(
+        "verify.failed",
+        mode=mode,
+        stage=problem.stage if problem else "error",
+        error=error,
+        file=problem.file if problem else None,
+        line=problem.line if problem else None,
+        objects=[f"{i.change.value} {i.kind} {i.name}" for i in result.drift.items[:20]]
+        if result
+        else [],
+        database=result.database if result else None,
+        backup=str(backup),
+        promoted=mode != "require",
+    )
