@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from service import __version__
+from service import __version__, cli_backups
 from service.catalog import CatalogOptions
 from service.conninfo import ConnInfo, ConnInfoError
 from service.drift import Drift
@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_demo)
     # Further command groups register themselves here (one line each):
     # module.register(sub, common, filters) adds subparsers whose handler(args) -> int.
+    cli_backups.register(sub, common, filters)
     from service import cli_daemon
 
     cli_daemon.register(sub, common, filters)

@@ -1,0 +1,345 @@
+"""The `verify`, `rollback` and `backups` commands: parse, call, print. Decisions live elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import functools
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from service import backups, files, rollback
+from service.backups import CURRENT, Backup, BackupError
+from service.inventory import Inventory
+from service.retention import Policy
+from service.settings import Settings
+from service.sync import Paths
+from service.verify import VerifyError, VerifyResult, verify_files, verify_server
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.ArgumentParser) -> None:
+    """Add `verify`, `rollback` and `backups` to the main parser's subcommands."""
+    p = sub.add_parser(
+        "verify",
+        parents=[common, filters],
+        help="prove the schema files install and reproduce production",
+        description=(
+            "Installs the schema file into a fresh scratch database on the verify server "
+            "(verify_dsn / SCHEMA_SYNC_VERIFY_DSN; the user needs CREATEDB) with psql "
+            "ON_ERROR_STOP, then re-dumps it: the dump must equal the files byte for byte and "
+            "its objects must equal inventory.json. The scratch database "
+            "(pg_schema_sync_verify_<random>) is dropped afterwards, also on errors and "
+            "Ctrl-C. Exit 0 passed, 1 failed (first failing statement with file:line, a "
+            "missing extension, or the objects that differ), 2 could not run."
+        ),
+    )
+    p.add_argument("--diff", action="store_true", help="print each differing object's diff")
+    p.set_defaults(handler=cmd_verify)
+
+    p = sub.add_parser(
+        "rollback",
+        parents=[common, filters],
+        help="restore the schema files from a backup (undoable)",
+        description=(
+            "Restores complete schema, functions and inventory from BACKUP, a folder name "
+            "listed by `pg-schema-sync backups` (default: the good backup before the current "
+            "files). Each file is replaced atomically, the inventory last, and the restore is "
+            "recorded as a new backup, so `pg-schema-sync rollback` again undoes it. Files on "
+            "disk that are in no backup are saved as a backup first. Paths outside backups/, "
+            "symlinks, damaged or incomplete backups are refused. Exit 0 restored, 1 "
+            "verification failed (nothing changed), 2 error."
+        ),
+    )
+    p.add_argument("backup", nargs="?", metavar="BACKUP", help="backup folder name")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="verify the backup's files on the verify server first; restore only if they pass",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="also restore a backup whose status is not done"
+    )
+    p.set_defaults(handler=cmd_rollback)
+
+    p = sub.add_parser(
+        "backups",
+        parents=[common],
+        help="list, compare and prune backup folders",
+        description=(
+            "Without a subcommand: list backups (time, kind, status, verification, drift "
+            "summary, files' hash; * marks the one holding the current files)."
+        ),
+    )
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.set_defaults(handler=cmd_backups_list)
+    bsub = p.add_subparsers(dest="backups_command", metavar="SUBCOMMAND")
+    common = _unset_defaults(common)  # `backups --config X prune` must keep X
+    b = bsub.add_parser("list", parents=[common], help="list backups (the default)")
+    b.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print the list as JSON"
+    )
+    b.set_defaults(handler=cmd_backups_list)
+    b = bsub.add_parser(
+        "diff",
+        parents=[common],
+        help="object drift between two backups (or a backup and `current`)",
+        description=(
+            "What changed going from A to B, object by object, in the same form as `check`. "
+            "A and B are backup names or `current` (the files in sql/schemas/). "
+            "Exit 0 same, 1 different, 2 error."
+        ),
+    )
+    b.add_argument("a", metavar="A")
+    b.add_argument("b", metavar="B")
+    b.add_argument("--json", action="store_true", help='print {"drift": ..., "changes": [...]}')
+    b.add_argument("--diff", action="store_true", help="also print each changed object's diff")
+    b.set_defaults(handler=cmd_backups_diff)
+    b = bsub.add_parser(
+        "prune",
+        parents=[common],
+        help="delete backups the retention policy no longer needs",
+        description=(
+            "Applies retain_count / retain_days (or --keep-last / --keep-days): keeps the last "
+            "N done backups (and the last N failed ones) and those younger than D days; never "
+            "deletes the newest good backup, the one holding the current files, or one still "
+            "being written. Also runs after each sync when a policy is set."
+        ),
+    )
+    b.add_argument("--dry-run", action="store_true", help="say what would go; delete nothing")
+    b.add_argument("--keep-last", type=int, metavar="N", help="override retain_count")
+    b.add_argument("--keep-days", type=float, metavar="D", help="override retain_days")
+    b.set_defaults(handler=cmd_backups_prune)
+
+
+def _unset_defaults(parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The same options without defaults: argparse copies a subcommand's defaults over what
+    the parent level parsed, which would silently drop `backups --config X prune`'s X."""
+    quiet = argparse.ArgumentParser(add_help=False)
+    for action in parent._actions:
+        clone = copy.copy(action)
+        clone.default = argparse.SUPPRESS
+        quiet._add_action(clone)
+    return quiet
+
+
+def _clear_errors(handler: Handler) -> Handler:
+    """Errors a user can cause end in one line, as the other commands' do."""
+
+    @functools.wraps(handler)
+    async def run(args: argparse.Namespace) -> int:
+        try:
+            return await handler(args)
+        except (BackupError, VerifyError, ValueError) as exc:
+            print(f"pg-schema-sync: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        except OSError as exc:
+            print(f"pg-schema-sync: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+            return EXIT_ERROR
+
+    return run
+
+
+def _settings(args: argparse.Namespace) -> tuple[Settings, Paths]:
+    from service.cli import settings_from  # cli imports this module: import at call time
+
+    settings = settings_from(args)
+    return settings, Paths.of(settings)
+
+
+def _show(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------------------------
+# verify
+
+
+def _inputs(schema: Path, functions: Path, inventory: Path) -> tuple[Path | None, Inventory | None]:
+    """(functions file if present, reference inventory if present); schema must exist."""
+    if not schema.is_file():
+        raise VerifyError(f"{_show(schema)} does not exist: run `pg-schema-sync sync` first")
+    reference = None
+    if inventory.is_file():
+        try:
+            reference = Inventory.from_json(inventory.read_text(encoding="utf-8"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise VerifyError(f"{_show(inventory)} is not a readable inventory: {exc}") from None
+    return (functions if functions.is_file() else None), reference
+
+
+async def run_verify(
+    settings: Settings, schema: Path, functions: Path, inventory: Path
+) -> VerifyResult:
+    server = verify_server(settings)
+    functions_file, reference = await asyncio.to_thread(_inputs, schema, functions, inventory)
+    return await verify_files(
+        server,
+        schema,
+        functions_file,
+        reference,
+        settings.export_options(settings.pg_dump, settings.lock_wait_timeout_ms),
+        settings.catalog_options(),
+        display_file=_show(schema),
+    )
+
+
+def print_verify(result: VerifyResult, what: str, with_diff: bool) -> int:
+    if result.problem is None:
+        print(f"verify passed: {what} installs and re-dumps identically ({result.duration_s:.1f}s)")
+        return EXIT_OK
+    print(f"verify failed: {result.problem.one_line()}")
+    for item in result.drift.items:
+        print(f"  {item.change.value:<8} {item.kind} {item.name}")
+        if with_diff and item.diff:
+            print("".join("    " + ln for ln in item.diff.splitlines(keepends=True)), end="")
+    return EXIT_FAILED
+
+
+@_clear_errors
+async def cmd_verify(args: argparse.Namespace) -> int:
+    settings, paths = _settings(args)
+    result = await run_verify(
+        settings, paths.schema_file, paths.functions_file, paths.inventory_file
+    )
+    return print_verify(result, _show(paths.schema_file), args.diff)
+
+
+# --------------------------------------------------------------------------------------------
+# rollback
+
+
+@_clear_errors
+async def cmd_rollback(args: argparse.Namespace) -> int:
+    settings, paths = _settings(args)
+    if args.backup:
+        target = backups.resolve(paths.backup_dir, args.backup)
+    else:
+        history = backups.list_history(paths.backup_dir)
+        target = rollback.default_target(history, backups.current_hashes(paths))
+    if target.status != "done" and not args.force:
+        why = f" ({target.manifest.reason})" if target.manifest and target.manifest.reason else ""
+        raise BackupError(
+            f"backup {target.name} is marked {target.status}{why}: its files never passed; "
+            "use --force to restore it anyway"
+        )
+    backups.check_intact(target)
+    if args.verify:
+        result = await run_verify(
+            settings,
+            target.path / files.BACKUP_SCHEMA,
+            target.path / files.BACKUP_FUNCTIONS,
+            target.path / files.BACKUP_INVENTORY,
+        )
+        if print_verify(result, f"backup {target.name}", False) != EXIT_OK:
+            print("nothing restored")
+            return EXIT_FAILED
+    recorded = rollback.restore(paths, target)
+    print(f"restored {target.name}")
+    for path in (paths.schema_file, paths.functions_file, paths.inventory_file):
+        print(f"wrote {_show(path)}")
+    print(f"recorded as backup {recorded.name} (undo: pg-schema-sync rollback)")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# backups
+
+
+def _row(b: Backup, current: str | None) -> dict[str, Any]:
+    m = b.manifest
+    return {
+        "name": b.name,
+        "time": b.created_at.astimezone(UTC).isoformat(),
+        "kind": b.kind,
+        "status": b.status,
+        "verify": m.verify if m else None,
+        "drift": dict(m.drift) if m else None,
+        "first_run": m.first_run if m else None,
+        "reason": b.problem or (m.reason if m else None),
+        "restored_from": m.restored_from if m else None,
+        "files": dict(b.hashes),
+        "files_hash": b.files_hash,
+        "current": current is not None and b.files_hash == current,
+    }
+
+
+def _drift_text(row: dict[str, Any]) -> str:
+    if row["kind"] == "rollback":
+        return f"restored {row['restored_from']}"
+    if row["first_run"]:
+        return "first run"
+    if not row["drift"]:
+        return "-" if row["drift"] is None else "no object drift"
+    return ", ".join(f"{n} {c}" for c, n in sorted(row["drift"].items()))
+
+
+@_clear_errors
+async def cmd_backups_list(args: argparse.Namespace) -> int:
+    _, paths = _settings(args)
+    current = backups.combined_hash(backups.current_hashes(paths))
+    rows = [_row(b, current) for b in backups.list_history(paths.backup_dir)]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return EXIT_OK
+    if not rows:
+        print(f"no backups in {_show(paths.backup_dir)}")
+        return EXIT_OK
+    print(
+        f"{'BACKUP':<33} {'TIME (UTC)':<19} {'KIND':<8} {'STATUS':<7} {'VERIFY':<7} "
+        f"{'FILES':<12}  DRIFT"
+    )
+    for r in rows:
+        when = datetime.fromisoformat(r["time"]).strftime("%Y-%m-%d %H:%M:%S")
+        mark = "*" if r["current"] else " "
+        print(
+            f"{mark}{r['name']:<32} {when:<19} {r['kind']:<8} {r['status']:<7} "
+            f"{r['verify'] or '-':<7} {(r['files_hash'] or '-')[:12]:<12}  {_drift_text(r)}"
+        )
+        if r["status"] != "done" and r["reason"]:
+            print(f"{'':<34}{r['reason']}")
+    print("* holds the current files")
+    return EXIT_OK
+
+
+@_clear_errors
+async def cmd_backups_diff(args: argparse.Namespace) -> int:
+    from service.cli import emit_drift
+
+    _, paths = _settings(args)
+    for which in (args.a, args.b):
+        if which != CURRENT:
+            backups.resolve(paths.backup_dir, which)  # same path checks as rollback
+    return emit_drift(backups.diff(paths, args.a, args.b), args.json, args.diff)
+
+
+@_clear_errors
+async def cmd_backups_prune(args: argparse.Namespace) -> int:
+    settings, paths = _settings(args)
+    policy = Policy(
+        args.keep_last if args.keep_last is not None else settings.retain_count,
+        args.keep_days if args.keep_days is not None else settings.retain_days,
+    )
+    if not policy.active:
+        print(
+            "no retention policy (retain_count / retain_days, or --keep-last / --keep-days): "
+            "nothing to prune"
+        )
+        return EXIT_OK
+    plan = backups.prune(paths, policy, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for p in plan:
+        print(f"{verb if not p.keep else 'keep':<12} {p.backup.name}  ({p.reason})")
+    gone = sum(not p.keep for p in plan)
+    print(f"{verb} {gone} of {len(plan)} backups")
+    return EXIT_OK
