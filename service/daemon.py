@@ -270,15 +270,11 @@ class Daemon:
         s = self.state
         return AlertState(s.active_drift, s.consecutive_failures, s.failure_alerted)
 
+    # The run's closing event (sync.finished / sync.failed) is logged last, after the alerts,
+    # the state file and the metrics: whoever waits for it finds all of them up to date.
     def _succeeded(self, outcome: SyncOutcome, log: Any) -> None:
         finished = _now()
         drift = outcome.drift if not outcome.first_run else None
-        log.info(
-            "sync.finished",
-            **outcome_fields(outcome),
-            counts=outcome.counts,
-            headline="first sync" if outcome.first_run else outcome.drift.headline(),
-        )
         backup = str(outcome.backup) if outcome.backup else None
         alert = self.alerts.succeeded(
             self._alert_state(), outcome.drift, outcome.first_run, backup, log
@@ -297,22 +293,18 @@ class Daemon:
         )
         if self.metrics:
             self.metrics.succeeded(outcome.duration_s, len(drift) if drift else 0, time.time())
+        log.info(
+            "sync.finished",
+            **outcome_fields(outcome),
+            counts=outcome.counts,
+            headline="first sync" if outcome.first_run else outcome.drift.headline(),
+        )
 
     def _failed(
         self, error: str, cause: Cause, error_class: str, duration: float, log: Any
     ) -> None:
-        failures = self.state.consecutive_failures + 1
-        delay = retry_delay_s(cause, failures, self.settings.retry_backoff_max_s)
-        log.error(
-            "sync.failed",
-            error_class=error_class,
-            cause=cause.value,
-            error=error,
-            consecutive_failures=failures,
-            retry_in_s=delay,
-            duration_s=round(duration, 3),
-        )
         alert = self.alerts.failed(self._alert_state(), error, cause, log)
+        delay = retry_delay_s(cause, alert.consecutive_failures, self.settings.retry_backoff_max_s)
         self._save(
             self.state.updated(
                 last_finished_at=_now(),
@@ -327,6 +319,15 @@ class Daemon:
         if delay is not None:
             # A timer handle, not a task: nothing to await, nothing whose error could vanish.
             self._retry = asyncio.get_running_loop().call_later(delay, self.request, "retry")
+        log.error(
+            "sync.failed",
+            error_class=error_class,
+            cause=cause.value,
+            error=error,
+            consecutive_failures=alert.consecutive_failures,
+            retry_in_s=delay,
+            duration_s=round(duration, 3),
+        )
 
     def _save(self, state: DaemonState) -> None:
         # Synchronous on purpose: a few hundred bytes, and nothing can cancel it half-way.

@@ -1,0 +1,210 @@
+"""Who hears about what: the pure decisions, and real Sentry envelopes from a running daemon."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from service.alerts import (
+    AlertState,
+    Cause,
+    Notice,
+    after_failure,
+    after_success,
+    classify,
+    retry_delay_s,
+    scrub_event,
+)
+from service.logs import register_secret
+from service.pgcluster import ScratchCluster
+from tests.conftest import FIXTURES, Database, new_database
+from tests.daemon_proc import DaemonProcess, pg_dump_wrapper
+
+# -- pure decisions ----------------------------------------------------------------------------
+
+
+def test_first_run_is_a_baseline_and_alerts_nobody() -> None:
+    state, notices = after_success(AlertState(), "abc", first_run=True)
+    assert (state, notices) == (AlertState(), [])
+
+
+def test_a_drift_is_alerted_once_while_it_persists_and_resolved_once() -> None:
+    state, notices = after_success(AlertState(), "fp1", first_run=False)
+    assert notices == [Notice.DRIFT_NEW] and state.active_drift == "fp1"
+    state, notices = after_success(state, "fp1", first_run=False)
+    assert notices == [Notice.DRIFT_KNOWN]
+    state, notices = after_success(state, "fp2", first_run=False)
+    assert notices == [Notice.DRIFT_NEW] and state.active_drift == "fp2"
+    state, notices = after_success(state, None, first_run=False)
+    assert notices == [Notice.DRIFT_RESOLVED] and state.active_drift is None
+    assert after_success(state, None, first_run=False)[1] == []
+
+
+def test_failures_alert_once_per_streak_at_the_threshold_and_recovery_is_told() -> None:
+    state = AlertState(active_drift="fp")
+    seen = []
+    for _ in range(5):
+        state, notices = after_failure(state, alert_after=3)
+        seen.append(notices)
+    assert seen == [[], [], [Notice.FAILURE_ALERT], [], []]
+    assert state.active_drift == "fp"  # a failed run knows nothing new about drift
+    state, notices = after_success(state, "fp", first_run=False)
+    assert notices == [Notice.RECOVERED, Notice.DRIFT_KNOWN]
+    assert state == AlertState("fp", 0, False)
+    # A short blip below the threshold is not worth a recovery notice either.
+    state, _ = after_failure(state, alert_after=3)
+    assert after_success(state, "fp", first_run=False)[1] == [Notice.DRIFT_KNOWN]
+
+
+@pytest.mark.parametrize(
+    ("message", "cause", "early_retry"),
+    [
+        ("cannot connect to app@db:5432/prod: Connection refused; is the server", "connection", 5),
+        ("lost the connection to app@db:5432/prod: reset", "connection", 5),
+        ("authentication failed for app@db:5432/prod: ...", "authentication", None),
+        ("pg_dump failed on app@db/prod (exit 1): out of memory", "pg_dump", None),
+        ("cannot write schema files or backup (No space left on device: x)", "disk", None),
+        ("something new", "other", None),
+    ],
+)
+def test_failure_causes_and_which_are_retried_early(
+    message: str, cause: str, early_retry: float | None
+) -> None:
+    assert classify(message) == Cause(cause)
+    assert retry_delay_s(classify(message), 1, cap_s=300) == early_retry
+
+
+def test_retry_backoff_doubles_and_stops_at_the_cap() -> None:
+    delays = [retry_delay_s(Cause.CONNECTION, n, cap_s=60) for n in range(1, 8)]
+    assert delays == [5, 10, 20, 40, 60, 60, 60]
+
+
+def test_sentry_payload_scrubber_removes_passwords_everywhere() -> None:
+    register_secret("hunter2-xyz")
+    event = {
+        "message": "cannot connect: postgresql://app:hunter2-xyz@db/prod failed",
+        "extra": {"PGPASSWORD": "anything", "dsn": "host=db password=p4ss"},
+        "contexts": {"failure": {"error": "password=hunter2-xyz rejected", "n": 3}},
+        "breadcrumbs": {"values": [{"message": "saw hunter2-xyz"}]},
+        "fingerprint": ["0123abcd"],
+    }
+    text = json.dumps(scrub_event(event))
+    assert "hunter2-xyz" not in text and "p4ss" not in text and "anything" not in text
+    assert "0123abcd" in text and '"n": 3' in text
+
+
+# -- Sentry for real: the daemon posting envelopes to a local ingest endpoint -------------------
+
+
+@pytest.fixture
+def shop(cluster: ScratchCluster) -> Iterator[Database]:
+    d = new_database(cluster, FIXTURES / "shop.sql")
+    yield d
+    cluster.drop_database(d.name)
+
+
+def envelopes(server: HTTPServer) -> list[tuple[bytes, list[dict[str, Any]]]]:
+    """(raw body, events) of every envelope received, in order."""
+    out = []
+    for request, _response in server.log:
+        body = request.get_data()
+        if request.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        lines = body.split(b"\n")
+        events = []
+        for header, payload in zip(lines[1::2], lines[2::2], strict=False):
+            if json.loads(header).get("type") == "event":
+                events.append(json.loads(payload))
+        out.append((body, events))
+    return out
+
+
+def test_sentry_gets_one_event_per_distinct_drift_resolution_and_failure_streak(
+    shop: Database, cluster: ScratchCluster, tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    secret = "Sentry-Secret-pw7"
+    shop.sql(f"CREATE ROLE sentry_reader LOGIN SUPERUSER PASSWORD '{secret}'")
+    httpserver.expect_request("/api/1/envelope/", method="POST").respond_with_json({"id": "x"})
+    fail = tmp_path / "FAIL"
+    # While FAIL exists, pg_dump "fails" with an error quoting the connection URI: the kind of
+    # message that must not carry the password to Sentry.
+    wrapper = pg_dump_wrapper(
+        tmp_path,
+        f'if [ -e {fail} ]; then echo "pg_dump: error: connection to '
+        f'postgresql://sentry_reader:$PGPASSWORD@127.0.0.1/x failed" >&2; exit 1; fi',
+    )
+    env = {
+        "SCHEMA_SYNC_DSN": cluster.tcp_dsn(shop.name, "sentry_reader", secret),
+        "SCHEMA_SYNC_SCHEDULE": "0 0 1 1 *",  # never during the test: only SIGHUP runs
+        "SCHEMA_SYNC_SENTRY_DSN": f"http://public@127.0.0.1:{httpserver.port}/1",
+        "SCHEMA_SYNC_SENTRY_ENVIRONMENT": "test",
+        "SCHEMA_SYNC_FAILURE_ALERT_AFTER": "2",
+        "SCHEMA_SYNC_PG_DUMP": str(wrapper),
+    }
+    schemas = tmp_path / "sql/schemas"
+    try:
+        with DaemonProcess(tmp_path, env) as d:
+            runs = 1
+            d.wait_for("sync.finished")  # first run: the baseline, no event
+
+            def sync_now() -> None:
+                nonlocal runs
+                runs += 1
+                d.send(signal.SIGHUP)
+                d.wait_until(
+                    lambda: len(d.named("sync.finished") + d.named("sync.failed")) >= runs,
+                    f"run {runs}",
+                )
+
+            baseline = {p.name: p.read_bytes() for p in schemas.iterdir() if p.is_file()}
+            shop.sql("ALTER TABLE shop.orders ADD COLUMN hotfix text")
+            sync_now()  # drift -> files written, one warning event
+            first = d.named("drift.detected")
+            assert {e["new"] for e in first} == {True} and first[0]["name"] == "shop.orders"
+            for name, data in baseline.items():  # like a `git checkout` of the old files
+                if not name.startswith(".pg-schema-sync"):
+                    (schemas / name).write_bytes(data)
+            sync_now()  # the same drift again: logged, not re-sent
+            again = d.named("drift.detected")[len(first) :]
+            assert again and {e["new"] for e in again} == {False}
+            assert {e["fingerprint"] for e in again} == {first[0]["fingerprint"]}
+            sync_now()  # files agree: drift.resolved
+            d.wait_for("drift.resolved", fingerprint=first[0]["fingerprint"])
+            fail.touch()
+            sync_now()
+            sync_now()  # second failure in a row: the error event
+            sync_now()  # third: no second error event for the same streak
+            assert [e["consecutive_failures"] for e in d.named("sync.failed")] == [1, 2, 3]
+            fail.unlink()
+            sync_now()
+            d.wait_for("sync.recovered")
+            d.send(signal.SIGTERM)
+            assert d.wait_exit(15) == 0  # exit flushes what Sentry has queued
+    finally:
+        shop.sql("DROP OWNED BY sentry_reader; DROP ROLE sentry_reader")
+
+    received = envelopes(httpserver)
+    events = [e for _, evs in received for e in evs]
+    assert [(e["level"], e["fingerprint"][0]) for e in events] == [
+        ("warning", first[0]["fingerprint"]),
+        ("info", "drift-resolved"),
+        ("error", "sync-failed"),
+        ("info", "sync-recovered"),
+    ]
+    drift_event = events[0]
+    assert drift_event["fingerprint"] == [first[0]["fingerprint"]]
+    assert "changed table shop.orders" in drift_event["contexts"]["drift"]["changes"]
+    assert drift_event["environment"] == "test"
+    assert events[2]["contexts"]["failure"]["consecutive_failures"] == 2
+    assert "postgresql://sentry_reader:***@" in json.dumps(events[2])
+    for body, _ in received:
+        assert secret.encode() not in body
+    for line in d.lines + d.err_lines:
+        assert secret not in line
