@@ -52,15 +52,15 @@ async def load_inventory(
     objects: list[DbObject] = []
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         # As pg_dump does: deparsed names outside pg_catalog come out schema-qualified.
-        await conn.execute("SELECT pg_catalog.set_config('search_path', '', true)")
+        # JIT would spend seconds compiling these wide one-off queries on big catalogs.
+        await conn.execute(
+            "SELECT pg_catalog.set_config('search_path', '', true),"
+            " pg_catalog.set_config('jit', 'off', true)"
+        )
+        schema_filter = (list(options.schemas), list(options.exclude_schemas))
         for query in QUERIES:
             if _wanted(query, options):
-                args = (list(options.schemas), list(options.exclude_schemas))
-                rows = (
-                    await conn.fetch(query.sql, *args)
-                    if query.scoped
-                    else await conn.fetch(query.sql)
-                )
+                rows = await conn.fetch(query.sql, *(schema_filter if query.scoped else ()))
                 objects.extend(_object(row, options) for row in rows)
     return Inventory.of(objects)
 

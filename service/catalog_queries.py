@@ -35,11 +35,16 @@ _NS = """ns AS (
 )"""
 
 
-def _not_member(catalog: str, oid: str) -> str:
-    """SQL: the object is not part of an extension (pg_dump leaves those to CREATE EXTENSION)."""
+def _own(catalog: str, oid: str) -> str:
+    """SQL: the object stands on its own, as pg_dump sees it.
+
+    Not a member of an extension (CREATE EXTENSION brings those) and not made implicitly for
+    another object (array and multirange types, range constructors, identity sequences).
+    """
     return (
         f"NOT EXISTS (SELECT FROM pg_catalog.pg_depend e WHERE e.classid = "
-        f"'pg_catalog.{catalog}'::pg_catalog.regclass AND e.objid = {oid} AND e.deptype = 'e')"
+        f"'pg_catalog.{catalog}'::pg_catalog.regclass AND e.objid = {oid}"
+        f" AND e.deptype IN ('e', 'i'))"
     )
 
 
@@ -88,23 +93,22 @@ def _owned_acl(acl: str, kind: str, owner: str, target: str, catalog: str, oid: 
     return _acl(acl, baseline, target, owner)
 
 
+_SCHEMA_ACL = _owned_acl(
+    "n.nspacl",
+    "n",
+    "n.nspowner",
+    "'SCHEMA ' || quote_ident(n.nspname)",
+    "pg_namespace",
+    "n.oid",
+)
 SCHEMAS = f"""WITH {_NS}
 SELECT 'schema' AS kind, quote_ident(n.nspname) AS name,
        'CREATE SCHEMA ' || quote_ident(n.nspname) AS body,
        n.nspowner::regrole::text AS owner,
-       {
-    _owned_acl(
-        "n.nspacl",
-        "n",
-        "n.nspowner",
-        "'SCHEMA ' || quote_ident(n.nspname)",
-        "pg_namespace",
-        "n.oid",
-    )
-} AS acl,
+       {_SCHEMA_ACL} AS acl,
        {_comment("pg_namespace", "n.oid", "'SCHEMA ' || quote_ident(n.nspname)")} AS comments
 FROM ns JOIN pg_catalog.pg_namespace n ON n.oid = ns.oid
-WHERE {_not_member("pg_namespace", "n.oid")}"""
+WHERE {_own("pg_namespace", "n.oid")}"""
 
 # Extensions are reported with their version (pg_dump leaves the version out).
 EXTENSIONS = f"""SELECT 'extension' AS kind, quote_ident(x.extname) AS name,
@@ -143,13 +147,32 @@ _COLUMN = """concat_ws(' ', quote_ident(a.attname), format_type(a.atttypid, a.at
 
 # Tables, partitioned tables, foreign tables, views and materialized views: the relations
 # with columns. Columns and constraints are aggregated per relation in one pass each.
+_RELATION_ACL = _acl(
+    "rel.relacl", "acldefault('r', rel.relowner)", "'TABLE ' || rel.name", "rel.relowner"
+)
+_CONSTRAINT_COMMENT = _comment(
+    "pg_constraint", "k.oid", "format('CONSTRAINT %I ON %s', k.conname, rel.name)"
+)
+_COLUMN_COMMENT = _comment(
+    "pg_class",
+    "a.attrelid",
+    "'COLUMN ' || rel.name || '.' || quote_ident(a.attname)",
+    "a.attnum",
+)
+_COLUMN_ACL = _acl(
+    "a.attacl",
+    "acldefault('c', rel.relowner)",
+    "'TABLE ' || rel.name",
+    "rel.relowner",
+    "' (' || quote_ident(a.attname) || ')'",
+)
 RELATIONS = f"""WITH {_NS},
 rel AS (
     SELECT c.*, format('%I.%I', ns.nspname, c.relname) AS name,
            CASE c.relkind WHEN 'f' THEN 'foreign table' WHEN 'v' THEN 'view'
                 WHEN 'm' THEN 'materialized view' ELSE 'table' END AS kind
     FROM pg_catalog.pg_class c JOIN ns ON ns.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND {_not_member("pg_class", "c.oid")}
+    WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND {_own("pg_class", "c.oid")}
 ),
 ident AS (
     SELECT d.refobjid, d.refobjsubid, {_seq_options("' '")} AS options,
@@ -164,24 +187,9 @@ ident AS (
 cols AS (
     SELECT a.attrelid,
            string_agg('    ' || {_COLUMN}, E'\\n' ORDER BY a.attnum) AS lines,
-           string_agg({
-    _acl(
-        "a.attacl",
-        "'{}'::aclitem[]",
-        "'TABLE ' || rel.name",
-        "rel.relowner",
-        "' (' || quote_ident(a.attname) || ')'",
-    )
-},
+           string_agg({_COLUMN_ACL},
                       E'\\n' ORDER BY a.attnum) AS acl,
-           string_agg({
-    _comment(
-        "pg_class",
-        "a.attrelid",
-        "'COLUMN ' || rel.name || '.' || quote_ident(a.attname)",
-        "a.attnum",
-    )
-}, E'\\n' ORDER BY a.attnum) AS comments
+           string_agg({_COLUMN_COMMENT}, E'\\n' ORDER BY a.attnum) AS comments
     FROM rel
     JOIN pg_catalog.pg_attribute a ON a.attrelid = rel.oid
     JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
@@ -197,9 +205,7 @@ cons AS (
     SELECT k.conrelid,
            string_agg(format('    CONSTRAINT %I %s', k.conname, pg_get_constraintdef(k.oid)),
                       E'\\n' ORDER BY k.conname) AS lines,
-           string_agg({
-    _comment("pg_constraint", "k.oid", "format('CONSTRAINT %I ON %s', k.conname, rel.name)")
-},
+           string_agg({_CONSTRAINT_COMMENT},
                       E'\\n' ORDER BY k.conname) AS comments
     FROM rel JOIN pg_catalog.pg_constraint k ON k.conrelid = rel.oid
     WHERE (k.contype = 'c' AND k.conislocal) OR (k.contype = 'f' AND k.conparentid = 0)
@@ -251,9 +257,7 @@ SELECT rel.kind, rel.name,
            CASE WHEN rel.relkind IN ('v', 'm') THEN E'AS\\n' || pg_get_viewdef(rel.oid) END
        ) AS body,
        rel.relowner::regrole::text AS owner,
-       concat_ws(E'\\n', {
-    _acl("rel.relacl", "acldefault('r', rel.relowner)", "'TABLE ' || rel.name", "rel.relowner")
-}, cols.acl) AS acl,
+       concat_ws(E'\\n', {_RELATION_ACL}, cols.acl) AS acl,
        concat_ws(E'\\n', {_comment("pg_class", "rel.oid", "upper(rel.kind) || ' ' || rel.name")},
                  cols.comments, cons.comments) AS comments
 FROM rel
@@ -269,6 +273,12 @@ LEFT JOIN pg_catalog.pg_foreign_server srv ON srv.oid = ft.ftserver"""
 
 _NEWLINE_INDENT = "E'\\n    '"
 
+_SEQUENCE_ACL = _acl(
+    "c.relacl",
+    "acldefault('s', c.relowner)",
+    "format('SEQUENCE %I.%I', ns.nspname, c.relname)",
+    "c.relowner",
+)
 # Sequences of their own (serial ones included); identity sequences belong to their column.
 SEQUENCES = f"""WITH {_NS}
 SELECT 'sequence' AS kind, format('%I.%I', ns.nspname, c.relname) AS name,
@@ -284,22 +294,13 @@ SELECT 'sequence' AS kind, format('%I.%I', ns.nspname, c.relname) AS name,
               AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'a')
        ) AS body,
        c.relowner::regrole::text AS owner,
-       {
-    _acl(
-        "c.relacl",
-        "acldefault('s', c.relowner)",
-        "format('SEQUENCE %I.%I', ns.nspname, c.relname)",
-        "c.relowner",
-    )
-} AS acl,
+       {_SEQUENCE_ACL} AS acl,
        {_comment("pg_class", "c.oid", "format('SEQUENCE %I.%I', ns.nspname, c.relname)")}
            AS comments
 FROM pg_catalog.pg_class c
 JOIN ns ON ns.oid = c.relnamespace
 JOIN pg_catalog.pg_sequence s ON s.seqrelid = c.oid
-WHERE c.relkind = 'S' AND {_not_member("pg_class", "c.oid")}
-  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.objid = c.oid AND d.deptype = 'i'
-                  AND d.classid = 'pg_catalog.pg_class'::regclass)"""
+WHERE c.relkind = 'S' AND {_own("pg_class", "c.oid")}"""
 
 # Indexes that do not back a constraint (those are in their table's definition).
 INDEXES = f"""WITH {_NS}
@@ -316,7 +317,7 @@ JOIN pg_catalog.pg_class ic ON ic.oid = x.indexrelid
 JOIN pg_catalog.pg_class tc ON tc.oid = x.indrelid
 JOIN ns ON ns.oid = tc.relnamespace
 LEFT JOIN pg_catalog.pg_tablespace ts ON ts.oid = ic.reltablespace
-WHERE {_not_member("pg_class", "tc.oid")}
+WHERE {_own("pg_class", "tc.oid")}
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.conindid = x.indexrelid
                   AND k.conrelid = x.indrelid AND k.contype IN ('p', 'u', 'x'))"""
 
@@ -325,32 +326,34 @@ _PROC_NAME = """format('%I.%I(%s)', ns.nspname, p.proname, array_to_string(ARRAY
     SELECT format_type(u.t, NULL) FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY u(t, n)
     ORDER BY u.n), ', '))"""
 
+_FUNCTION_ACL = _acl(
+    "fn.proacl",
+    "acldefault('f', fn.proowner)",
+    "upper(fn.kind) || ' ' || fn.name",
+    "fn.proowner",
+)
 FUNCTIONS = f"""WITH {_NS},
 fn AS (
     SELECT p.*, {_PROC_NAME} AS name,
            CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END AS kind
     FROM pg_catalog.pg_proc p JOIN ns ON ns.oid = p.pronamespace
-    WHERE p.prokind IN ('f', 'p', 'w') AND {_not_member("pg_proc", "p.oid")}
+    WHERE p.prokind IN ('f', 'p', 'w') AND {_own("pg_proc", "p.oid")}
 )
 SELECT fn.kind, fn.name, rtrim(pg_get_functiondef(fn.oid), E'\\n') AS body,
        fn.proowner::regrole::text AS owner,
-       {
-    _acl(
-        "fn.proacl",
-        "acldefault('f', fn.proowner)",
-        "upper(fn.kind) || ' ' || fn.name",
-        "fn.proowner",
-    )
-} AS acl,
+       {_FUNCTION_ACL} AS acl,
        {_comment("pg_proc", "fn.oid", "upper(fn.kind) || ' ' || fn.name")} AS comments
 FROM fn"""
 
+_AGGREGATE_ACL = _acl(
+    "ag.proacl", "acldefault('f', ag.proowner)", "'FUNCTION ' || ag.name", "ag.proowner"
+)
 AGGREGATES = f"""WITH {_NS},
 ag AS (
     SELECT p.oid, p.proowner, p.proacl, p.proparallel, g.*, {_PROC_NAME} AS name
     FROM pg_catalog.pg_proc p JOIN ns ON ns.oid = p.pronamespace
     JOIN pg_catalog.pg_aggregate g ON g.aggfnoid = p.oid
-    WHERE p.prokind = 'a' AND {_not_member("pg_proc", "p.oid")}
+    WHERE p.prokind = 'a' AND {_own("pg_proc", "p.oid")}
 )
 SELECT 'aggregate' AS kind, ag.name,
        concat_ws(E'\\n    ',
@@ -380,9 +383,7 @@ SELECT 'aggregate' AS kind, ag.name,
                                  ELSE 'UNSAFE' END
        ) || E'\\n)' AS body,
        ag.proowner::regrole::text AS owner,
-       {
-    _acl("ag.proacl", "acldefault('f', ag.proowner)", "'FUNCTION ' || ag.name", "ag.proowner")
-} AS acl,
+       {_AGGREGATE_ACL} AS acl,
        {_comment("pg_proc", "ag.oid", "'AGGREGATE ' || ag.name")} AS comments
 FROM ag"""
 
@@ -403,7 +404,7 @@ JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
 JOIN ns ON ns.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_trigger pt ON pt.oid = t.tgparentid
 WHERE NOT t.tgisinternal AND (t.tgparentid = 0 OR t.tgenabled <> pt.tgenabled)
-  AND {_not_member("pg_class", "c.oid")}"""
+  AND {_own("pg_class", "c.oid")}"""
 
 RULES = f"""WITH {_NS}
 SELECT 'rule' AS kind, {_ON_TABLE.format("r.rulename")} AS name,
@@ -414,7 +415,7 @@ SELECT 'rule' AS kind, {_ON_TABLE.format("r.rulename")} AS name,
 FROM pg_catalog.pg_rewrite r
 JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
 JOIN ns ON ns.oid = c.relnamespace
-WHERE r.rulename <> '_RETURN' AND {_not_member("pg_class", "c.oid")}"""
+WHERE r.rulename <> '_RETURN' AND {_own("pg_class", "c.oid")}"""
 
 POLICIES = f"""WITH {_NS}
 SELECT 'policy' AS kind, {_ON_TABLE.format("p.polname")} AS name,
@@ -433,10 +434,16 @@ SELECT 'policy' AS kind, {_ON_TABLE.format("p.polname")} AS name,
 FROM pg_catalog.pg_policy p
 JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
 JOIN ns ON ns.oid = c.relnamespace
-WHERE {_not_member("pg_class", "c.oid")}"""
+WHERE {_own("pg_class", "c.oid")}"""
 
 _COLLATE = "format('COLLATE %I.%I', cn.nspname, co.collname)"
 
+_TYPE_ACL = _acl(
+    "ty.typacl",
+    "acldefault('T', ty.typowner)",
+    "upper(ty.kind) || ' ' || ty.name",
+    "ty.typowner",
+)
 # Enums, composites, ranges, base types and domains; array, multirange and table row types
 # are implicit (internal dependency) and left out, like pg_dump does.
 TYPES = f"""WITH {_NS},
@@ -446,9 +453,7 @@ ty AS (
     FROM pg_catalog.pg_type t JOIN ns ON ns.oid = t.typnamespace
     LEFT JOIN pg_catalog.pg_class r ON r.oid = t.typrelid
     WHERE t.typtype IN ('b', 'c', 'd', 'e', 'r') AND coalesce(r.relkind, 'c') = 'c'
-      AND {_not_member("pg_type", "t.oid")}
-      AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.objid = t.oid
-                      AND d.classid = 'pg_catalog.pg_type'::regclass AND d.deptype = 'i')
+      AND {_own("pg_type", "t.oid")}
 )
 SELECT ty.kind, ty.name,
     CASE WHEN NOT ty.typisdefined THEN 'CREATE TYPE ' || ty.name
@@ -511,14 +516,7 @@ SELECT ty.kind, ty.name,
         CASE WHEN ty.typcollation <> 0 THEN 'COLLATABLE = true' END) || E'\\n)'
     END AS body,
     ty.typowner::regrole::text AS owner,
-    {
-    _acl(
-        "ty.typacl",
-        "acldefault('T', ty.typowner)",
-        "upper(ty.kind) || ' ' || ty.name",
-        "ty.typowner",
-    )
-} AS acl,
+    {_TYPE_ACL} AS acl,
     concat_ws(E'\\n', {_comment("pg_type", "ty.oid", "upper(ty.kind) || ' ' || ty.name")},
         (SELECT string_agg(format('COMMENT ON COLUMN %s.%I IS %L', ty.name, a.attname,
                                   ds.description), E'\\n' ORDER BY a.attnum)
@@ -552,19 +550,20 @@ SELECT 'collation' AS kind, format('%I.%I', ns.nspname, co.collname) AS name,
        {_comment("pg_collation", "co.oid", "format('COLLATION %I.%I', ns.nspname, co.collname)")}
            AS comments
 FROM pg_catalog.pg_collation co JOIN ns ON ns.oid = co.collnamespace
-WHERE {_not_member("pg_collation", "co.oid")}"""
+WHERE {_own("pg_collation", "co.oid")}"""
 
+_STATISTICS_COMMENT = _comment(
+    "pg_statistic_ext", "s.oid", "format('STATISTICS %I.%I', ns.nspname, s.stxname)"
+)
 STATISTICS = f"""WITH {_NS}
 SELECT 'statistics' AS kind, format('%I.%I', ns.nspname, s.stxname) AS name,
        concat_ws(E'\\n', pg_get_statisticsobjdef(s.oid),
                  '    STATISTICS ' || CASE WHEN s.stxstattarget >= 0 THEN s.stxstattarget END)
            AS body,
        s.stxowner::regrole::text AS owner, NULL AS acl,
-       {
-    _comment("pg_statistic_ext", "s.oid", "format('STATISTICS %I.%I', ns.nspname, s.stxname)")
-} AS comments
+       {_STATISTICS_COMMENT} AS comments
 FROM pg_catalog.pg_statistic_ext s JOIN ns ON ns.oid = s.stxnamespace
-WHERE {_not_member("pg_statistic_ext", "s.oid")} AND {_not_member("pg_class", "s.stxrelid")}"""
+WHERE {_own("pg_statistic_ext", "s.oid")} AND {_own("pg_class", "s.stxrelid")}"""
 
 # Schema filter or not, default privileges follow their schema; global ones (no schema)
 # only appear without a `schemas` filter, as with pg_dump -n.
@@ -576,7 +575,7 @@ da AS (
            CASE WHEN d.defaclnamespace = 0
                 THEN acldefault(CASE d.defaclobjtype WHEN 'S' THEN 's' ELSE d.defaclobjtype
                                 END::"char", d.defaclrole)
-                ELSE '{{}}'::aclitem[] END AS baseline
+                ELSE acldefault('c', d.defaclrole) END AS baseline
     FROM pg_catalog.pg_default_acl d
     LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace
     WHERE (d.defaclnamespace = 0 AND cardinality($1::text[]) = 0)
@@ -602,49 +601,46 @@ EVENT_TRIGGERS = f"""SELECT 'event trigger' AS kind, quote_ident(et.evtname) AS 
        {_comment("pg_event_trigger", "et.oid", "'EVENT TRIGGER ' || quote_ident(et.evtname)")}
            AS comments
 FROM pg_catalog.pg_event_trigger et
-WHERE {_not_member("pg_event_trigger", "et.oid")}"""
+WHERE {_own("pg_event_trigger", "et.oid")}"""
 
+_FDW_COMMENT = _comment(
+    "pg_foreign_data_wrapper", "w.oid", "'FOREIGN DATA WRAPPER ' || quote_ident(w.fdwname)"
+)
+_FDW_ACL = _acl(
+    "w.fdwacl",
+    "acldefault('F', w.fdwowner)",
+    "'FOREIGN DATA WRAPPER ' || quote_ident(w.fdwname)",
+    "w.fdwowner",
+)
 FOREIGN_DATA_WRAPPERS = f"""SELECT 'foreign data wrapper' AS kind, quote_ident(w.fdwname) AS name,
        concat_ws(E'\\n    ', 'CREATE FOREIGN DATA WRAPPER ' || quote_ident(w.fdwname),
            'HANDLER ' || NULLIF(w.fdwhandler, 0)::regproc,
            'VALIDATOR ' || NULLIF(w.fdwvalidator, 0)::regproc,
            'OPTIONS (' || array_to_string(w.fdwoptions, ', ') || ')') AS body,
        w.fdwowner::regrole::text AS owner,
-       {
-    _acl(
-        "w.fdwacl",
-        "acldefault('F', w.fdwowner)",
-        "'FOREIGN DATA WRAPPER ' || quote_ident(w.fdwname)",
-        "w.fdwowner",
-    )
-} AS acl,
-       {
-    _comment(
-        "pg_foreign_data_wrapper", "w.oid", "'FOREIGN DATA WRAPPER ' || quote_ident(w.fdwname)"
-    )
-} AS comments
+       {_FDW_ACL} AS acl,
+       {_FDW_COMMENT} AS comments
 FROM pg_catalog.pg_foreign_data_wrapper w
-WHERE {_not_member("pg_foreign_data_wrapper", "w.oid")}"""
+WHERE {_own("pg_foreign_data_wrapper", "w.oid")}"""
 
+_SERVER_ACL = _acl(
+    "s.srvacl",
+    "acldefault('S', s.srvowner)",
+    "'FOREIGN SERVER ' || quote_ident(s.srvname)",
+    "s.srvowner",
+)
 SERVERS = f"""SELECT 'server' AS kind, quote_ident(s.srvname) AS name,
        concat_ws(E'\\n    ', 'CREATE SERVER ' || quote_ident(s.srvname),
            'TYPE ' || quote_literal(s.srvtype), 'VERSION ' || quote_literal(s.srvversion),
            'FOREIGN DATA WRAPPER ' || quote_ident(w.fdwname),
            'OPTIONS (' || array_to_string(s.srvoptions, ', ') || ')') AS body,
        s.srvowner::regrole::text AS owner,
-       {
-    _acl(
-        "s.srvacl",
-        "acldefault('S', s.srvowner)",
-        "'FOREIGN SERVER ' || quote_ident(s.srvname)",
-        "s.srvowner",
-    )
-} AS acl,
+       {_SERVER_ACL} AS acl,
        {_comment("pg_foreign_server", "s.oid", "'SERVER ' || quote_ident(s.srvname)")}
            AS comments
 FROM pg_catalog.pg_foreign_server s
 JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw
-WHERE {_not_member("pg_foreign_server", "s.oid")}"""
+WHERE {_own("pg_foreign_server", "s.oid")}"""
 
 PUBLICATIONS = f"""SELECT 'publication' AS kind, quote_ident(p.pubname) AS name,
        concat_ws(E'\\n    ', 'CREATE PUBLICATION ' || quote_ident(p.pubname),
@@ -684,7 +680,7 @@ CASTS = f"""SELECT 'cast' AS kind, {_CAST_NAME} AS name,
        NULL AS owner, NULL AS acl,
        {_comment("pg_cast", "k.oid", "'CAST ' || " + _CAST_NAME)} AS comments
 FROM pg_catalog.pg_cast k
-WHERE k.oid >= 16384 AND {_not_member("pg_cast", "k.oid")}"""
+WHERE k.oid >= 16384 AND {_own("pg_cast", "k.oid")}"""
 
 
 QUERIES: tuple[Query, ...] = (
