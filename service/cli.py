@@ -166,7 +166,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
         if getattr(args, flag, False):
             overrides[field] = False
     settings = load_settings(args.config, **overrides)
-    configure_logging(args.log_format or settings.log_format, args.log_level or settings.log_level)
+    # One-shot commands speak through their output and exit code; their logs stay at warning
+    # unless a level was asked for (flag, SCHEMA_SYNC_LOG_LEVEL or the config file).
+    explicit = "log_level" in settings.model_fields_set
+    level = args.log_level or (settings.log_level if explicit else "warning")
+    configure_logging(args.log_format or settings.log_format, level)
     return settings
 
 
@@ -174,11 +178,7 @@ async def cmd_sync(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     log = get_logger(command="sync")
     log.info("sync.started")
-    try:
-        outcome = await sync_target(settings)
-    except SyncError as exc:
-        log.error("sync.failed", error=str(exc))
-        raise
+    outcome = await sync_target(settings)  # a SyncError becomes main()'s one line
     log.info("sync.finished", **outcome_fields(outcome))
     print_outcome(outcome)
     return EXIT_OK

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,6 @@ from service.db import connect
 from service.pgcluster import ScratchCluster
 
 FIXTURES = Path(__file__).parent / "fixtures"
-_counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +49,8 @@ class Database:
 
 
 def new_database(cluster: ScratchCluster, *files: Path) -> Database:
-    name = f"t{next(_counter)}"
+    # Unique across processes and module copies (conftest can be imported twice).
+    name = f"t_{uuid.uuid4().hex[:12]}"
     cluster.create_database(name, *files)
     return Database(cluster, name)
 

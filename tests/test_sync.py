@@ -62,6 +62,7 @@ def test_first_sync_writes_installable_files_and_a_backup(
     assert backup.name.startswith("schema-sync-")
     assert sorted(p.name for p in backup.iterdir()) == [
         "inventory.json",
+        "manifest.json",
         "production-functions.sql",
         "production-schema.sql",
         "sync-summary.md",
@@ -204,7 +205,7 @@ def test_wrong_password_is_clear_writes_nothing_and_never_shows_the_password(
         [line] = result.err.strip().splitlines()
         assert "authentication failed for app_reader@127.0.0.1" in line
         assert wrong not in result.out + result.err
-        assert not (tmp_path / "sql").exists()
+        assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
         assert backups(tmp_path) == []
         # Right password: works, and the password is in no file, argv or output.
         argv_log = tmp_path / "argv.log"
