@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from service.conninfo import ConnInfo
+from service.conninfo import LIBPQ_ENV, ConnInfo
 
 SERVER_OS_USER = "postgres"  # when we run as root, the server runs as this user
 
@@ -50,6 +50,11 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _clean_env() -> dict[str, str]:
+    """The caller's PG* variables (PGOPTIONS, PGHOST...) describe another server: drop them."""
+    return {k: v for k, v in os.environ.items() if k not in LIBPQ_ENV}
 
 
 class ScratchCluster:
@@ -122,7 +127,8 @@ class ScratchCluster:
         return self
 
     def stop(self) -> None:
-        if self.started:
+        # postmaster.pid too: an interrupted `pg_ctl start` may have launched the server.
+        if self.started or (self.datadir / "postmaster.pid").exists():
             with contextlib.suppress(ClusterError):
                 self._run(
                     [
@@ -218,7 +224,7 @@ class ScratchCluster:
             argv += ["-c", sql]
         if file is not None:
             argv += ["-f", str(file)]
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=_clean_env())
         if proc.returncode != 0:
             raise ClusterError(f"psql on {dbname} failed: {proc.stderr.strip()}")
         return proc.stdout
@@ -236,7 +242,9 @@ class ScratchCluster:
     def _run(self, argv: list[str]) -> None:
         if self.run_as:
             argv = ["runuser", "-u", self.run_as, "--", *argv]
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=self.workdir)
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, check=False, cwd=self.workdir, env=_clean_env()
+        )
         if proc.returncode != 0:
             log = self.logfile.read_text(errors="replace")[-2000:] if self.logfile.exists() else ""
             raise ClusterError(
