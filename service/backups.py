@@ -239,21 +239,22 @@ def resolve(backup_dir: Path, arg: str) -> Backup:
 
     Rejects names that escape backups/, symlinks, and folders missing a restorable file."""
     root = Path(os.path.normpath(backup_dir.absolute()))
+    shown = _shown(backup_dir)
     candidates = [Path(os.path.normpath(root / arg))]
     if not Path(arg).is_absolute():
         candidates.append(Path(os.path.normpath(Path.cwd() / arg)))
     folder = next((c for c in candidates if c.parent == root and c.name), None)
     if folder is None or not folder.name.startswith(files.BACKUP_PREFIX):
         raise BackupError(
-            f"{arg!r} is not a backup folder inside {backup_dir}: give a name listed by "
+            f"{arg!r} is not a backup folder inside {shown}: give a name listed by "
             "`pg-schema-sync backups`"
         )
     if folder.is_symlink():
-        raise BackupError(f"{arg!r} is a symlink: give a real backup folder inside {backup_dir}")
+        raise BackupError(f"{arg!r} is a symlink: give a real backup folder inside {shown}")
     if not folder.is_dir():
-        raise BackupError(f"no backup {folder.name} in {backup_dir}: see `pg-schema-sync backups`")
+        raise BackupError(f"no backup {folder.name} in {shown}: see `pg-schema-sync backups`")
     if Path(os.path.realpath(folder)).parent != Path(os.path.realpath(root)):
-        raise BackupError(f"{arg!r} resolves outside {backup_dir}: refusing to use it")
+        raise BackupError(f"{arg!r} resolves outside {shown}: refusing to use it")
     for name in files.BACKUP_RESTORABLE:
         path = folder / name
         if path.is_symlink():
@@ -266,6 +267,12 @@ def resolve(backup_dir: Path, arg: str) -> Backup:
         if not stat.S_ISREG(os.lstat(path).st_mode):
             raise BackupError(f"backup {folder.name}: {name} is not a regular file")
     return read_backup(folder)
+
+
+def _shown(path: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return str(path.absolute().relative_to(Path.cwd()))
+    return str(path)
 
 
 def check_intact(backup: Backup) -> None:
