@@ -1,0 +1,1 @@
+"""The benchmark: generated schemas of scale S, timed against bare pg_dump and migra."""

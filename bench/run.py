@@ -1,0 +1,348 @@
+"""`python -m bench`: load generated schemas into a throwaway cluster and time every command.
+
+Per scale, and per run in turn (so a noisy neighbour slows every command alike), in this
+order: bare pg_dump --schema-only, a full sync into a fresh folder, an unchanged sync of the
+same folder, check, compare base vs drifted, migra on the same pair. Correctness is asserted
+on every run: the unchanged sync leaves sql/ as it was, check finds no drift, compare reports
+exactly the three generated changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import generate, report
+from bench.daemon import DaemonFigures, has_run_command, measure_daemon
+from bench.measure import Sample, run, tree_state
+from service.pgcluster import ScratchCluster
+
+ROOT = Path(__file__).resolve().parent.parent
+VENVS = ROOT / ".bench"
+COMMANDS = ("pg_dump", "sync (full)", "sync (unchanged)", "check", "compare", "migra")
+
+
+class BenchFailure(AssertionError):
+    """A correctness check failed: the figures would be meaningless."""
+
+
+@dataclass
+class ScaleResult:
+    scale: int
+    objects: int = 0
+    dump_bytes: int = 0
+    load_s: float = 0.0
+    samples: dict[str, list[Sample]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, command: str, sample: Sample) -> None:
+        self.samples.setdefault(command, []).append(sample)
+
+    def median_wall(self, command: str) -> float | None:
+        got = self.samples.get(command)
+        return statistics.median(s.wall_s for s in got) if got else None
+
+
+@dataclass
+class Results:
+    scales: list[ScaleResult] = field(default_factory=list)
+    daemon: DaemonFigures | None = None
+    daemon_note: str = ""
+    migra_note: str = ""
+    host: str = ""
+    quick: bool = False
+
+    def to_json(self) -> str:
+        def strip(sample: Sample) -> dict[str, Any]:
+            d = asdict(sample)
+            d.pop("stdout")
+            d.pop("stderr")
+            return d
+
+        doc = {
+            "host": self.host,
+            "quick": self.quick,
+            "migra_note": self.migra_note,
+            "daemon_note": self.daemon_note,
+            "daemon": asdict(self.daemon) if self.daemon else None,
+            "scales": [
+                {
+                    "scale": s.scale,
+                    "objects": s.objects,
+                    "dump_bytes": s.dump_bytes,
+                    "load_s": s.load_s,
+                    "notes": s.notes,
+                    "samples": {c: [strip(x) for x in xs] for c, xs in s.samples.items()},
+                }
+                for s in self.scales
+            ],
+        }
+        return json.dumps(doc, indent=1) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Set-up
+
+
+def say(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def child_env(cluster: ScratchCluster, **extra: str) -> dict[str, str]:
+    """Our environment minus libpq and SCHEMA_SYNC_ variables; the cluster's pg_dump first."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "SCHEMA_SYNC_"))}
+    env["PATH"] = f"{cluster.bindir}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+def load_scale(cluster: ScratchCluster, scale: int, scratch: Path) -> tuple[str, str, float]:
+    """(base db, drifted db, load seconds): the base from one script, drifted as its clone."""
+    base, drifted = f"base_{scale}", f"drifted_{scale}"
+    script = scratch / f"base_{scale}.sql"
+    script.write_text(generate.base_sql(scale))
+    delta = scratch / f"drift_{scale}.sql"
+    delta.write_text(generate.drift_sql(scale))
+    t0 = time.perf_counter()
+    cluster.create_database(base, script)
+    # A template clone plus the three changes is the drifted script's result, in a second.
+    cluster.psql("postgres", f'CREATE DATABASE "{drifted}" TEMPLATE "{base}"')
+    cluster.psql(drifted, file=delta)
+    cluster.psql(base, "VACUUM ANALYZE")  # a production catalog has statistics
+    cluster.psql(drifted, "VACUUM ANALYZE")
+    return base, drifted, time.perf_counter() - t0
+
+
+def migra_bin(install: bool) -> tuple[Path | None, str]:
+    """migra in its own virtualenv under .bench/ (SQLAlchemy 1.4, psycopg2), or why not."""
+    exe = VENVS / "migra" / "bin" / "migra"
+    if exe.exists():
+        return exe, ""
+    if not install:
+        return None, "migra skipped (not installed in .bench/migra and installing was off)"
+    uv = shutil.which("uv")
+    if uv is None:
+        return None, "migra skipped: uv not found to create its virtualenv"
+    venv = VENVS / "migra"
+    py = str(venv / "bin" / "python")
+    # schemainspect still imports pkg_resources, which setuptools >= 70 no longer ships.
+    steps = [
+        [uv, "venv", "-q", str(venv)],
+        [uv, "pip", "install", "-q", "--python", py, "migra", "psycopg2-binary", "sqlalchemy<2"],
+        [uv, "pip", "install", "-q", "--python", py, "setuptools<70"],
+    ]
+    say("installing migra into .bench/migra (PyPI)")
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["?"])[-1]
+            return None, f"migra skipped: could not install it ({last})"
+    return (exe, "") if exe.exists() else (None, "migra skipped: installed but no executable")
+
+
+# --------------------------------------------------------------------------------------------
+# One run of every command
+
+
+def _check(ok: bool, what: str, sample: Sample | None = None) -> None:
+    if not ok:
+        detail = (
+            f"\n  exit {sample.exit_code}; stderr: {sample.stderr.strip()[-800:]}" if sample else ""
+        )
+        raise BenchFailure(what + detail)
+
+
+def _service(*args: str) -> list[str]:
+    return [sys.executable, "-m", "service", *args]
+
+
+def run_once(
+    cluster: ScratchCluster,
+    result: ScaleResult,
+    base: str,
+    drifted: str,
+    migra: Path | None,
+    scratch: Path,
+) -> None:
+    scale = result.scale
+    env = child_env(cluster)
+
+    dump_file = scratch / "bare.sql"
+    dump = ["pg_dump", "--schema-only", "-f", str(dump_file), "-d", cluster.dsn(base)]
+    s = run(dump, env, tool="pg_dump")
+    _check(s.exit_code == 0, "pg_dump failed", s)
+    result.dump_bytes = dump_file.stat().st_size
+    dump_file.unlink()
+    result.add("pg_dump", s)
+
+    work = Path(tempfile.mkdtemp(prefix=f"bench-sync-{scale}-", dir=scratch))
+    sync_env = child_env(cluster, SCHEMA_SYNC_DSN=cluster.dsn(base))
+    s = run(_service("sync"), sync_env, cwd=work, probe=True, tool="pg_dump")
+    _check(s.exit_code == 0, "full sync failed", s)
+    _check((work / "sql/schemas/complete-schema.sql").exists(), "full sync wrote no schema file")
+    first = re.search(r"first sync: (\d+) objects", s.stdout)
+    result.objects = int(first.group(1)) if first else result.objects
+    result.add("sync (full)", s)
+
+    before = tree_state(work / "sql")
+    backups_before = sorted(p.name for p in (work / "backups").iterdir())
+    s = run(_service("sync"), sync_env, cwd=work, probe=True, watch=work / "sql", tool="pg_dump")
+    _check(s.exit_code == 0, "unchanged sync failed", s)
+    _check(
+        tree_state(work / "sql") == before,
+        "unchanged sync changed files under sql/ (size, mtime or inode)",
+    )
+    _check(
+        sorted(p.name for p in (work / "backups").iterdir()) == backups_before,
+        "unchanged sync created a backup",
+    )
+    _check("nothing written" in s.stdout, f"unchanged sync did not say so: {s.stdout!r}", s)
+    result.add("sync (unchanged)", s)
+
+    s = run(_service("check"), sync_env, cwd=work, probe=True, tool="pg_dump")
+    _check(s.exit_code == 0, "check found drift right after a sync", s)
+    result.add("check", s)
+
+    s = run(
+        _service("compare", "--json", cluster.dsn(base), cluster.dsn(drifted)),
+        env,
+        cwd=work,
+        probe=True,
+    )
+    _check(s.exit_code == 1, "compare did not report drift", s)
+    got = {(c["change"], c["kind"], c["name"]) for c in json.loads(s.stdout)["changes"]}
+    want = generate.expected_changes(scale)
+    _check(got == want, f"compare reported {sorted(got)}, expected {sorted(want)}")
+    result.add("compare", s)
+
+    if migra is not None:
+        s = run(
+            [str(migra), "--unsafe", cluster.dsn(base), cluster.dsn(drifted)],
+            {**env, "PYTHONPATH": ""},
+            cwd=work,
+            tool="migra",
+        )
+        _check(s.exit_code == 2, "migra found no differences (exit 2 expected)", s)
+        found = _migra_changes(s.stdout, scale)
+        if found != 3:
+            result.notes.append(f"migra output names {found} of the 3 changes")
+        result.add("migra", s)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _migra_changes(sql: str, scale: int) -> int:
+    """How many of the three generated changes migra's script mentions."""
+    text = sql.lower()
+    found = 0
+    for change, kind, name in generate.expected_changes(scale):
+        schema, short = name.split("(")[0].split(".")
+        quoted = f'"{schema}"."{short}"'
+        if kind == "table":
+            found += f"alter table {quoted} add column" in text
+        elif kind == "function":
+            found += f"function {schema}.{short}(" in text and "hot fix" in text
+        elif change == "removed":
+            found += f"drop index if exists {quoted}" in text
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# The command
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark sync/check/compare against bare pg_dump and migra.",
+    )
+    p.add_argument("--scales", default="1000,5000,10000", help="comma-separated S values")
+    p.add_argument("--runs", type=int, default=3, help="runs per command (median reported)")
+    p.add_argument("--out", type=Path, default=None, help="folder for benchmark.md/.png/.json")
+    p.add_argument("--quick", action="store_true", help="CI smoke: S=50, 1 run, no timing goals")
+    p.add_argument("--idle-seconds", type=float, default=60.0, help="idle daemon window")
+    p.add_argument("--sighups", type=int, default=5, help="SIGHUPs sent to time sync.started")
+    p.add_argument("--no-migra", action="store_true", help="do not run (or install) migra")
+    p.add_argument("--no-chart", action="store_true", help="do not draw benchmark.png")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.scales, args.runs, args.idle_seconds, args.sighups = "50", 1, 0.0, 1
+        args.no_migra, args.no_chart = True, True
+        args.out = args.out or VENVS / "quick"
+    args.out = args.out or ROOT / "docs"
+    args.scale_list = [int(x) for x in str(args.scales).split(",") if x.strip()]
+    if args.runs < 1 or not args.scale_list:
+        p.error("need at least one scale and one run")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = Results(host=f"{os.cpu_count()} cores, {_mem_gib()} GiB RAM", quick=args.quick)
+    migra, results.migra_note = (None, "migra skipped (--no-migra)")
+    if not args.no_migra:
+        migra, results.migra_note = migra_bin(install=True)
+    if results.migra_note:
+        say(results.migra_note)
+    biggest = max(args.scale_list)
+    # pg_dump locks every table in one transaction: ~3 locks per generated table.
+    locks = max(128, 4 * biggest // 100)
+    scratch = Path(tempfile.mkdtemp(prefix="pg-schema-sync-bench-"))
+    try:
+        with ScratchCluster(settings={"max_locks_per_transaction": str(locks)}) as cluster:
+            dbs: list[tuple[int, str]] = []
+            for scale in args.scale_list:
+                result = ScaleResult(scale)
+                say(f"S={scale}: generating and loading")
+                base, drifted, result.load_s = load_scale(cluster, scale, scratch)
+                say(f"S={scale}: loaded in {result.load_s:.1f}s; measuring {args.runs} run(s)")
+                for n in range(args.runs):
+                    run_once(cluster, result, base, drifted, migra, scratch)
+                    say(f"S={scale}: run {n + 1}/{args.runs} done: " + report.brief(result))
+                results.scales.append(result)
+                dbs.append((scale, base))
+                cluster.drop_database(drifted)
+            results.daemon, results.daemon_note = _daemon(cluster, args, dbs, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "benchmark.json").write_text(results.to_json())
+    table = report.markdown(results)
+    (args.out / "benchmark.md").write_text(table)
+    if not args.no_chart:
+        say(report.chart(args.out / "benchmark.json", args.out / "benchmark.png", VENVS))
+    print(table)
+    if args.quick:
+        print("quick: correctness checks passed (unchanged sync wrote nothing; compare found 3)")
+    return 0
+
+
+def _daemon(
+    cluster: ScratchCluster, args: argparse.Namespace, dbs: list[tuple[int, str]], scratch: Path
+) -> tuple[DaemonFigures | None, str]:
+    scale, base = dbs[0]
+    env = child_env(cluster, SCHEMA_SYNC_DSN=cluster.dsn(base))
+    if not has_run_command(env):
+        return None, "daemon figures skipped: this version has no `run` command"
+    work = Path(tempfile.mkdtemp(prefix="bench-daemon-", dir=scratch))
+    say(f"daemon: idle {args.idle_seconds:.0f}s, then {args.sighups} SIGHUP(s) at S={scale}")
+    try:
+        figures = measure_daemon(work, env, args.idle_seconds, args.sighups, 600)
+    except RuntimeError as exc:
+        return None, f"daemon figures failed: {exc}"
+    return figures, f"daemon on S={scale}"
+
+
+def _mem_gib() -> int:
+    return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
