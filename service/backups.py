@@ -65,6 +65,7 @@ class Manifest:
     first_run: bool = False
     verify: str = "off"  # off | passed | failed | error
     restored_from: str | None = None
+    attempts: int = 1  # runs that produced these same failing files (see merge_repeated_failure)
     pid: int = field(default_factory=os.getpid)
     host: str = field(default_factory=socket.gethostname)
 
@@ -85,6 +86,7 @@ class Manifest:
             "first_run": self.first_run,
             "verify": self.verify,
             "restored_from": self.restored_from,
+            "attempts": self.attempts,
             "pid": self.pid,
             "host": self.host,
         }
@@ -108,6 +110,7 @@ class Manifest:
             first_run=bool(doc.get("first_run", False)),
             verify=str(doc.get("verify", "off")),
             restored_from=doc.get("restored_from"),
+            attempts=int(doc.get("attempts") or 1),
             pid=int(doc.get("pid") or 0),
             host=str(doc.get("host") or ""),
         )
@@ -340,6 +343,32 @@ def prune(paths: SchemaPaths, policy: Policy, dry_run: bool = False) -> list[Pru
             if not p.keep:
                 files.remove_backup(p.backup.path)
     return plan
+
+
+def merge_repeated_failure(folder: Path) -> Path:
+    """A failed backup holding the same files as the failed one just before it is folded into
+    that one (attempts + 1): under verify = require, a daemon retrying every few minutes must
+    not fill backups/ with copies of one candidate. Returns the folder that keeps them."""
+    history = list_history(folder.parent)
+    names = [b.name for b in history]
+    if folder.name not in names or names.index(folder.name) == 0:
+        return folder
+    i = names.index(folder.name)
+    new, prev = history[i], history[i - 1]
+    if not (new.manifest and prev.manifest and prev.status == FAILED == new.status):
+        return folder
+    if prev.manifest.kind != new.manifest.kind or prev.files_hash != new.files_hash:
+        return folder
+    merged = replace(
+        prev.manifest,
+        attempts=prev.manifest.attempts + 1,
+        reason=new.manifest.reason,
+        finished_at=new.manifest.finished_at,
+        verify=new.manifest.verify,
+    )
+    write_manifest(prev.path, merged)
+    files.remove_backup(folder)
+    return prev.path
 
 
 def apply_policy(paths: SchemaPaths, policy: Policy, log: Any) -> list[Path]:

@@ -268,6 +268,7 @@ def _row(b: Backup, current: str | None) -> dict[str, Any]:
         "first_run": m.first_run if m else None,
         "reason": b.problem or (m.reason if m else None),
         "restored_from": m.restored_from if m else None,
+        "attempts": m.attempts if m else 1,
         "files": dict(b.hashes),
         "files_hash": b.files_hash,
         "current": current is not None and b.files_hash == current,
@@ -307,7 +308,8 @@ async def cmd_backups_list(args: argparse.Namespace) -> int:
             f"{r['verify'] or '-':<7} {(r['files_hash'] or '-')[:12]:<12}  {_drift_text(r)}"
         )
         if r["status"] != "done" and r["reason"]:
-            print(f"{'':<34}{r['reason']}")
+            again = f" ({r['attempts']} attempts)" if r["attempts"] > 1 else ""
+            print(f"{'':<34}{r['reason']}{again}")
     print("* holds the current files")
     return EXIT_OK
 

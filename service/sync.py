@@ -280,8 +280,11 @@ async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutc
     except VerifyError as exc:
         raise SyncError(f"verify = {settings.verify}: {exc}") from None
     files.remove_stale_incomplete(paths.backup_dir)
-    for interrupted in backups.mark_interrupted(paths.backup_dir):
-        log.warning("backup.interrupted", backup=str(interrupted))
+    try:
+        for interrupted in backups.mark_interrupted(paths.backup_dir):
+            log.warning("backup.interrupted", backup=str(interrupted))
+    except OSError as exc:  # bookkeeping only: listing already shows such backups as failed
+        log.warning("backup.mark_failed", error=str(exc), backup_dir=str(paths.backup_dir))
     with (
         files.temp_path_beside(paths.schema_file) as schema_tmp,
         files.temp_path_beside(paths.functions_file) as functions_tmp,
@@ -353,6 +356,9 @@ async def _write(
                     outcome.backup,
                     manifest.finished(FAILED, reason=reason, verify=outcome.verify),
                 )
+            )
+            outcome.backup = await _uncancellable(
+                asyncio.to_thread(backups.merge_repeated_failure, outcome.backup)
             )
             raise VerifyFailed(
                 f"{reason}; previous files kept, candidate kept in "

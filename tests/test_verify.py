@@ -179,6 +179,12 @@ def test_require_mode_keeps_old_files_and_the_failed_candidate(
     assert scratch_databases(cluster) == []
     check = run_cli("check", "--json", cwd=tmp_path, env={"SCHEMA_SYNC_DSN": shop.dsn})
     assert check.code == 1  # the drift is still there for the next run
+    # The next attempt fails the same way: one failed backup, not one per attempt.
+    assert run_cli("sync", cwd=tmp_path, env=env).code == 2
+    assert list_backups(tmp_path / "backups")[-1] == candidate
+    assert manifest(candidate)["attempts"] == 2
+    listed = run_cli("backups", cwd=tmp_path).out
+    assert "(2 attempts)" in listed
 
     # warn: the same failure is logged, the files are promoted anyway.
     env["SCHEMA_SYNC_VERIFY"] = "warn"
