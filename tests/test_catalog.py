@@ -396,23 +396,36 @@ async def test_names_are_quoted_like_postgres_quotes_identifiers(db: Database) -
     assert '    "café" text' in table.definition.splitlines()
 
 
+TRAILS = ("table", "app.trails")
+ROUTE = ("function", "app.find_route(integer, integer)")
+
+
 @pytest.mark.parametrize(
-    ("switch", "sql"),
+    ("switch", "sql", "drifting"),
     [
-        ("owners", "ALTER TABLE app.trails OWNER TO catalog_owner"),
-        ("privileges", "GRANT INSERT ON app.trails TO catalog_reader"),
-        ("privileges", "GRANT UPDATE (name) ON app.trails TO catalog_reader"),
-        ("comments", "COMMENT ON TABLE app.trails IS 'steep'"),
-        ("comments", "COMMENT ON COLUMN app.trails.name IS 'what people call it'"),
+        ("owners", "ALTER TABLE app.trails OWNER TO catalog_owner", TRAILS),
+        ("owners", "ALTER FUNCTION app.find_route OWNER TO catalog_owner", ROUTE),
+        ("privileges", "GRANT INSERT ON app.trails TO catalog_reader", TRAILS),
+        ("privileges", "GRANT UPDATE (name) ON app.trails TO catalog_reader", TRAILS),
+        ("privileges", "REVOKE EXECUTE ON FUNCTION app.find_route FROM PUBLIC", ROUTE),
+        ("comments", "COMMENT ON TABLE app.trails IS 'steep'", TRAILS),
+        ("comments", "COMMENT ON COLUMN app.trails.name IS 'what people call it'", TRAILS),
+        ("comments", "COMMENT ON CONSTRAINT trails_pkey ON app.trails IS 'the key'", TRAILS),
+        ("comments", "COMMENT ON FUNCTION app.find_route IS 'shortest'", ROUTE),
+        (
+            "comments",
+            "COMMENT ON INDEX app.trails_name_idx IS 'by name'",
+            ("index", "app.trails_name_idx"),
+        ),
     ],
 )
 async def test_owner_privilege_and_comment_changes_drift_only_when_switched_on(
-    base: Database, switch: str, sql: str
+    base: Database, switch: str, sql: str, drifting: tuple[str, str]
 ) -> None:
     off = CatalogOptions(**{switch: False})  # type: ignore[arg-type]
     on_before, off_before = await inventory(base), await inventory(base, off)
     base.sql(sql)
-    assert changes(compare(on_before, await inventory(base))) == {("table", "app.trails", CHANGED)}
+    assert changes(compare(on_before, await inventory(base))) == {(*drifting, CHANGED)}
     assert not compare(off_before, await inventory(base, off))
 
 
