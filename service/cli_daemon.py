@@ -26,7 +26,7 @@ signals:
   SIGTERM, SIGINT   graceful stop: no new syncs; a running sync gets `stop_grace_s`
                     (default 30 s) to finish, then it is cancelled (pg_dump is killed and the
                     files stay as they were)
-  second SIGTERM    stop at once
+  a second one      stop at once (exit 1)
 
 output:
   Log events go to stdout: JSON lines when stdout is not a terminal (or with --log-format
