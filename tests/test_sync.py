@@ -196,7 +196,10 @@ def test_wrong_password_is_clear_writes_nothing_and_never_shows_the_password(
     shop: Database, cluster: ScratchCluster, tmp_path: Path
 ) -> None:
     secret = "Sup3r-Secret-pw"
-    shop.sql(f"CREATE ROLE app_reader LOGIN PASSWORD '{secret}'")
+    # A realistic read-only role: pg_dump needs to read every table it locks.
+    shop.sql(
+        f"CREATE ROLE app_reader LOGIN PASSWORD '{secret}'; GRANT pg_read_all_data TO app_reader"
+    )
     try:
         wrong = "wrong-" + secret
         dsn = f"postgresql://app_reader@127.0.0.1:{cluster.port}/{shop.name}"
