@@ -244,7 +244,7 @@ async def cmd_rollback(args: argparse.Namespace) -> int:
         if print_verify(result, f"backup {target.name}", False) != EXIT_OK:
             print("nothing restored")
             return EXIT_FAILED
-    recorded = rollback.restore(paths, target)
+    recorded = rollback.restore(paths, target, verified="passed" if args.verify else "off")
     print(f"restored {target.name}")
     for path in (paths.schema_file, paths.functions_file, paths.inventory_file):
         print(f"wrote {_show(path)}")

@@ -40,7 +40,9 @@ def default_target(history: Sequence[Backup], current: Mapping[str, str]) -> Bac
     raise BackupError("no earlier good backup to roll back to: see `pg-schema-sync backups`")
 
 
-def restore(paths: SchemaPaths, target: Backup, run_id: str | None = None) -> Path:
+def restore(
+    paths: SchemaPaths, target: Backup, run_id: str | None = None, verified: str = "off"
+) -> Path:
     """Put a backup's files back in place atomically (file by file, inventory last) and record
     the result as a new backup, so the rollback itself can be rolled back."""
     now = datetime.now(UTC)
@@ -59,6 +61,7 @@ def restore(paths: SchemaPaths, target: Backup, run_id: str | None = None) -> Pa
         files=hashes,
         restored_from=target.name,
         reason=f"rollback to {target.name}",
+        verify=verified,
     )
     content: dict[str, Path | bytes] = {n: target.path / n for n in files.BACKUP_RESTORABLE}
     content[files.BACKUP_SUMMARY] = _rollback_summary(now, target, hashes).encode()

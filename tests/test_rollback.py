@@ -188,6 +188,8 @@ def test_rollback_verify_restores_only_files_that_pass(
     assert passed.code == 0, passed.out + passed.err
     assert f"verify passed: backup {a.name}" in passed.out
     assert on_disk(tmp_path) == in_backup(a)
+    recorded = list_backups(tmp_path / "backups")[-1]
+    assert json.loads((recorded / BACKUP_MANIFEST).read_text())["verify"] == "passed"
 
 
 def test_backups_lists_status_drift_and_hashes(
