@@ -62,6 +62,7 @@ class Results:
     migra_note: str = ""
     host: str = ""
     quick: bool = False
+    note: str = ""
 
     def to_json(self) -> str:
         def strip(sample: Sample) -> dict[str, Any]:
@@ -73,6 +74,7 @@ class Results:
         doc = {
             "host": self.host,
             "quick": self.quick,
+            "note": self.note,
             "migra_note": self.migra_note,
             "daemon_note": self.daemon_note,
             "daemon": asdict(self.daemon) if self.daemon else None,
@@ -104,6 +106,11 @@ def child_env(cluster: ScratchCluster, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "SCHEMA_SYNC_"))}
     env["PATH"] = f"{cluster.bindir}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(ROOT)
+    # Production images compile bytecode (Dockerfile: UV_COMPILE_BYTECODE=1). Where
+    # PYTHONDONTWRITEBYTECODE is set, every run would compile ~140 modules from source
+    # (~0.5 s CPU), so our children keep their bytecode under .bench/ instead.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(VENVS / "pycache")
     env.update(extra)
     return env
 
@@ -275,6 +282,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sighups", type=int, default=5, help="SIGHUPs sent to time sync.started")
     p.add_argument("--no-migra", action="store_true", help="do not run (or install) migra")
     p.add_argument("--no-chart", action="store_true", help="do not draw benchmark.png")
+    p.add_argument("--note", default="", help="a line to put under the table's heading")
     args = p.parse_args(argv)
     if args.quick:
         args.scales, args.runs, args.idle_seconds, args.sighups = "50", 1, 0.0, 1
@@ -289,7 +297,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    results = Results(host=f"{os.cpu_count()} cores, {_mem_gib()} GiB RAM", quick=args.quick)
+    results = Results(
+        host=f"{os.cpu_count()} cores, {_mem_gib()} GiB RAM", quick=args.quick, note=args.note
+    )
     migra, results.migra_note = (None, "migra skipped (--no-migra)")
     if not args.no_migra:
         migra, results.migra_note = migra_bin(install=True)
@@ -302,11 +312,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with ScratchCluster(settings={"max_locks_per_transaction": str(locks)}) as cluster:
             dbs: list[tuple[int, str]] = []
+            warm = False
             for scale in args.scale_list:
                 result = ScaleResult(scale)
                 say(f"S={scale}: generating and loading")
                 base, drifted, result.load_s = load_scale(cluster, scale, scratch)
                 say(f"S={scale}: loaded in {result.load_s:.1f}s; measuring {args.runs} run(s)")
+                if not warm and not args.quick:
+                    # Unmeasured: fills the bytecode cache and the OS page cache.
+                    run_once(cluster, ScaleResult(scale), base, drifted, migra, scratch)
+                    warm = True
                 for n in range(args.runs):
                     run_once(cluster, result, base, drifted, migra, scratch)
                     say(f"S={scale}: run {n + 1}/{args.runs} done: " + report.brief(result))
