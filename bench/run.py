@@ -306,8 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     if results.migra_note:
         say(results.migra_note)
     biggest = max(args.scale_list)
-    # pg_dump locks every table in one transaction: ~3 locks per generated table.
-    locks = max(128, 4 * biggest // 100)
+    # The load creates each scale in one transaction, and pg_dump locks every table in one:
+    # a generated table brings ~10 lockable relations (toast, indexes, identity sequence).
+    # The shared lock table holds max_locks_per_transaction x (max_connections = 100).
+    locks = max(128, 16 * biggest // 100)
     scratch = Path(tempfile.mkdtemp(prefix="pg-schema-sync-bench-"))
     try:
         with ScratchCluster(settings={"max_locks_per_transaction": str(locks)}) as cluster:
