@@ -15,39 +15,10 @@ from typing import Any
 
 from service import __version__
 from service.drift import Drift
+from service.errors import Cause
 from service.logs import scrub
 
 MAX_NAMES_SENT = 50  # a drift over a whole schema still fits one readable Sentry event
-
-
-class Cause(StrEnum):
-    """Why a sync failed, as far as its one-line message tells."""
-
-    CONNECTION = "connection"
-    AUTHENTICATION = "authentication"
-    PG_DUMP = "pg_dump"
-    DISK = "disk"
-    CATALOG = "catalog"
-    INTERNAL = "internal"  # a bug: an exception other than SyncError
-    OTHER = "other"
-
-
-# SyncError carries only a message today; these prefixes are the ones sync.py writes.
-_PREFIXES = (
-    ("authentication failed", Cause.AUTHENTICATION),
-    ("cannot connect to", Cause.CONNECTION),
-    ("lost the connection", Cause.CONNECTION),
-    ("cannot write", Cause.DISK),
-    ("catalog query", Cause.CATALOG),
-    ("pg_dump", Cause.PG_DUMP),
-)
-
-
-def classify(message: str) -> Cause:
-    for prefix, cause in _PREFIXES:
-        if message.startswith(prefix):
-            return cause
-    return Cause.OTHER
 
 
 def retry_delay_s(cause: Cause, failures: int, cap_s: float, base_s: float = 5.0) -> float | None:

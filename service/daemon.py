@@ -26,8 +26,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from service import __version__
-from service.alerts import Alerts, AlertState, Cause, classify, retry_delay_s
+from service.alerts import Alerts, AlertState, retry_delay_s
 from service.conninfo import ConnInfoError
+from service.errors import Cause
 from service.health import (
     DaemonState,
     default_paths,
@@ -254,7 +255,7 @@ class Daemon:
                 log.warning("sync.cancelled", duration_s=round(time.monotonic() - t0, 3))
                 self._save(self.state.updated(last_finished_at=_now()))
             except SyncError as exc:
-                self._failed(str(exc), classify(str(exc)), "SyncError", time.monotonic() - t0, log)
+                self._failed(str(exc), exc.cause, "SyncError", time.monotonic() - t0, log)
             except Exception as exc:  # a bug must not end the daemon; log it in full
                 log.exception("sync.crashed")
                 message = f"{type(exc).__name__}: {exc}"

@@ -14,49 +14,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
-
 from service import backups, files
-from service.catalog import CatalogOptions, load_inventory
 from service.conninfo import ConnInfo
-from service.db import SessionLimits, connect
+from service.db import SessionLimits
 from service.drift import Change, Drift, DriftItem, compare, text_diff
-from service.export import (
-    ExportError,
-    ExportOptions,
-    check_versions,
-    export_schema,
-    pg_dump_version,
-)
+from service.errors import Cause, SyncError
+from service.export import ExportOptions
 from service.inventory import Inventory
 from service.logs import get_logger, register_secret
 from service.report import SummaryFacts, render_summary
 from service.retention import DONE, FAILED, STARTED, Policy
 from service.settings import Settings
+from service.snapshot import Snapshot, compare_databases, take_snapshot
 from service.verify import VerifyError, log_outcome, verify_files, verify_server
 
 T = TypeVar("T")
-
-
-class SyncError(RuntimeError):
-    """A sync could not complete; the message is one line saying what, why and what to do."""
 
 
 class VerifyFailed(SyncError):
     """verify = require and the new files failed: previous files kept, candidate in the backup."""
 
     def __init__(self, message: str, outcome: SyncOutcome) -> None:
-        super().__init__(message)
+        super().__init__(message, Cause.VERIFY)
         self.outcome = outcome
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    inventory: Inventory
-    schema_file: Path
-    functions_file: Path
-    server_version: str
-    pg_dump_version: str
 
 
 @dataclass
@@ -93,92 +73,6 @@ class Paths:
             settings.inventory_file.absolute(),
             settings.backup_dir.absolute(),
         )
-
-
-# --------------------------------------------------------------------------------------------
-# Reading production
-
-
-async def open_session(info: ConnInfo, limits: SessionLimits) -> asyncpg.Connection:
-    """Connect, turning every way it can fail into one clear line."""
-    where = info.display()
-    try:
-        return await connect(info, limits)
-    except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
-        raise SyncError(
-            f"authentication failed for {where}: {exc}; check the password "
-            "(PGPASSWORD, SCHEMA_SYNC_PASSWORD or a passfile) and the user"
-        ) from None
-    except asyncpg.InvalidCatalogNameError as exc:
-        raise SyncError(f"cannot connect to {where}: {exc}; check the database name") from None
-    except asyncpg.PostgresError as exc:
-        raise SyncError(f"cannot connect to {where}: {exc}") from None
-    except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
-        reason = str(exc) or type(exc).__name__
-        raise SyncError(
-            f"cannot connect to {where}: {reason}; is the server running and reachable?"
-        ) from None
-
-
-async def read_inventory(
-    info: ConnInfo, options: CatalogOptions, limits: SessionLimits | None = None
-) -> tuple[Inventory, str]:
-    """Only the catalog (what `compare` needs): (inventory, server version)."""
-    conn = await open_session(info, limits or SessionLimits())
-    try:
-        inventory = await _load(conn, options, info)
-        return inventory, _server_version(conn)
-    finally:
-        await conn.close()
-
-
-async def take_snapshot(
-    info: ConnInfo,
-    catalog_options: CatalogOptions,
-    export_options: ExportOptions,
-    schema_out: Path,
-    functions_out: Path,
-    limits: SessionLimits | None = None,
-) -> Snapshot:
-    """pg_dump and the catalog queries, concurrently, against one production database."""
-    conn = await open_session(info, limits or SessionLimits())
-    try:
-        try:
-            dump_major, dump_full = await pg_dump_version(export_options.pg_dump)
-            check_versions(dump_major, dump_full, conn.get_server_version().major * 10_000)
-        except ExportError as exc:
-            raise SyncError(str(exc)) from None
-        export = asyncio.create_task(export_schema(info, export_options, schema_out, functions_out))
-        catalog = asyncio.create_task(_load(conn, catalog_options, info))
-        try:
-            result, inventory = await asyncio.gather(export, catalog)
-        except BaseException:
-            for task in (export, catalog):
-                task.cancel()
-            await asyncio.gather(export, catalog, return_exceptions=True)
-            raise
-        return Snapshot(
-            inventory, schema_out, functions_out, _server_version(conn), result.pg_dump_version
-        )
-    except ExportError as exc:
-        raise SyncError(str(exc)) from None
-    finally:
-        with contextlib.suppress(Exception):
-            await conn.close()
-
-
-async def _load(conn: asyncpg.Connection, options: CatalogOptions, info: ConnInfo) -> Inventory:
-    try:
-        return await load_inventory(conn, options)
-    except asyncpg.PostgresError as exc:
-        raise SyncError(f"catalog query on {info.display()} failed: {exc}") from None
-    except (OSError, asyncpg.InterfaceError) as exc:
-        raise SyncError(f"lost the connection to {info.display()}: {exc}") from None
-
-
-def _server_version(conn: asyncpg.Connection) -> str:
-    v = conn.get_server_version()
-    return f"{v.major}.{v.micro}" if v.major >= 10 else f"{v.major}.{v.minor}.{v.micro}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,46 +172,47 @@ async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutc
     try:
         server = verify_server(settings) if settings.verify != "off" else None
     except VerifyError as exc:
-        raise SyncError(f"verify = {settings.verify}: {exc}") from None
+        raise SyncError(f"verify = {settings.verify}: {exc}", Cause.VERIFY) from None
     files.remove_stale_incomplete(paths.backup_dir)
     try:
         for interrupted in backups.mark_interrupted(paths.backup_dir):
             log.warning("backup.interrupted", backup=str(interrupted))
     except OSError as exc:  # bookkeeping only: listing already shows such backups as failed
         log.warning("backup.mark_failed", error=str(exc), backup_dir=str(paths.backup_dir))
-    with (
-        files.temp_path_beside(paths.schema_file) as schema_tmp,
-        files.temp_path_beside(paths.functions_file) as functions_tmp,
-    ):
-        snapshot = await take_snapshot(
-            info,
-            settings.catalog_options(),
-            _export_options(settings),
-            schema_tmp,
-            functions_tmp,
-            _limits(settings),
-        )
-        drift, first_run = drift_against_disk(snapshot, paths)
-        outcome = SyncOutcome(
-            run_id=run_id,
-            started_at=started,
-            drift=drift,
-            first_run=first_run,
-            counts=snapshot.inventory.counts(),
-            server_version=snapshot.server_version,
-            pg_dump_version=snapshot.pg_dump_version,
-            source=info.display(),
-        )
-        if drift or first_run:
-            try:
+    try:
+        with (
+            files.temp_path_beside(paths.schema_file) as schema_tmp,
+            files.temp_path_beside(paths.functions_file) as functions_tmp,
+        ):
+            snapshot = await take_snapshot(
+                info,
+                settings.catalog_options(),
+                _export_options(settings),
+                schema_tmp,
+                functions_tmp,
+                _limits(settings),
+            )
+            drift, first_run = drift_against_disk(snapshot, paths)
+            outcome = SyncOutcome(
+                run_id=run_id,
+                started_at=started,
+                drift=drift,
+                first_run=first_run,
+                counts=snapshot.inventory.counts(),
+                server_version=snapshot.server_version,
+                pg_dump_version=snapshot.pg_dump_version,
+                source=info.display(),
+            )
+            if drift or first_run:
                 await _write(settings, server, snapshot, paths, outcome, log)
-            except OSError as exc:
-                raise SyncError(
-                    f"cannot write schema files or backup ({exc.strerror or exc}: "
-                    f"{exc.filename or paths.schema_file.parent}); previous files are intact"
-                ) from None
-        else:
-            log.debug("sync.unchanged")
+            else:
+                log.debug("sync.unchanged")
+    except OSError as exc:  # a full disk or a read-only folder, at any step
+        raise SyncError(
+            f"cannot write schema files or backup ({exc.strerror or exc}: "
+            f"{exc.filename or paths.schema_file.parent}); previous files are intact",
+            Cause.DISK,
+        ) from None
     outcome.pruned = await asyncio.to_thread(apply_retention, settings, paths, log)
     outcome.duration_s = time.monotonic() - t0
     return outcome
@@ -479,16 +374,6 @@ def _limits(settings: Settings) -> SessionLimits:
     return SessionLimits(statement_timeout_ms=settings.statement_timeout_ms)
 
 
-async def compare_databases(source: ConnInfo, target: ConnInfo, options: CatalogOptions) -> Drift:
-    """What differs going from `source` to `target`: catalog only, both read concurrently."""
-    register_secret(source.password)
-    register_secret(target.password)
-    (old, _), (new, _) = await asyncio.gather(
-        read_inventory(source, options), read_inventory(target, options)
-    )
-    return compare(old, new)
-
-
 def outcome_fields(outcome: SyncOutcome) -> dict[str, Any]:
     """The facts of a run for log events."""
     return {
@@ -504,6 +389,7 @@ def outcome_fields(outcome: SyncOutcome) -> dict[str, Any]:
 
 
 __all__ = [
+    "Cause",
     "Paths",
     "Snapshot",
     "SyncError",

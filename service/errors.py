@@ -1,0 +1,26 @@
+"""Errors a user can cause or meet: one line of text plus why, for alerts and retries."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Cause(StrEnum):
+    """Why a sync failed."""
+
+    CONNECTION = "connection"
+    AUTHENTICATION = "authentication"
+    PG_DUMP = "pg_dump"
+    DISK = "disk"
+    CATALOG = "catalog"
+    VERIFY = "verify"
+    INTERNAL = "internal"  # a bug: an exception other than SyncError
+    OTHER = "other"
+
+
+class SyncError(RuntimeError):
+    """A sync could not complete; the message is one line saying what, why and what to do."""
+
+    def __init__(self, message: str, cause: Cause = Cause.OTHER) -> None:
+        super().__init__(message)
+        self.cause = cause

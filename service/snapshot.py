@@ -1,0 +1,132 @@
+"""Reading production: one read-only session for the catalog, pg_dump beside it, concurrently."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from service.catalog import CatalogOptions, load_inventory
+from service.conninfo import ConnInfo
+from service.db import SessionLimits, connect
+from service.drift import Drift, compare
+from service.errors import Cause, SyncError
+from service.export import (
+    ExportError,
+    ExportOptions,
+    check_versions,
+    export_schema,
+    pg_dump_version,
+)
+from service.inventory import Inventory
+from service.logs import register_secret
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    inventory: Inventory
+    schema_file: Path
+    functions_file: Path
+    server_version: str
+    pg_dump_version: str
+
+
+async def open_session(info: ConnInfo, limits: SessionLimits) -> asyncpg.Connection:
+    """Connect, turning every way it can fail into one clear line."""
+    where = info.display()
+    try:
+        return await connect(info, limits)
+    except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
+        raise SyncError(
+            f"authentication failed for {where}: {exc}; check the password "
+            "(PGPASSWORD, SCHEMA_SYNC_PASSWORD or a passfile) and the user",
+            Cause.AUTHENTICATION,
+        ) from None
+    except asyncpg.InvalidCatalogNameError as exc:
+        raise SyncError(
+            f"cannot connect to {where}: {exc}; check the database name", Cause.AUTHENTICATION
+        ) from None
+    except asyncpg.PostgresError as exc:
+        raise SyncError(f"cannot connect to {where}: {exc}", Cause.CONNECTION) from None
+    except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise SyncError(
+            f"cannot connect to {where}: {reason}; is the server running and reachable?",
+            Cause.CONNECTION,
+        ) from None
+
+
+async def read_inventory(
+    info: ConnInfo, options: CatalogOptions, limits: SessionLimits | None = None
+) -> tuple[Inventory, str]:
+    """Only the catalog (what `compare` needs): (inventory, server version)."""
+    conn = await open_session(info, limits or SessionLimits())
+    try:
+        inventory = await _load(conn, options, info)
+        return inventory, _server_version(conn)
+    finally:
+        await conn.close()
+
+
+async def take_snapshot(
+    info: ConnInfo,
+    catalog_options: CatalogOptions,
+    export_options: ExportOptions,
+    schema_out: Path,
+    functions_out: Path,
+    limits: SessionLimits | None = None,
+) -> Snapshot:
+    """pg_dump and the catalog queries, concurrently, against one production database."""
+    conn = await open_session(info, limits or SessionLimits())
+    try:
+        try:
+            dump_major, dump_full = await pg_dump_version(export_options.pg_dump)
+            check_versions(dump_major, dump_full, conn.get_server_version().major * 10_000)
+        except ExportError as exc:
+            raise SyncError(str(exc), Cause.PG_DUMP) from None
+        export = asyncio.create_task(export_schema(info, export_options, schema_out, functions_out))
+        catalog = asyncio.create_task(_load(conn, catalog_options, info))
+        try:
+            result, inventory = await asyncio.gather(export, catalog)
+        except BaseException:
+            for task in (export, catalog):
+                task.cancel()
+            await asyncio.gather(export, catalog, return_exceptions=True)
+            raise
+        return Snapshot(
+            inventory, schema_out, functions_out, _server_version(conn), result.pg_dump_version
+        )
+    except ExportError as exc:
+        raise SyncError(str(exc), Cause.PG_DUMP) from None
+    finally:
+        with contextlib.suppress(Exception):
+            await conn.close()
+
+
+async def _load(conn: asyncpg.Connection, options: CatalogOptions, info: ConnInfo) -> Inventory:
+    try:
+        return await load_inventory(conn, options)
+    except asyncpg.PostgresError as exc:
+        raise SyncError(f"catalog query on {info.display()} failed: {exc}", Cause.CATALOG) from None
+    except (OSError, asyncpg.InterfaceError) as exc:
+        raise SyncError(
+            f"lost the connection to {info.display()}: {exc}", Cause.CONNECTION
+        ) from None
+
+
+def _server_version(conn: asyncpg.Connection) -> str:
+    v = conn.get_server_version()
+    return f"{v.major}.{v.micro}" if v.major >= 10 else f"{v.major}.{v.minor}.{v.micro}"
+
+
+async def compare_databases(source: ConnInfo, target: ConnInfo, options: CatalogOptions) -> Drift:
+    """What differs going from `source` to `target`: catalog only, both read concurrently."""
+    register_secret(source.password)
+    register_secret(target.password)
+    (old, _), (new, _) = await asyncio.gather(
+        read_inventory(source, options), read_inventory(target, options)
+    )
+    return compare(old, new)
