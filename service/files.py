@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -158,9 +159,29 @@ def remove_backup(folder: Path) -> None:
     shutil.rmtree(doomed)
 
 
+STALE_STAGING_S = 24 * 3600
+
+
+@contextlib.contextmanager
+def staging_dir(backup_dir: Path) -> Iterator[Path]:
+    """A private folder under backups/ for a run's export; removed when the run ends."""
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=".staging-", dir=backup_dir))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def remove_stale_incomplete(backup_dir: Path) -> None:
     """Leftovers of a sync killed mid-backup or mid-prune; never mistaken for a backup."""
     if backup_dir.is_dir():
         for pattern in (".incomplete-*", ".deleting-*"):
             for p in backup_dir.glob(pattern):
                 shutil.rmtree(p, ignore_errors=True)
+        # A staging folder may belong to a run in progress (a one-shot sync beside the
+        # daemon); only a day-old one is surely abandoned by a killed process.
+        for p in backup_dir.glob(".staging-*"):
+            with contextlib.suppress(OSError):
+                if time.time() - p.stat().st_mtime > STALE_STAGING_S:
+                    shutil.rmtree(p, ignore_errors=True)

@@ -180,16 +180,15 @@ async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutc
     except OSError as exc:  # bookkeeping only: listing already shows such backups as failed
         log.warning("backup.mark_failed", error=str(exc), backup_dir=str(paths.backup_dir))
     try:
-        with (
-            files.temp_path_beside(paths.schema_file) as schema_tmp,
-            files.temp_path_beside(paths.functions_file) as functions_tmp,
-        ):
+        # The export is staged beside the backups, not in sql/: an unchanged database must not
+        # cause a single byte to be written under sql/ (editors, git and CI watch it).
+        with files.staging_dir(paths.backup_dir) as staging:
             snapshot = await take_snapshot(
                 info,
                 settings.catalog_options(),
                 _export_options(settings),
-                schema_tmp,
-                functions_tmp,
+                staging / files.BACKUP_SCHEMA,
+                staging / files.BACKUP_FUNCTIONS,
                 _limits(settings),
             )
             drift, first_run = drift_against_disk(snapshot, paths)
@@ -238,7 +237,10 @@ async def _write(
 ) -> None:
     """Backup (status started), verify, promote, status done. Anything stopping it in between
     leaves the previous files and a backup marked failed (barman's order)."""
-    manifest = await _uncancellable(asyncio.to_thread(_write_backup, snapshot, paths, outcome))
+    inventory_json = snapshot.inventory.to_json().encode()
+    manifest = await _uncancellable(
+        asyncio.to_thread(_write_backup, snapshot, inventory_json, paths, outcome)
+    )
     assert outcome.backup is not None
     try:
         if server is not None:
@@ -260,7 +262,7 @@ async def _write(
                 f"{_display_path(outcome.backup)} (marked failed)",
                 outcome,
             )
-        await _uncancellable(asyncio.to_thread(_promote, snapshot, paths, outcome))
+        await _uncancellable(asyncio.to_thread(_promote, snapshot, inventory_json, paths, outcome))
         done = manifest.finished(DONE, verify=outcome.verify)
         await _uncancellable(asyncio.to_thread(backups.write_manifest, outcome.backup, done))
     except VerifyFailed:
@@ -303,9 +305,10 @@ async def _verify_candidate(
     log_outcome(log, mode, result, outcome.verify_problem, outcome.backup)
 
 
-def _write_backup(snapshot: Snapshot, paths: Paths, outcome: SyncOutcome) -> backups.Manifest:
+def _write_backup(
+    snapshot: Snapshot, inventory_json: bytes, paths: Paths, outcome: SyncOutcome
+) -> backups.Manifest:
     """The candidate files in a new backup folder whose manifest says "started"."""
-    inventory_json = snapshot.inventory.to_json().encode()
     hashes = {
         files.BACKUP_SCHEMA: files.sha256_file(snapshot.schema_file),
         files.BACKUP_FUNCTIONS: files.sha256_file(snapshot.functions_file),
@@ -347,12 +350,11 @@ def _write_backup(snapshot: Snapshot, paths: Paths, outcome: SyncOutcome) -> bac
     return manifest
 
 
-def _promote(snapshot: Snapshot, paths: Paths, outcome: SyncOutcome) -> None:
-    """Move the new files into place; the backup already holds a copy."""
-    inventory_json = snapshot.inventory.to_json().encode()
+def _promote(snapshot: Snapshot, inventory_json: bytes, paths: Paths, outcome: SyncOutcome) -> None:
+    """Copy the new files into place (backups/ and sql/ may be different volumes)."""
     # The inventory goes last: while it is old, the next run still sees the drift.
-    files.replace_atomically(snapshot.schema_file, paths.schema_file)
-    files.replace_atomically(snapshot.functions_file, paths.functions_file)
+    files.copy_atomically(snapshot.schema_file, paths.schema_file)
+    files.copy_atomically(snapshot.functions_file, paths.functions_file)
     files.write_atomically(paths.inventory_file, inventory_json)
     outcome.files_written = [paths.schema_file, paths.functions_file, paths.inventory_file]
 

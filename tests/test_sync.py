@@ -35,10 +35,12 @@ def backups(workdir: Path) -> list[Path]:
 
 
 def snapshot_files(workdir: Path) -> dict[str, tuple[bytes, int]]:
+    """Bytes and mtimes under sql/, folders included: a temp file created and removed there
+    changes its folder's mtime, so "nothing written" means not even a temp file."""
     out = {}
-    for p in sorted((workdir / "sql").rglob("*")):
-        if p.is_file():
-            out[str(p.relative_to(workdir))] = (p.read_bytes(), p.stat().st_mtime_ns)
+    for p in sorted([workdir / "sql", *(workdir / "sql").rglob("*")]):
+        content = p.read_bytes() if p.is_file() else b""
+        out[str(p.relative_to(workdir))] = (content, p.stat().st_mtime_ns)
     return out
 
 
