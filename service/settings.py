@@ -9,10 +9,20 @@ PGPASSFILE, PGSSLMODE) describe the production connection exactly as they do for
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +33,7 @@ from pydantic_settings import (
 from service.catalog import CatalogOptions
 from service.conninfo import ConnInfo, ConnInfoError
 from service.export import ExportOptions
+from service.targets import TargetOverrides, parse_targets, resolve
 
 ENV_PREFIX = "SCHEMA_SYNC_"
 DEFAULT_CONFIG = Path("config/pg-schema-sync.toml")
@@ -112,7 +123,8 @@ class Target(BaseModel):
 
 
 class Settings(Target, BaseSettings):
-    """Service settings. The top level is today's single target; more can be listed later."""
+    """Service settings. Without `targets` the top level is the one target; with `targets`
+    the top level holds the defaults every target inherits."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -154,6 +166,46 @@ class Settings(Target, BaseSettings):
     retain_count: int | None = Field(default=None, ge=1)
     retain_days: float | None = Field(default=None, gt=0)
 
+    # Many databases ([[targets]] tables, or SCHEMA_SYNC_TARGETS as a JSON list)
+    targets: list[TargetOverrides] = Field(default_factory=list)
+    max_concurrent_syncs: int = Field(default=4, ge=1)  # the daemon's and `sync`'s bound
+
+    @field_validator("targets", mode="wrap")
+    @classmethod
+    def _targets_named(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # Validated here, not by pydantic's list handling, so each error names its target.
+        if not isinstance(value, list):
+            return handler(value)
+        try:
+            return parse_targets(value, SECRET_FIELDS)
+        except ValueError as exc:
+            raise PydanticCustomError("invalid_targets", "{detail}", {"detail": str(exc)}) from None
+
+    @model_validator(mode="after")
+    def _targets_fit(self) -> Settings:
+        if self.targets:
+            for field in ("state_file", "lock_file"):
+                if getattr(self, field) is not None:
+                    raise PydanticCustomError(
+                        "invalid_targets",
+                        "{detail}",
+                        {
+                            "detail": f"invalid setting {field}: with [[targets]] each target "
+                            "keeps it beside its own schema files; remove it"
+                        },
+                    )
+            try:
+                resolve(self)
+            except ValueError as exc:
+                raise PydanticCustomError(
+                    "invalid_targets", "{detail}", {"detail": str(exc)}
+                ) from None
+        return self
+
+    def resolved_targets(self) -> list[Settings]:
+        """One complete Settings per target; [self] when no targets are listed."""
+        return resolve(self)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -192,6 +244,13 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as exc:
         raise SettingsError(describe_validation_error(exc, path)) from None
     except (ValueError, OSError) as exc:  # TOML syntax errors and unreadable files
+        bad_env = re.search(r'field "(\w+)" from source "EnvSettingsSource"', str(exc))
+        if bad_env:  # a list or table given as an environment variable that is not JSON
+            name = ENV_PREFIX + bad_env.group(1).upper()
+            raise SettingsError(
+                f"invalid setting {bad_env.group(1)} (from {name}): not valid JSON; write it "
+                f"""as JSON, e.g. {name}='[{{"name": "app", "database": "app"}}]'"""
+            ) from None
         raise SettingsError(f"cannot read config file {path}: {exc}") from None
     finally:
         _config_path = None
@@ -199,6 +258,13 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
 
 def describe_validation_error(exc: ValidationError, config: Path | None) -> str:
     err = exc.errors()[0]
+    if err["type"] == "invalid_targets":  # already one line per invalid field of a target
+        where = f" (from {ENV_PREFIX}TARGETS or {config or 'the config file'})"
+        lines = []
+        for line in str(err["ctx"]["detail"]).splitlines():
+            what, tab, why = line.partition("\t")
+            lines.append(f"invalid setting {what}{where}: {why}" if tab else line)
+        return "\n".join(lines)
     field = ".".join(str(p) for p in err["loc"]) or "settings"
     value = err.get("input")
     shown = "***" if set(map(str, err["loc"])) & SECRET_FIELDS else repr(value)
