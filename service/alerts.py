@@ -93,10 +93,22 @@ def scrub_event(event: Any, _hint: Any = None) -> Any:
 class Alerts:
     """Logs and Sentry events for one target. Sentry is off unless a DSN is given."""
 
-    def __init__(self, target: str, source: str, alert_after: int) -> None:
+    def __init__(
+        self, target: str, source: str, alert_after: int, in_fingerprint: bool = False
+    ) -> None:
         self.target, self.source, self.alert_after = target, source, alert_after
+        # With several targets the same drift in two databases is two Sentry issues.
+        self.in_fingerprint = in_fingerprint
         self.sentry = False
         self._sdk: Any = None  # sentry_sdk, imported only when used: it costs ~0.5 s at start
+
+    def for_target(
+        self, target: str, source: str, alert_after: int, in_fingerprint: bool = False
+    ) -> Alerts:
+        """Alerts for one target sharing this one's Sentry client (started once per process)."""
+        child = Alerts(target, source, alert_after, in_fingerprint)
+        child._sdk, child.sentry = self._sdk, self.sentry
+        return child
 
     def start_sentry(self, dsn: str | None, environment: str | None) -> None:
         if not dsn:
@@ -191,7 +203,7 @@ class Alerts:
         self._send(
             f"Schema drift on {self.source}: {drift.headline()}",
             "warning",
-            [fingerprint],
+            [fingerprint, self.target] if self.in_fingerprint else [fingerprint],
             {"drift_fingerprint": fingerprint},
             {
                 "drift": {

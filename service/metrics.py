@@ -16,29 +16,36 @@ _BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
 
 class Metrics:
-    def __init__(self) -> None:
+    """Run metrics; with several targets each series carries a `target` label (without, the
+    series are exactly those of a single-database deployment)."""
+
+    def __init__(self, by_target: bool = False) -> None:
+        self.by_target = by_target
+        per = ["target"] if by_target else []
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         ns = "pg_schema_sync"
         self.duration = Histogram(
             f"{ns}_sync_duration_seconds",
             "Duration of sync runs",
-            ["result"],
+            [*per, "result"],
             buckets=_BUCKETS,
             registry=self.registry,
         )
         self.last_success = Gauge(
             f"{ns}_last_success_timestamp_seconds",
             "Unix time of the last successful sync",
+            per,
             registry=self.registry,
         )
         self.drift_objects = Gauge(
             f"{ns}_drift_objects",
             "Objects that differed between production and the files in the last sync",
+            per,
             registry=self.registry,
         )
         self.failures = Counter(
-            f"{ns}_sync_failures", "Failed sync runs", ["cause"], registry=self.registry
+            f"{ns}_sync_failures", "Failed sync runs", [*per, "cause"], registry=self.registry
         )
         self._server: Any = None
 
@@ -52,11 +59,18 @@ class Metrics:
                 self._server.shutdown()
             self._server = None
 
-    def succeeded(self, duration_s: float, drift_objects: int, finished_at: float) -> None:
-        self.duration.labels("success").observe(duration_s)
-        self.last_success.set(finished_at)
-        self.drift_objects.set(drift_objects)
+    def _of(self, target: str) -> tuple[str, ...]:
+        return (target,) if self.by_target else ()
 
-    def failed(self, duration_s: float, cause: str) -> None:
-        self.duration.labels("failure").observe(duration_s)
-        self.failures.labels(cause).inc()
+    def succeeded(
+        self, duration_s: float, drift_objects: int, finished_at: float, target: str = ""
+    ) -> None:
+        t = self._of(target)
+        self.duration.labels(*t, "success").observe(duration_s)
+        (self.last_success.labels(*t) if t else self.last_success).set(finished_at)
+        (self.drift_objects.labels(*t) if t else self.drift_objects).set(drift_objects)
+
+    def failed(self, duration_s: float, cause: str, target: str = "") -> None:
+        t = self._of(target)
+        self.duration.labels(*t, "failure").observe(duration_s)
+        self.failures.labels(*t, cause).inc()

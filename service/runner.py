@@ -1,0 +1,200 @@
+"""One target inside the daemon: its requests, its runs one at a time, its state and alerts.
+
+Requests (cron, signals, retries) only set an event; the runner's loop turns them into runs.
+A run first takes a slot of the daemon-wide semaphore and only then clears the event, so every
+request made before the run starts (also while it waited for a slot) merges into it. Targets
+share nothing else: one target's failures, retries or slow server never hold up another's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from service.alerts import Alerts, AlertState, retry_delay_s
+from service.errors import Cause
+from service.health import DaemonState, save_state
+from service.logs import get_logger
+from service.metrics import Metrics
+from service.settings import Settings
+from service.sync import SyncError, SyncOutcome, outcome_fields, sync_target
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TargetRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        state_path: Path,
+        alerts: Alerts,
+        metrics: Metrics | None,
+        state: DaemonState,
+        slots: asyncio.Semaphore,
+        stopping: asyncio.Event,
+    ) -> None:
+        self.settings, self.state_path, self.alerts = settings, state_path, alerts
+        self.metrics, self.state, self.slots, self.stopping = metrics, state, slots, stopping
+        self.name = settings.name
+        self.log = get_logger(target=self.name)
+        self.wake = asyncio.Event()
+        self._reason = "start"
+        self.running: asyncio.Task[SyncOutcome] | None = None
+        self._retry: asyncio.TimerHandle | None = None
+
+    # -- requests (never raise: called from signal handlers and the scheduler) ----------------
+    def request(self, reason: str) -> None:
+        """Ask for a sync as soon as possible; requests made before it starts merge into it."""
+        if self.stopping.is_set():
+            return
+        if self.wake.is_set():
+            self.log.debug("sync.coalesced", reason=reason)
+            return
+        self._reason = reason
+        self.wake.set()
+
+    def cancel_retry(self) -> None:
+        if self._retry:
+            self._retry.cancel()
+            self._retry = None
+
+    async def loop(self) -> None:
+        while True:
+            await self.wake.wait()
+            if self.stopping.is_set():
+                return
+            async with self.slots:
+                if self.stopping.is_set():
+                    return
+                self.wake.clear()
+                await self.run_once(self._reason)
+            if self.stopping.is_set():
+                return
+
+    def started(self, schedule: str, timezone: str) -> None:
+        self.save(
+            self.state.updated(
+                pid=os.getpid(),
+                schedule=schedule,
+                timezone=timezone,
+                daemon_started_at=now(),
+                daemon_stopped_at=None,
+            )
+        )
+
+    def stopped(self) -> None:
+        self.save(self.state.updated(daemon_stopped_at=now()))
+
+    # -- one run -----------------------------------------------------------------------------
+    async def run_once(self, reason: str) -> None:
+        run_id = uuid.uuid4().hex[:12]
+        self.cancel_retry()
+        # Bound here, run_id and target reach every event of the run, sync.py's included.
+        with structlog.contextvars.bound_contextvars(run_id=run_id, target=self.name):
+            log = get_logger()
+            self.save(self.state.updated(last_run_id=run_id, last_started_at=now()))
+            log.info("sync.started", reason=reason)
+            t0 = time.monotonic()
+            self.running = asyncio.create_task(sync_target(self.settings, run_id=run_id))
+            try:
+                outcome = await self.running
+            except asyncio.CancelledError:
+                me = asyncio.current_task()
+                if me is not None and me.cancelling():
+                    raise
+                log.warning("sync.cancelled", duration_s=round(time.monotonic() - t0, 3))
+                self.save(self.state.updated(last_finished_at=now()))
+            except SyncError as exc:
+                self._failed(str(exc), exc.cause, "SyncError", time.monotonic() - t0, log)
+            except Exception as exc:  # a bug must not end the daemon; log it in full
+                log.exception("sync.crashed")
+                message = f"{type(exc).__name__}: {exc}"
+                self._failed(
+                    message, Cause.INTERNAL, type(exc).__name__, time.monotonic() - t0, log
+                )
+            else:
+                self._succeeded(outcome, log)
+            finally:
+                self.running = None
+
+    def _alert_state(self) -> AlertState:
+        s = self.state
+        return AlertState(s.active_drift, s.consecutive_failures, s.failure_alerted)
+
+    # The run's closing event (sync.finished / sync.failed) is logged last, after the alerts,
+    # the state file and the metrics: whoever waits for it finds all of them up to date.
+    def _succeeded(self, outcome: SyncOutcome, log: Any) -> None:
+        finished = now()
+        drift = outcome.drift if not outcome.first_run else None
+        backup = str(outcome.backup) if outcome.backup else None
+        alert = self.alerts.succeeded(
+            self._alert_state(), outcome.drift, outcome.first_run, backup, log
+        )
+        self.save(
+            self.state.updated(
+                last_finished_at=finished,
+                last_success_at=finished,
+                last_error=None,
+                consecutive_failures=alert.consecutive_failures,
+                active_drift=alert.active_drift,
+                failure_alerted=alert.failure_alerted,
+                last_drift_at=finished if drift else self.state.last_drift_at,
+                last_drift_headline=drift.headline() if drift else self.state.last_drift_headline,
+            )
+        )
+        if self.metrics:
+            self.metrics.succeeded(
+                outcome.duration_s, len(drift) if drift else 0, time.time(), self.name
+            )
+        log.info(
+            "sync.finished",
+            **outcome_fields(outcome),
+            counts=outcome.counts,
+            headline="first sync" if outcome.first_run else outcome.drift.headline(),
+        )
+
+    def _failed(
+        self, error: str, cause: Cause, error_class: str, duration: float, log: Any
+    ) -> None:
+        alert = self.alerts.failed(self._alert_state(), error, cause, log)
+        delay = retry_delay_s(cause, alert.consecutive_failures, self.settings.retry_backoff_max_s)
+        self.save(
+            self.state.updated(
+                last_finished_at=now(),
+                last_failure_at=now(),
+                last_error=error,
+                consecutive_failures=alert.consecutive_failures,
+                failure_alerted=alert.failure_alerted,
+            )
+        )
+        if self.metrics:
+            self.metrics.failed(duration, cause.value, self.name)
+        if delay is not None:
+            # A timer handle, not a task: nothing to await, nothing whose error could vanish.
+            self._retry = asyncio.get_running_loop().call_later(delay, self.request, "retry")
+        log.error(
+            "sync.failed",
+            error_class=error_class,
+            cause=cause.value,
+            error=error,
+            consecutive_failures=alert.consecutive_failures,
+            retry_in_s=delay,
+            duration_s=round(duration, 3),
+        )
+
+    def save(self, state: DaemonState) -> None:
+        # Synchronous on purpose: a few hundred bytes, and nothing can cancel it half-way.
+        self.state = state
+        try:
+            save_state(self.state_path, state)
+        except OSError as exc:  # a full disk must not end the daemon; health will show it
+            self.log.error("state.write_failed", path=str(self.state_path), error=str(exc))
