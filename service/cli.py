@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from service import __version__, cli_backups
+from service import __version__, cli_backups, cli_targets
 from service.catalog import CatalogOptions
 from service.conninfo import ConnInfo, ConnInfoError
 from service.drift import Drift
@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Exit 0 on success (drift or not), 2 on failure."
         ),
     )
+    cli_targets.add_target_option(p)
     p.set_defaults(handler=cmd_sync)
     p = sub.add_parser(
         "check",
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help='print {"drift": ..., "changes": [...]} only'
     )
     p.add_argument("--diff", action="store_true", help="also print each changed object's diff")
+    cli_targets.add_target_option(p)
     p.set_defaults(handler=cmd_check)
     p = sub.add_parser(
         "compare",
@@ -153,19 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, Any] = {}
-    if getattr(args, "schema", None):
-        overrides["schemas"] = args.schema
-    if getattr(args, "exclude_schema", None):
-        overrides["exclude_schemas"] = args.exclude_schema
-    for flag, field in (
-        ("no_owners", "include_owners"),
-        ("no_privileges", "include_privileges"),
-        ("no_comments", "include_comments"),
-    ):
-        if getattr(args, flag, False):
-            overrides[field] = False
-    settings = load_settings(args.config, **overrides)
+    settings = load_settings(args.config, **cli_targets.filter_overrides(args))
     # One-shot commands speak through their output and exit code; their logs stay at warning
     # unless a level was asked for (flag, SCHEMA_SYNC_LOG_LEVEL or the config file).
     explicit = "log_level" in settings.model_fields_set
@@ -175,19 +165,36 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 async def cmd_sync(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    log = get_logger(command="sync")
+    settings, targets = cli_targets.chosen(args)
+    if len(targets) == 1:
+        outcome = await _sync_one(targets[0])  # a SyncError becomes main()'s one line
+        print_outcome(outcome)
+        return EXIT_OK
+    results = await cli_targets.each_target(targets, settings.max_concurrent_syncs, _sync_one)
+    return cli_targets.report_syncs(results, print_outcome)
+
+
+async def _sync_one(settings: Settings) -> SyncOutcome:
+    log = get_logger(command="sync", target=settings.name)
     log.info("sync.started")
-    outcome = await sync_target(settings)  # a SyncError becomes main()'s one line
+    outcome = await sync_target(settings)
     log.info("sync.finished", **outcome_fields(outcome))
-    print_outcome(outcome)
-    return EXIT_OK
+    return outcome
 
 
 async def cmd_check(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    outcome = await check_target(settings)
-    return emit_drift(outcome.drift, args.json, args.diff)
+    settings, targets = cli_targets.chosen(args)
+    if len(targets) == 1:
+        outcome = await check_target(targets[0])
+        return emit_drift(outcome.drift, args.json, args.diff)
+
+    async def drift_of(target: Settings) -> Drift:
+        return (await check_target(target)).drift
+
+    results = await cli_targets.each_target(targets, settings.max_concurrent_syncs, drift_of)
+    return cli_targets.report_checks(
+        results, args.json, lambda drift: emit_drift(drift, False, args.diff)
+    )
 
 
 async def cmd_compare(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 
 from service import backups, files, rollback
 from service.backups import CURRENT, Backup, BackupError
+from service.cli_targets import add_target_option, only_one
 from service.inventory import Inventory
 from service.retention import Policy
 from service.settings import Settings
@@ -42,6 +43,7 @@ def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.Argume
         ),
     )
     p.add_argument("--diff", action="store_true", help="print each differing object's diff")
+    add_target_option(p)
     p.set_defaults(handler=cmd_verify)
 
     p = sub.add_parser(
@@ -67,6 +69,7 @@ def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.Argume
     p.add_argument(
         "--force", action="store_true", help="also restore a backup whose status is not done"
     )
+    add_target_option(p)
     p.set_defaults(handler=cmd_rollback)
 
     p = sub.add_parser(
@@ -79,9 +82,11 @@ def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.Argume
         ),
     )
     p.add_argument("--json", action="store_true", help="print the list as JSON")
+    add_target_option(p)
     p.set_defaults(handler=cmd_backups_list)
     bsub = p.add_subparsers(dest="backups_command", metavar="SUBCOMMAND")
     common = _unset_defaults(common)  # `backups --config X prune` must keep X
+    add_target_option(common, default=argparse.SUPPRESS)  # `backups --target X prune` too
     b = bsub.add_parser("list", parents=[common], help="list backups (the default)")
     b.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print the list as JSON"
@@ -148,9 +153,8 @@ def _clear_errors(handler: Handler) -> Handler:
 
 
 def _settings(args: argparse.Namespace) -> tuple[Settings, Paths]:
-    from service.cli import settings_from  # cli imports this module: import at call time
-
-    settings = settings_from(args)
+    """The one target's settings and folders (--target NAME when several are configured)."""
+    settings = only_one(args)
     return settings, Paths.of(settings)
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
+from service.cli_targets import add_target_option
 from service.settings import SettingsError
 
 EXIT_HEALTHY, EXIT_UNHEALTHY = 0, 1  # Docker reserves 2 for HEALTHCHECK: never use it here
@@ -62,6 +63,7 @@ def register(
         description=RUN_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_target_option(p)
     p.set_defaults(handler=cmd_run)
     p = sub.add_parser(
         "health",
@@ -70,6 +72,7 @@ def register(
         description=HEALTH_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_target_option(p)
     p.set_defaults(handler=cmd_health)
 
 
@@ -88,25 +91,38 @@ async def cmd_run(args: argparse.Namespace) -> int:
         stream=sys.stdout,
     )
     try:
-        return await run_daemon(settings)
+        return await run_daemon(settings, only=args.target)
     except LockHeld as exc:
         print(f"pg-schema-sync: {exc}", file=sys.stderr)
         return 2
 
 
 async def cmd_health(args: argparse.Namespace) -> int:
-    from service.cli import settings_from
+    from service.cli_targets import chosen
     from service.health import default_paths, load_state, parse_schedule, verdict
 
+    lines: list[tuple[str, bool, str]] = []  # (target, healthy, reason)
     try:
-        settings = settings_from(args)
-        trigger = parse_schedule(settings.schedule, settings.timezone)
-        state_path, _ = default_paths(settings)
-        state = load_state(state_path)
+        settings, targets = chosen(args)
+        for target in targets:
+            trigger = parse_schedule(target.schedule, target.timezone)
+            state_path, _ = default_paths(target)
+            state = load_state(state_path)
+            result = verdict(state, datetime.now(UTC), trigger, target.health_max_age_s)
+            where = f" ({state_path})" if state is None else ""
+            lines.append((target.name, result.healthy, f"{result.reason}{where}"))
     except (SettingsError, ValueError) as exc:
         print(f"unhealthy: {exc}")
         return EXIT_UNHEALTHY
-    result = verdict(state, datetime.now(UTC), trigger, settings.health_max_age_s)
-    where = f" ({state_path})" if state is None else ""
-    print(f"{'healthy' if result.healthy else 'unhealthy'}: {result.reason}{where}")
-    return EXIT_HEALTHY if result.healthy else EXIT_UNHEALTHY
+    if not settings.targets:  # today's single target: today's one line
+        [(_, healthy, reason)] = lines
+        print(f"{'healthy' if healthy else 'unhealthy'}: {reason}")
+        return EXIT_HEALTHY if healthy else EXIT_UNHEALTHY
+    sick = [name for name, healthy, _ in lines if not healthy]
+    if sick:
+        print(f"unhealthy: {len(sick)} of {len(lines)} targets: {', '.join(sick)}")
+    else:
+        print(f"healthy: all {len(lines)} targets")
+    for name, healthy, reason in lines:
+        print(f"  {name}: {'healthy' if healthy else 'unhealthy'}: {reason}")
+    return EXIT_UNHEALTHY if sick else EXIT_HEALTHY

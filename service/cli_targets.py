@@ -1,0 +1,157 @@
+"""`--target NAME` and commands over several targets: choose, run bounded, report per target.
+
+With one target (today's unnamed one, or `--target NAME`) the commands behave and print exactly
+as they always did; these helpers only add the several-targets forms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from service.conninfo import ConnInfoError
+from service.drift import Drift
+from service.errors import SyncError
+from service.settings import Settings, SettingsError
+from service.targets import select
+
+T = TypeVar("T")
+EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+
+
+def add_target_option(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    parser.add_argument(
+        "--target",
+        metavar="NAME",
+        default=default,
+        help="only the [[targets]] entry called NAME (default: every target)",
+    )
+
+
+def filter_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The filter flags as settings; they beat the config, a target's own filters included."""
+    overrides: dict[str, Any] = {}
+    if getattr(args, "schema", None):
+        overrides["schemas"] = args.schema
+    if getattr(args, "exclude_schema", None):
+        overrides["exclude_schemas"] = args.exclude_schema
+    for flag, field in (
+        ("no_owners", "include_owners"),
+        ("no_privileges", "include_privileges"),
+        ("no_comments", "include_comments"),
+    ):
+        if getattr(args, flag, False):
+            overrides[field] = False
+    return overrides
+
+
+def chosen(args: argparse.Namespace) -> tuple[Settings, list[Settings]]:
+    """(the settings, the targets the command addresses); SettingsError for an unknown name."""
+    from service.cli import settings_from  # cli imports this module: import at call time
+
+    settings = settings_from(args)
+    try:
+        targets = select(settings.resolved_targets(), getattr(args, "target", None))
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    flags = filter_overrides(args)
+    return settings, [t.model_copy(update=flags) if flags else t for t in targets]
+
+
+def only_one(args: argparse.Namespace) -> Settings:
+    """The one target a folder-level command (verify, rollback, backups) works on."""
+    _, targets = chosen(args)
+    if len(targets) > 1:
+        names = ", ".join(t.name for t in targets)
+        raise SettingsError(
+            f"several targets are configured ({names}): choose one with --target NAME"
+        )
+    return targets[0]
+
+
+@dataclass
+class Result(Generic[T]):
+    target: Settings
+    value: T | None = None
+    error: str | None = None
+    cause: str | None = None
+
+
+async def each_target(
+    targets: list[Settings], limit: int, work: Callable[[Settings], Awaitable[T]]
+) -> list[Result[T]]:
+    """`work` for every target, at most `limit` at a time; one failing never stops the rest."""
+    slots = asyncio.Semaphore(limit)
+
+    async def one(target: Settings) -> Result[T]:
+        async with slots:
+            try:
+                return Result(target, await work(target))
+            except SyncError as exc:
+                return Result(target, error=str(exc), cause=exc.cause.value)
+            except (SettingsError, ConnInfoError) as exc:
+                return Result(target, error=str(exc), cause="settings")
+            except Exception as exc:  # a bug in one target's run must not hide the others'
+                return Result(target, error=f"{type(exc).__name__}: {exc}", cause="internal")
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+def prefixed(name: str, show: Callable[[], object]) -> None:
+    """What `show` prints, with the target's name before its first line."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        show()
+    text = buffer.getvalue()
+    print(f"{name}: {text}", end="" if text.endswith("\n") else "\n")
+
+
+def report_syncs(results: list[Result[Any]], show: Callable[[Any], object]) -> int:
+    """Each target's sync in config order, failures also on stderr; exit 2 if any failed."""
+    failed = [r for r in results if r.error is not None]
+    for r in results:
+        if r.error is not None:
+            print(f"{r.target.name}: failed: {r.error}")
+            print(f"pg-schema-sync: target {r.target.name}: {r.error}", file=sys.stderr)
+        else:
+            prefixed(r.target.name, lambda r=r: show(r.value))  # type: ignore[misc]
+    done = len(results) - len(failed)
+    tail = f"; failed: {', '.join(r.target.name for r in failed)}" if failed else ""
+    print(f"synced {done} of {len(results)} targets{tail}")
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def report_checks(
+    results: list[Result[Drift]], as_json: bool, emit: Callable[[Drift], object]
+) -> int:
+    """Each target's drift; exit 2 if any check failed, else 1 if any drifted, else 0.
+
+    --json prints one document: {"drift": any, "error": any, "targets": {name: document}},
+    each target's document the single-target one, or {"error": ..., "cause": ...}.
+    """
+    errors = [r for r in results if r.error is not None]
+    drifted = any(r.value for r in results if r.value is not None)
+    if as_json:
+        docs: dict[str, Any] = {}
+        for r in results:
+            if r.value is not None:
+                docs[r.target.name] = r.value.as_json()
+            else:
+                docs[r.target.name] = {"error": r.error, "cause": r.cause}
+        print(json.dumps({"drift": drifted, "error": bool(errors), "targets": docs}))
+    else:
+        for r in results:
+            if r.value is not None:
+                prefixed(r.target.name, lambda r=r: emit(r.value))  # type: ignore[misc]
+            else:
+                print(f"{r.target.name}: error: {r.error}")
+    if errors:
+        return EXIT_ERROR
+    return EXIT_DRIFT if drifted else EXIT_OK
