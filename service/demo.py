@@ -279,6 +279,12 @@ def _step(out: TextIO, what: str) -> Iterator[None]:
     except BaseException:
         _say(out, "failed")
         raise
+    current = asyncio.current_task()
+    if current is not None and current.cancelling():
+        # A cancel that landed as an awaited call completed can be lost inside libraries
+        # (asyncio.wait_for before 3.12); honour it here so Ctrl-C always stops the demo.
+        _say(out, "stopped")
+        raise asyncio.CancelledError
     _say(out, f"ok ({time.monotonic() - t0:.1f} s)")
 
 
