@@ -1,21 +1,26 @@
 # syntax=docker/dockerfile:1
 # pg-schema-sync: runs next to the production database; see README "Deployment".
+# Checked without a Docker engine by tests/test_container.py (essentials, and the command line
+# run as a plain process with docker-compose.yml's environment).
 
-# --- build: resolve the locked dependencies into a virtualenv -------------------------------
-FROM python:3.12-slim-bookworm AS build
+# --- build: resolve the locked dependencies into a self-contained virtualenv ------------------
+FROM python:3.11-slim-bookworm AS build
 RUN pip install --no-cache-dir "uv>=0.9,<1"
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
+# Dependencies first (a layer that survives code changes), exactly as locked.
 RUN uv sync --frozen --no-dev --no-install-project
 COPY service ./service
-RUN uv sync --frozen --no-dev
+# --no-editable: the package goes into the venv itself, which is all the runtime stage copies.
+RUN uv sync --frozen --no-dev --no-editable
 
-# --- runtime: Python, a current pg_dump, the venv; nothing else --------------------------------
-FROM python:3.12-slim-bookworm
-# pg_dump cannot dump a server newer than itself: take the newest client from the PostgreSQL
-# project's apt repository; it dumps every server from 9.2 up to its own major version.
-ARG PG_CLIENT_MAJOR=17
+# --- runtime: Python, a current pg_dump and psql, the venv; nothing else ----------------------
+FROM python:3.11-slim-bookworm
+# pg_dump cannot dump a server newer than itself, and dumps every server from 9.2 up to its own
+# major version: take the newest client from the PostgreSQL project's apt repository (PGDG).
+# For a newer server, rebuild with --build-arg PG_CLIENT_MAJOR=<its major version>.
+ARG PG_CLIENT_MAJOR=18
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl gnupg tini \
  && install -d /usr/share/postgresql-common/pgdg \
@@ -25,20 +30,28 @@ RUN apt-get update \
       > /etc/apt/sources.list.d/pgdg.list \
  && apt-get update \
  && apt-get install -y --no-install-recommends "postgresql-client-${PG_CLIENT_MAJOR}" \
- && apt-get purge -y curl gnupg && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
+ && apt-get purge -y curl gnupg && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* \
+ && /usr/lib/postgresql/${PG_CLIENT_MAJOR}/bin/pg_dump --version
 RUN groupadd --system --gid 10001 schemasync \
  && useradd --system --uid 10001 --gid schemasync --home-dir /work --shell /usr/sbin/nologin schemasync \
  && install -d -o schemasync -g schemasync /work /work/sql /work/backups /work/config
 COPY --from=build /app/.venv /app/.venv
-COPY --from=build /app/service /app/service
 COPY config/pg-schema-sync.example.toml /work/config/
-ENV PATH="/app/.venv/bin:$PATH" PYTHONUNBUFFERED=1 SCHEMA_SYNC_LOG_FORMAT=json
+# The client by its full path: its version is the one documented, never what a wrapper picks;
+# psql (used by verify) is taken from beside it. No secrets here: configuration comes from the
+# environment or a file mounted at /work/config/pg-schema-sync.toml.
+ENV PATH="/app/.venv/bin:$PATH" \
+    PYTHONUNBUFFERED=1 \
+    SCHEMA_SYNC_LOG_FORMAT=json \
+    SCHEMA_SYNC_PG_DUMP=/usr/lib/postgresql/${PG_CLIENT_MAJOR}/bin/pg_dump
 WORKDIR /work
-USER schemasync
+# Numeric, so that orchestrators can verify runAsNonRoot.
+USER 10001:10001
 VOLUME ["/work/sql", "/work/backups"]
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=60s --timeout=10s --start-period=120s --retries=3 \
   CMD ["pg-schema-sync", "health"]
-# tini forwards SIGHUP (sync now) and SIGTERM (graceful stop) to the daemon and reaps children.
+# tini (PID 1) forwards SIGHUP (sync now) and SIGTERM (graceful stop) to the daemon and reaps
+# children; exec form, so no shell stands between them.
 ENTRYPOINT ["/usr/bin/tini", "--", "pg-schema-sync"]
 CMD ["run"]
