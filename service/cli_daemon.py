@@ -22,8 +22,15 @@ schedule:
   follow-up run; a fire time missed by more than `misfire_grace_s` is skipped. After a
   connection failure the sync is retried early with backoff (up to `retry_backoff_max_s`).
 
+targets:
+  With [[targets]] in the config (or SCHEMA_SYNC_TARGETS as a JSON list) every target runs on
+  its own schedule (default: the global one); syncs of different targets overlap, at most
+  `max_concurrent_syncs` (default 4) at a time, one at a time per target, so a slow or
+  unreachable database never delays the others. --target NAME runs only that one.
+
 signals:
-  SIGHUP, SIGUSR1   sync now (e.g. `kill -HUP <pid>`, `docker compose kill -s HUP <service>`)
+  SIGHUP, SIGUSR1   sync now, every target (e.g. `kill -HUP <pid>`,
+                    `docker compose kill -s HUP <service>`)
   SIGTERM, SIGINT   graceful stop: no new syncs; a running sync gets `stop_grace_s`
                     (default 30 s) to finish, then it is cancelled (pg_dump is killed and the
                     files stay as they were)
@@ -31,8 +38,10 @@ signals:
 
 output:
   Log events go to stdout: JSON lines when stdout is not a terminal (or with --log-format
-  json). A lock file (lock_file, default .pg-schema-sync.lock beside the schema file) allows
-  one daemon per folder; the state file (state_file) is what `health` reads.
+  json); with targets each event of a run carries `target`. A lock file (lock_file, default
+  .pg-schema-sync.lock beside the schema file; with targets one in each target's folder, all
+  taken at start) allows one daemon per folder; the state file (state_file, per target) is
+  what `health` reads.
 
 exit status:
   0  stopped by SIGTERM/SIGINT (after the grace period, the running sync was cancelled)
@@ -47,6 +56,8 @@ Exit 0 when the last successful sync is recent enough: within `health_max_age_s`
 otherwise before the second scheduled run after it plus 5 minutes (one missed run is fine).
 Before the first success the daemon's start time counts instead. Exit 1 otherwise (also when
 the daemon stopped, the state file is missing or the settings are invalid), with the reason.
+With targets: exit 1 if any target is unhealthy; the first line names them, then one line per
+target (--target NAME checks one).
 Docker: HEALTHCHECK CMD pg-schema-sync health
 """
 
