@@ -87,7 +87,9 @@ async def take_snapshot(
             check_versions(dump_major, dump_full, conn.get_server_version().major * 10_000)
         except ExportError as exc:
             raise SyncError(str(exc), Cause.PG_DUMP) from None
-        export = asyncio.create_task(export_schema(info, export_options, schema_out, functions_out))
+        export = asyncio.create_task(
+            export_schema(info, export_options, schema_out, functions_out, dump_full)
+        )
         catalog = asyncio.create_task(_load(conn, catalog_options, info))
         try:
             result, inventory = await asyncio.gather(export, catalog)

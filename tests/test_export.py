@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import random
 import re
+from asyncio.subprocess import PIPE
 from pathlib import Path
 
 import pytest
 
+from bench import generate
 from service.export import (
+    _FUNCTION_NAME_PREFIXES,
+    _FUNCTION_TYPES,
     ExportError,
     ExportOptions,
     _Normalised,
@@ -118,3 +125,193 @@ def test_pg_dump_older_than_server_is_refused_with_what_to_install() -> None:
     with pytest.raises(ExportError, match=too_old):
         check_versions(14, "14.2", 160_001)
     check_versions(16, "16.1", 150_004)  # newer pg_dump dumps older servers
+
+
+# -- the chunked splitter against the line-by-line one it replaced ----------------------------
+
+_REF_DROPPED = (b"-- Dumped from database version", b"-- Dumped by pg_dump version")
+_REF_HEADER = re.compile(rb"^-- (?:Data for )?Name: (.*); Type: ([A-Z ]+); Schema: ")
+
+
+class _LineSplitter:
+    """The reference: the previous splitter, one line at a time, kept to compare against."""
+
+    def __init__(self, schema: _Normalised, functions: _Normalised) -> None:
+        self.schema, self.functions = schema, functions
+        self.in_preamble = True
+        self.in_function = False
+        self.pending_separator = False
+
+    def feed(self, line: bytes) -> None:
+        if line.startswith(b"\\"):
+            if line.startswith(b"\\restrict "):
+                self.schema.restrict()
+                self.functions.restrict()
+                return
+            if line.startswith(b"\\unrestrict "):
+                return
+        if line == b"--\n" and not self.pending_separator:
+            self.pending_separator = True
+            return
+        if line.startswith(b"-- "):
+            if line.startswith(_REF_DROPPED):
+                return
+            header = _REF_HEADER.match(line)
+            if header:
+                self.in_preamble = False
+                name, kind = header.group(1), header.group(2)
+                self.in_function = kind in _FUNCTION_TYPES or (
+                    kind in (b"COMMENT", b"ACL") and name.startswith(_FUNCTION_NAME_PREFIXES)
+                )
+        if self.pending_separator:
+            self.pending_separator = False
+            self._route(b"--\n")
+        self._route(line)
+
+    def _route(self, line: bytes) -> None:
+        self.schema.write(line)
+        if self.in_preamble or self.in_function:
+            self.functions.write(line)
+
+    def close(self) -> None:
+        if self.pending_separator:
+            self.pending_separator = False
+            self._route(b"--\n")
+
+
+def _split_by_lines(dump: bytes, out: Path) -> tuple[bytes, bytes]:
+    out.mkdir(exist_ok=True)
+    schema, functions = _Normalised(out / "s"), _Normalised(out / "f")
+    splitter = _LineSplitter(schema, functions)
+    lines = dump.split(b"\n")
+    last = lines.pop()
+    for line in lines:
+        splitter.feed(line + b"\n")
+    if last:  # like the old reader: a last line without its newline gets one
+        splitter.feed(last + b"\n")
+    splitter.close()
+    schema.finish()
+    functions.finish()
+    return (out / "s").read_bytes(), (out / "f").read_bytes()
+
+
+def _split_in_chunks(dump: bytes, cuts: list[int], out: Path) -> tuple[bytes, bytes]:
+    out.mkdir(exist_ok=True)
+    schema, functions = _Normalised(out / "s"), _Normalised(out / "f")
+    splitter = _Splitter(schema, functions)
+    bounds = [0, *sorted(cuts), len(dump)]
+    for start, end in itertools.pairwise(bounds):
+        splitter.feed(dump[start:end])
+    splitter.close()
+    schema.finish()
+    functions.finish()
+    return (out / "s").read_bytes(), (out / "f").read_bytes()
+
+
+_ENTRIES = b"""--
+-- PostgreSQL database dump
+--
+
+\\restrict abcdef
+
+-- Dumped from database version 15.18
+-- Dumped by pg_dump version 15.18
+
+SET statement_timeout = 0;
+
+--
+-- Name: f(integer); Type: FUNCTION; Schema: public; Owner: me
+--
+
+CREATE FUNCTION public.f(a integer) RETURNS integer
+    LANGUAGE sql
+    AS $$select 1$$;
+
+--
+-- Name: t; Type: TABLE; Schema: public; Owner: me
+--
+
+CREATE TABLE public.t (id integer);
+
+--
+-- Name: FUNCTION f(a integer); Type: ACL; Schema: public; Owner: me
+--
+
+GRANT ALL ON FUNCTION public.f(a integer) TO bob;
+
+--
+-- PostgreSQL database dump complete
+--
+
+\\unrestrict abcdef
+
+"""
+
+
+def test_a_chunk_boundary_anywhere_in_a_header_or_restrict_line_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    expected = _split_by_lines(_ENTRIES, tmp_path / "ref")
+    assert b"CREATE TABLE" not in expected[1] and b"GRANT ALL ON FUNCTION" in expected[1]
+    for cut in range(1, len(_ENTRIES)):  # every cut point, header and \\restrict lines included
+        assert _split_in_chunks(_ENTRIES, [cut], tmp_path / "new") == expected, cut
+    assert _split_in_chunks(_ENTRIES, list(range(1, len(_ENTRIES))), tmp_path / "new") == expected
+
+
+def test_chunked_splitter_agrees_with_the_line_splitter_on_odd_inputs(tmp_path: Path) -> None:
+    # Runs of "--" lines pair up, \\restrict lines inside a held separator, a last line
+    # without a newline, look-alikes of the lines that matter: all as the line splitter did.
+    vocabulary = [
+        b"--\n",
+        b"--\n",
+        b"---\n",
+        b"x--\n",
+        b"\n",
+        b"SELECT 1;\n",
+        b"\\restrict k\n",
+        b"\\unrestrict k\n",
+        b"\\restrictk\n",
+        b"-- Dumped from database version 1\n",
+        b"-- Dumped by pg_dump version 1\n",
+        b"-- Name: f(); Type: FUNCTION; Schema: p; Owner: x\n",
+        b"-- Name: t; Type: TABLE; Schema: p; Owner: x\n",
+        b"-- Name: FUNCTION f(); Type: COMMENT; Schema: p; Owner: x\n",
+        b"-- Data for Name: t; Type: TABLE DATA; Schema: p; Owner: x\n",
+        b"-- Name: no type here\n",
+    ]
+    for seed in range(1500):
+        rng = random.Random(seed)
+        dump = b"".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 25)))
+        if rng.random() < 0.3:
+            dump += rng.choice([b"--", b"x", b"\\restrict k", b"-- Name: g; Type: FUNCTION; S"])
+        expected = _split_by_lines(dump, tmp_path / "ref")
+        cuts = [rng.randint(0, len(dump)) for _ in range(rng.randint(0, 6))]
+        assert _split_in_chunks(dump, cuts, tmp_path / "new") == expected, (seed, dump, cuts)
+
+
+async def test_export_of_a_large_schema_is_what_the_line_splitter_wrote(
+    db: Database, tmp_path: Path
+) -> None:
+    script = tmp_path / "base.sql"
+    script.write_text(generate.base_sql(60))
+    db.load(script)
+    proc = await asyncio.create_subprocess_exec(
+        str(db.cluster.bindir / "pg_dump"), "--schema-only", "-d", db.dsn, stdout=PIPE
+    )
+    dump, _ = await proc.communicate()
+    assert proc.returncode == 0
+    assert len(dump) > 1 << 17  # more than a few chunks of the sizes below
+    expected = _split_by_lines(dump, tmp_path / "ref")
+    rng = random.Random(6)
+    for cuts in (
+        list(range(1 << 20, len(dump), 1 << 20)),
+        [rng.randint(0, len(dump)) for _ in range(300)],
+        list(range(0, len(dump), 4093)),
+    ):
+        assert _split_in_chunks(dump, cuts, tmp_path / "new") == expected
+    (tmp_path / "export").mkdir()
+    await export_schema(
+        db.conninfo, ExportOptions(), tmp_path / "export" / "s.sql", tmp_path / "export" / "f.sql"
+    )
+    assert (tmp_path / "export" / "s.sql").read_bytes() == expected[0]
+    assert (tmp_path / "export" / "f.sql").read_bytes() == expected[1]
