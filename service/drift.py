@@ -68,14 +68,15 @@ def compare(old: Inventory, new: Inventory) -> Drift:
         before, after = old.objects.get(key), new.objects.get(key)
         if before is None and after is not None:
             items.append(
-                DriftItem(
-                    after.kind, after.name, Change.ADDED, text_diff("", after.definition, key)
-                )
+                DriftItem(after.kind, after.name, Change.ADDED, whole_diff(after.definition, key))
             )
         elif after is None and before is not None:
             items.append(
                 DriftItem(
-                    before.kind, before.name, Change.REMOVED, text_diff(before.definition, "", key)
+                    before.kind,
+                    before.name,
+                    Change.REMOVED,
+                    whole_diff(before.definition, key, "-"),
                 )
             )
         elif before is not None and after is not None and before.definition != after.definition:
@@ -100,3 +101,18 @@ def text_diff(old: str, new: str, label: str) -> str:
         n=3,
     )
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def whole_diff(text: str, label: str, sign: str = "+") -> str:
+    """text_diff("", text, label) for `+`, text_diff(text, "", label) for `-`, without difflib.
+
+    A first sync adds every object: difflib's matcher per object was most of compare()'s time.
+    """
+    lines = text.splitlines(keepends=True)
+    if not lines:
+        return ""
+    span = "1" if len(lines) == 1 else f"1,{len(lines)}"
+    hunk = f"@@ -0,0 +{span} @@\n" if sign == "+" else f"@@ -{span} +0,0 @@\n"
+    body = "".join(sign + line if line.endswith("\n") else sign + line + "\n" for line in lines)
+    head = f"--- a/{label}\n+++ b/{label}\n"
+    return head + hunk + body

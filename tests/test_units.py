@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
 from service.conninfo import ConnInfo
-from service.drift import Change, compare
+from service.drift import Change, compare, text_diff, whole_diff
 from service.inventory import DbObject, Inventory
 from service.logs import redact, register_secret, scrub
 from service.report import SummaryFacts, render_summary
@@ -51,6 +52,42 @@ def test_drift_names_added_removed_changed_with_diffs() -> None:
     assert "+name text" in drift.items[0].diff
     assert drift.headline() == "3 changes (1 added, 1 changed, 1 removed)"
     assert compare(new, new).items == ()
+
+
+def test_added_and_removed_objects_read_as_a_unified_diff_of_the_whole_text() -> None:
+    drift = compare(_inv(table_b="x text"), _inv(table_a="id int\nname text"))
+    assert drift.items[0].diff == (
+        "--- a/table table_a\n+++ b/table table_a\n@@ -0,0 +1,2 @@\n+id int\n+name text\n"
+    )
+    assert (
+        drift.items[1].diff == "--- a/table table_b\n+++ b/table table_b\n@@ -1 +0,0 @@\n-x text\n"
+    )
+
+
+def test_whole_diff_is_what_difflib_wrote_for_any_text() -> None:
+    # The fingerprint of a drift hashes its diffs: they must not change by a byte. Odd line
+    # breaks (str.splitlines knows more than \n), missing final newlines, empty texts.
+    pieces = [
+        "a",
+        "b",
+        " ",
+        "\n",
+        "\r",
+        "\r\n",
+        "\x0b",
+        "\x0c",
+        "\x1c",
+        "\x85",
+        "\u2028",
+        "é",
+        "--- +",
+    ]
+    for seed in range(5000):
+        rng = random.Random(seed)
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        label = "table " + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 3)))
+        assert whole_diff(text, label) == text_diff("", text, label), (text, label)
+        assert whole_diff(text, label, "-") == text_diff(text, "", label), (text, label)
 
 
 def test_drift_fingerprint_is_stable_and_specific() -> None:
