@@ -75,6 +75,33 @@ def _acl(acl: str, baseline: str, target: str, owner: str, column: str = "''") -
 ) END"""
 
 
+def _acl_by_oid(source: str) -> str:
+    """SQL: (oid, lines) with _acl's lines for every row of CTE `source` that needs them.
+
+    `source` has columns oid, acl, baseline, target, owner. The same text as _acl, in one
+    set-based pass: as a subquery per row, _acl costs ~60 us a row (12,000 relations: 0.7 s).
+    """
+    exploded = "SELECT s.oid, s.target, s.owner, x.* FROM {0} s, aclexplode(s.{1}) x"
+    return f"""SELECT l.oid, string_agg(l.line, E'\\n' ORDER BY l.line) AS lines FROM (
+    SELECT d.oid, format('%s %s%s ON %s %s %s%s%s', d.verb,
+                         string_agg(d.privilege_type, ', ' ORDER BY d.privilege_type), '',
+                         d.target, CASE d.verb WHEN 'GRANT' THEN 'TO' ELSE 'FROM' END,
+                         CASE d.grantee WHEN 0 THEN 'PUBLIC' ELSE d.grantee::regrole::text END,
+                         CASE WHEN d.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END,
+                         CASE WHEN d.grantor <> d.owner
+                              THEN ' GRANTED BY ' || d.grantor::regrole::text ELSE '' END) AS line
+    FROM (
+        SELECT 'GRANT' AS verb, g.* FROM (
+            {exploded.format(source, "acl")} EXCEPT {exploded.format(source, "baseline")}) g
+        UNION ALL
+        SELECT 'REVOKE', r.* FROM (
+            {exploded.format(source, "baseline")} EXCEPT {exploded.format(source, "acl")}) r
+    ) d
+    GROUP BY d.oid, d.target, d.owner, d.verb, d.grantee, d.grantor, d.is_grantable
+) l
+GROUP BY l.oid"""
+
+
 def _comment(catalog: str, oid: str, what: str, subid: str = "0") -> str:
     """SQL: `COMMENT ON <what> IS '...'` for the object's pg_description row, else NULL."""
     return f"""(SELECT format('COMMENT ON %s IS %L', {what}, ds.description)
@@ -168,9 +195,6 @@ _COLUMN = """concat_ws(' ', quote_ident(a.attname), format_type(a.atttypid, a.at
 
 # Tables, partitioned tables, foreign tables, views and materialized views: the relations
 # with columns. Columns and constraints are aggregated per relation in one pass each.
-_RELATION_ACL = _acl(
-    "rel.relacl", "acldefault('r', rel.relowner)", "'TABLE ' || rel.name", "rel.relowner"
-)
 _CONSTRAINT_COMMENT = _comment_on("format('CONSTRAINT %I ON %s', k.conname, rel.name)", "kd")
 _COLUMN_COMMENT = _comment_on("'COLUMN ' || rel.name || '.' || quote_ident(a.attname)", "cd")
 _COLUMN_ACL = _acl(
@@ -233,6 +257,15 @@ parents AS (
     FROM rel JOIN pg_catalog.pg_inherits i ON i.inhrelid = rel.oid
     GROUP BY i.inhrelid
 ),
+acl_source AS (
+    SELECT rel.oid, rel.relacl AS acl, acldefault('r', rel.relowner) AS baseline,
+           'TABLE ' || rel.name AS target, rel.relowner AS owner
+    FROM rel
+    WHERE rel.relacl IS NOT NULL AND rel.relacl IS DISTINCT FROM acldefault('r', rel.relowner)
+),
+relacl AS (
+    {_acl_by_oid("acl_source")}
+),
 special_index AS (
     SELECT x.indrelid,
            string_agg(CASE WHEN x.indisclustered THEN 'CLUSTER ON ' || quote_ident(ic.relname)
@@ -273,7 +306,7 @@ SELECT rel.kind, rel.name,
            CASE WHEN rel.relkind IN ('v', 'm') THEN E'AS\\n' || pg_get_viewdef(rel.oid) END
        ) AS body,
        rel.relowner::regrole::text AS owner,
-       concat_ws(E'\\n', {_RELATION_ACL}, cols.acl) AS acl,
+       concat_ws(E'\\n', relacl.lines, cols.acl) AS acl,
        concat_ws(E'\\n', {_comment_on("upper(rel.kind) || ' ' || rel.name", "rd")},
                  cols.comments, cons.comments) AS comments
 FROM rel
@@ -281,6 +314,7 @@ LEFT JOIN cols ON cols.attrelid = rel.oid
 LEFT JOIN cons ON cons.conrelid = rel.oid
 LEFT JOIN parents ON parents.inhrelid = rel.oid
 LEFT JOIN special_index ON special_index.indrelid = rel.oid
+LEFT JOIN relacl ON relacl.oid = rel.oid
 LEFT JOIN pg_catalog.pg_am am ON am.oid = rel.relam
 LEFT JOIN pg_catalog.pg_class toast ON toast.oid = rel.reltoastrelid
 LEFT JOIN pg_catalog.pg_tablespace ts ON ts.oid = rel.reltablespace
@@ -542,11 +576,14 @@ SELECT ty.kind, ty.name,
            ON ds.objoid = a.attrelid AND ds.objsubid = a.attnum
           AND ds.classoid = 'pg_catalog.pg_class'::regclass
          WHERE a.attrelid = ty.typrelid),
-        (SELECT string_agg(format('COMMENT ON CONSTRAINT %I ON DOMAIN %s IS %L', k.conname,
-                                  ty.name, ds.description), E'\\n' ORDER BY k.conname)
-         FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_description ds
-           ON ds.objoid = k.oid AND ds.classoid = 'pg_catalog.pg_constraint'::regclass
-         WHERE k.contypid = ty.oid)) AS comments
+        -- Only domains have these. Driven from the domain's constraints, one index probe
+        -- each: joined the other way round, the planner scanned pg_description per type.
+        CASE WHEN ty.typtype = 'd' THEN (
+            SELECT string_agg(format('COMMENT ON CONSTRAINT %I ON DOMAIN %s IS %L', k.conname,
+                                     ty.name, ds.description), E'\\n' ORDER BY k.conname)
+            FROM pg_catalog.pg_constraint k
+            CROSS JOIN LATERAL (SELECT obj_description(k.oid, 'pg_constraint') AS description) ds
+            WHERE k.contypid = ty.oid AND ds.description IS NOT NULL) END) AS comments
 FROM ty"""
 
 COLLATIONS = f"""WITH {_NS}

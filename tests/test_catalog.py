@@ -454,6 +454,30 @@ async def test_grant_order_and_an_explicit_default_acl_are_no_drift(
     assert not compare(await inventory(a), await inventory(b))
 
 
+ACL_T_LINES = [  # as the per-row subquery wrote them before the set-based query
+    "GRANT INSERT, SELECT ON TABLE app.acl_t TO catalog_reader WITH GRANT OPTION",
+    "GRANT SELECT ON TABLE app.acl_t TO PUBLIC GRANTED BY catalog_reader",
+    "REVOKE DELETE, TRUNCATE, UPDATE ON TABLE app.acl_t FROM catalog_owner",
+    "GRANT UPDATE (y) ON TABLE app.acl_t TO catalog_reader",
+]
+
+
+async def test_table_privileges_read_as_sorted_grant_and_revoke_lines(base: Database) -> None:
+    # Revoked from the owner, granted with grant option, granted on by a non-owner, to PUBLIC,
+    # on a column: every part of the line format, for tables and their columns alike.
+    base.sql(
+        "GRANT USAGE ON SCHEMA app TO catalog_reader; CREATE TABLE app.acl_t (x integer, y text);"
+        "ALTER TABLE app.acl_t OWNER TO catalog_owner;"
+        "REVOKE UPDATE, DELETE, TRUNCATE ON app.acl_t FROM catalog_owner;"
+        "GRANT SELECT, INSERT ON app.acl_t TO catalog_reader WITH GRANT OPTION;"
+        "GRANT UPDATE (y) ON app.acl_t TO catalog_reader;"
+        "SET ROLE catalog_reader; GRANT SELECT ON app.acl_t TO PUBLIC; RESET ROLE"
+    )
+    table = (await inventory(base)).objects["table app.acl_t"].definition
+    acl = [line for line in table.splitlines() if line.startswith(("GRANT", "REVOKE"))]
+    assert acl == ACL_T_LINES
+
+
 async def test_schema_filter_keeps_only_those_schemas_and_extensions(base: Database) -> None:
     inv = await inventory(base, CatalogOptions(schemas=("empty_schema",)))
     assert {(o.kind, o.name) for o in inv} == {
