@@ -12,6 +12,22 @@ from typing import Any
 from service.inventory import Inventory
 
 
+def _odd_line_break(text: str) -> bool:
+    """Has a line break str.splitlines knows besides \\n (difflib's callers split with it)."""
+    # Nine substring tests are ~10x faster than one regex character class here.
+    return (
+        "\r" in text
+        or "\x0b" in text
+        or "\x0c" in text
+        or "\x1c" in text
+        or "\x1d" in text
+        or "\x1e" in text
+        or "\x85" in text
+        or "\u2028" in text
+        or "\u2029" in text
+    )
+
+
 class Change(StrEnum):
     ADDED = "added"
     REMOVED = "removed"
@@ -108,11 +124,17 @@ def whole_diff(text: str, label: str, sign: str = "+") -> str:
 
     A first sync adds every object: difflib's matcher per object was most of compare()'s time.
     """
-    lines = text.splitlines(keepends=True)
-    if not lines:
+    if not text:
         return ""
-    span = "1" if len(lines) == 1 else f"1,{len(lines)}"
+    if _odd_line_break(text):  # lines as str.splitlines cuts them, like difflib's input
+        lines = text.splitlines(keepends=True)
+        count = len(lines)
+        body = "".join(sign + ln if ln.endswith("\n") else sign + ln + "\n" for ln in lines)
+    else:  # the usual case, only \n: one replace, no per-line Python
+        count = text.count("\n") + (not text.endswith("\n"))
+        body = sign + text.replace("\n", "\n" + sign)
+        body = body[: -len(sign)] if text.endswith("\n") else body + "\n"
+    span = "1" if count == 1 else f"1,{count}"
     hunk = f"@@ -0,0 +{span} @@\n" if sign == "+" else f"@@ -{span} +0,0 @@\n"
-    body = "".join(sign + line if line.endswith("\n") else sign + line + "\n" for line in lines)
     head = f"--- a/{label}\n+++ b/{label}\n"
     return head + hunk + body

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 FORMAT = 1
+
+# What json.dumps(..., ensure_ascii=False) writes for a str (the C one where there is one).
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,20 +59,21 @@ class Inventory:
         return dict(sorted(Counter(o.kind for o in self).items()))
 
     def to_json(self) -> str:
-        doc: dict[str, Any] = {
-            "format": FORMAT,
-            "counts": self.counts(),
-            "objects": [
-                {
-                    "kind": o.kind,
-                    "name": o.name,
-                    "fingerprint": o.fingerprint,
-                    "definition": o.definition,
-                }
-                for o in self
-            ],
-        }
-        return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+        """`json.dumps(doc, indent=1, ensure_ascii=False)` of the document, plus a newline.
+
+        Written out by hand around the C string encoder: with indent set, json.dumps uses
+        its pure-Python encoder, ~1.5 s for the 37,000 objects of a 10,000-table schema.
+        """
+        head = json.dumps({"format": FORMAT, "counts": self.counts()}, indent=1, ensure_ascii=False)
+        if not self.objects:
+            return head[:-2] + ',\n "objects": []\n}\n'
+        quote = _encode_string
+        entries = ",\n".join(
+            f'  {{\n   "kind": {quote(o.kind)},\n   "name": {quote(o.name)},\n'
+            f'   "fingerprint": "{o.fingerprint}",\n   "definition": {quote(o.definition)}\n  }}'
+            for o in self
+        )
+        return head[:-2] + ',\n "objects": [\n' + entries + "\n ]\n}\n"
 
     @classmethod
     def from_json(cls, text: str) -> Inventory:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime
 
@@ -99,6 +100,35 @@ def test_drift_fingerprint_is_stable_and_specific() -> None:
 def test_inventory_json_round_trip() -> None:
     inv = _inv(table_a="id int", function_f="body ü")
     assert Inventory.from_json(inv.to_json()) == inv
+
+
+def test_inventory_json_is_what_json_dumps_with_indent_wrote() -> None:
+    # Saved inventories and backups are compared by hash: the text must not move by a byte.
+    pieces = ["a", '"', "\\", "\n", "\t", "\x00", "\x1f", "\x7f", "é", "\u2028", "😀", " ", "{"]
+    for seed in range(500):
+        rng = random.Random(seed)
+        inv = Inventory.of(
+            DbObject(
+                rng.choice(["table", "view", "é"]),
+                "".join(rng.choice(pieces) for _ in range(rng.randint(0, 5))),
+                "".join(rng.choice(pieces) for _ in range(rng.randint(0, 20))),
+            )
+            for _ in range(rng.randint(0, 4))
+        )
+        doc = {
+            "format": 1,
+            "counts": inv.counts(),
+            "objects": [
+                {
+                    "kind": o.kind,
+                    "name": o.name,
+                    "fingerprint": o.fingerprint,
+                    "definition": o.definition,
+                }
+                for o in inv
+            ],
+        }
+        assert inv.to_json() == json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
 
 
 def test_summary_lists_each_change_with_diff_and_hashes() -> None:
