@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 FORMAT = 1
 
@@ -64,16 +66,30 @@ class Inventory:
         Written out by hand around the C string encoder: with indent set, json.dumps uses
         its pure-Python encoder, ~1.5 s for the 37,000 objects of a 10,000-table schema.
         """
+        buf = io.BytesIO()
+        self.write_json(buf)
+        return buf.getvalue().decode()
+
+    def write_json(self, fh: BinaryIO) -> None:
+        """Write exactly `to_json()`'s bytes, one object at a time: at 10,000 tables the
+        whole text is ~30 MB, and building it (then encoding it) held that several times."""
         head = json.dumps({"format": FORMAT, "counts": self.counts()}, indent=1, ensure_ascii=False)
         if not self.objects:
-            return head[:-2] + ',\n "objects": []\n}\n'
+            fh.write((head[:-2] + ',\n "objects": []\n}\n').encode())
+            return
+        fh.write((head[:-2] + ',\n "objects": [\n').encode())
         quote = _encode_string
-        entries = ",\n".join(
-            f'  {{\n   "kind": {quote(o.kind)},\n   "name": {quote(o.name)},\n'
-            f'   "fingerprint": "{o.fingerprint}",\n   "definition": {quote(o.definition)}\n  }}'
-            for o in self
-        )
-        return head[:-2] + ',\n "objects": [\n' + entries + "\n ]\n}\n"
+        sep = ""
+        for o in self:
+            fh.write(
+                (
+                    f'{sep}  {{\n   "kind": {quote(o.kind)},\n   "name": {quote(o.name)},\n'
+                    f'   "fingerprint": "{o.fingerprint}",\n'
+                    f'   "definition": {quote(o.definition)}\n  }}'
+                ).encode()
+            )
+            sep = ",\n"
+        fh.write(b"\n ]\n}\n")
 
     @classmethod
     def from_json(cls, text: str) -> Inventory:
