@@ -100,65 +100,32 @@ class ScratchCluster:
                 "--no-sync",
             ]
         )
-        opts = " ".join(
-            [
-                f"-p {self.port}",
-                f"-k {self.sockdir}",
-                "-c listen_addresses=127.0.0.1",
-                *(f"-c {k}={v}" for k, v in self.settings.items()),
-            ]
-        )
-        self._run(
-            [
-                str(self.bindir / "pg_ctl"),
-                "-D",
-                str(self.datadir),
-                "-w",
-                "-t",
-                "60",
-                "-l",
-                str(self.logfile),
-                "-o",
-                opts,
-                "start",
-            ]
-        )
-        self.started = True
+        self.start_existing()
         return self
 
     def stop(self) -> None:
         # postmaster.pid too: an interrupted `pg_ctl start` may have launched the server.
         if self.started or (self.datadir / "postmaster.pid").exists():
             with contextlib.suppress(ClusterError):
-                self._run(
-                    [
-                        str(self.bindir / "pg_ctl"),
-                        "-D",
-                        str(self.datadir),
-                        "-m",
-                        "immediate",
-                        "-w",
-                        "stop",
-                    ]
-                )
+                self._pg_ctl("-m", "immediate", "-w", "stop")
             self.started = False
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def restart(self) -> None:
-        self._run(
-            [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"]
-        )
-        self.started = False
+        self.stop_server()
         self.start_existing()
 
     def stop_server(self) -> None:
         """Stop the server but keep its data (to simulate an outage)."""
-        self._run(
-            [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"]
-        )
+        self._pg_ctl("-m", "fast", "-w", "stop")
         self.started = False
 
     def start_existing(self) -> None:
+        """Start the server on an existing data folder (after stop_server)."""
+        self._pg_ctl_start()
+        self.started = True
+
+    def _pg_ctl_start(self) -> None:
         opts = " ".join(
             [
                 f"-p {self.port}",
@@ -167,20 +134,10 @@ class ScratchCluster:
                 *(f"-c {k}={v}" for k, v in self.settings.items()),
             ]
         )
-        self._run(
-            [
-                str(self.bindir / "pg_ctl"),
-                "-D",
-                str(self.datadir),
-                "-w",
-                "-l",
-                str(self.logfile),
-                "-o",
-                opts,
-                "start",
-            ]
-        )
-        self.started = True
+        self._pg_ctl("-w", "-t", "60", "-l", str(self.logfile), "-o", opts, "start")
+
+    def _pg_ctl(self, *args: str) -> None:
+        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), *args])
 
     def __enter__(self) -> ScratchCluster:
         return self.start()

@@ -131,24 +131,23 @@ def _display_path(path: Path) -> str:
 # The commands' pipelines
 
 
-async def check_target(settings: Settings) -> SyncOutcome:
-    """Compare production with the files on disk; write nothing."""
-    started, t0 = datetime.now(UTC), time.monotonic()
-    paths = Paths.of(settings)
+async def _read_and_compare(
+    settings: Settings, paths: Paths, staging: Path, run_id: str, started: datetime
+) -> tuple[Snapshot, SyncOutcome]:
+    """Export and inventory production into `staging`, and compare with the files on disk."""
     info = settings.conninfo()
     register_secret(info.password)
-    with tempfile.TemporaryDirectory(prefix="pg-schema-sync-check-") as tmp:
-        snapshot = await take_snapshot(
-            info,
-            settings.catalog_options(),
-            _export_options(settings),
-            Path(tmp) / "schema.sql",
-            Path(tmp) / "functions.sql",
-            _limits(settings),
-        )
-        drift, first_run = drift_against_disk(snapshot, paths)
-    return SyncOutcome(
-        run_id=uuid.uuid4().hex[:12],
+    snapshot = await take_snapshot(
+        info,
+        settings.catalog_options(),
+        _export_options(settings),
+        staging / files.BACKUP_SCHEMA,
+        staging / files.BACKUP_FUNCTIONS,
+        _limits(settings),
+    )
+    drift, first_run = drift_against_disk(snapshot, paths)
+    outcome = SyncOutcome(
+        run_id=run_id,
         started_at=started,
         drift=drift,
         first_run=first_run,
@@ -156,8 +155,19 @@ async def check_target(settings: Settings) -> SyncOutcome:
         server_version=snapshot.server_version,
         pg_dump_version=snapshot.pg_dump_version,
         source=info.display(),
-        duration_s=time.monotonic() - t0,
     )
+    return snapshot, outcome
+
+
+async def check_target(settings: Settings) -> SyncOutcome:
+    """Compare production with the files on disk; write nothing."""
+    started, t0 = datetime.now(UTC), time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="pg-schema-sync-check-") as tmp:
+        _, outcome = await _read_and_compare(
+            settings, Paths.of(settings), Path(tmp), uuid.uuid4().hex[:12], started
+        )
+    outcome.duration_s = time.monotonic() - t0
+    return outcome
 
 
 async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutcome:
@@ -166,8 +176,6 @@ async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutc
     run_id = run_id or uuid.uuid4().hex[:12]
     log = get_logger(run_id=run_id)
     paths = Paths.of(settings)
-    info = settings.conninfo()
-    register_secret(info.password)
     try:
         server = verify_server(settings) if settings.verify != "off" else None
     except VerifyError as exc:
@@ -182,26 +190,8 @@ async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutc
         # The export is staged beside the backups, not in sql/: an unchanged database must not
         # cause a single byte to be written under sql/ (editors, git and CI watch it).
         with files.staging_dir(paths.backup_dir) as staging:
-            snapshot = await take_snapshot(
-                info,
-                settings.catalog_options(),
-                _export_options(settings),
-                staging / files.BACKUP_SCHEMA,
-                staging / files.BACKUP_FUNCTIONS,
-                _limits(settings),
-            )
-            drift, first_run = drift_against_disk(snapshot, paths)
-            outcome = SyncOutcome(
-                run_id=run_id,
-                started_at=started,
-                drift=drift,
-                first_run=first_run,
-                counts=snapshot.inventory.counts(),
-                server_version=snapshot.server_version,
-                pg_dump_version=snapshot.pg_dump_version,
-                source=info.display(),
-            )
-            if drift or first_run:
+            snapshot, outcome = await _read_and_compare(settings, paths, staging, run_id, started)
+            if outcome.drift or outcome.first_run:
                 await _write(settings, server, snapshot, paths, outcome, log)
             else:
                 log.debug("sync.unchanged")
