@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from service.inventory import Inventory
+from service.inventory import DbObject, Inventory
 
 
 def _odd_line_break(text: str) -> bool:
@@ -77,33 +77,23 @@ class Drift:
         return {"drift": bool(self), "changes": [i.as_json() for i in self.items]}
 
 
-def compare(old: Inventory, new: Inventory) -> Drift:
-    """What changed going from `old` to `new`, keyed by object; no I/O, no database."""
+def compare(old: Inventory, new: Inventory, diffs: bool = True) -> Drift:
+    """What changed going from `old` to `new`, keyed by object; no I/O, no database.
+
+    `diffs=False` leaves each item's diff empty: a first sync lists every object as added and
+    nobody reads those diffs, which at 10,000 tables would cost tens of MB.
+    """
     items: list[DriftItem] = []
-    for key in sorted(old.objects.keys() | new.objects.keys()):
-        before, after = old.objects.get(key), new.objects.get(key)
-        if before is None and after is not None:
-            items.append(
-                DriftItem(after.kind, after.name, Change.ADDED, whole_diff(after.definition, key))
-            )
-        elif after is None and before is not None:
-            items.append(
-                DriftItem(
-                    before.kind,
-                    before.name,
-                    Change.REMOVED,
-                    whole_diff(before.definition, key, "-"),
-                )
-            )
-        elif before is not None and after is not None and before.definition != after.definition:
-            items.append(
-                DriftItem(
-                    after.kind,
-                    after.name,
-                    Change.CHANGED,
-                    text_diff(before.definition, after.definition, key),
-                )
-            )
+    for key, obj, change in _changes(old, new):
+        if not diffs:
+            diff = ""
+        elif change is Change.ADDED:
+            diff = whole_diff(obj.definition, key)
+        elif change is Change.REMOVED:
+            diff = whole_diff(obj.definition, key, "-")
+        else:
+            diff = text_diff(old.objects[key].definition, obj.definition, key)
+        items.append(DriftItem(obj.kind, obj.name, change, diff))
     return Drift(tuple(items))
 
 
@@ -138,3 +128,17 @@ def whole_diff(text: str, label: str, sign: str = "+") -> str:
     hunk = f"@@ -0,0 +{span} @@\n" if sign == "+" else f"@@ -{span} +0,0 @@\n"
     head = f"--- a/{label}\n+++ b/{label}\n"
     return head + hunk + body
+
+
+def _changes(old: Inventory, new: Inventory) -> list[tuple[str, DbObject, Change]]:
+    """(key, object, change) in key order; for a removed object, its old version."""
+    out: list[tuple[str, DbObject, Change]] = []
+    for key in sorted(old.objects.keys() | new.objects.keys()):
+        before, after = old.objects.get(key), new.objects.get(key)
+        if after is not None and before is None:
+            out.append((key, after, Change.ADDED))
+        elif before is not None and after is None:
+            out.append((key, before, Change.REMOVED))
+        elif before is not None and after is not None and before.definition != after.definition:
+            out.append((key, after, Change.CHANGED))
+    return out

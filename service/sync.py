@@ -94,7 +94,7 @@ def drift_against_disk(snapshot: Snapshot, paths: Paths) -> tuple[Drift, bool]:
     no object did (edited by hand, another pg_dump) is named as a changed file."""
     old = read_disk_inventory(paths.inventory_file)
     first_run = old is None
-    drift = compare(old or Inventory(), snapshot.inventory)
+    drift = compare(old or Inventory(), snapshot.inventory, diffs=not first_run)
     extra: list[DriftItem] = []
     for fresh, on_disk in (
         (snapshot.schema_file, paths.schema_file),

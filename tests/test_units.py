@@ -161,3 +161,12 @@ def test_redaction_of_uris_keywords_and_known_secrets() -> None:
         "nested": {"password": "***"},
         "ok": 1,
     }
+
+
+def test_drift_without_diffs_names_the_same_changes() -> None:
+    old = _inv(table_a="id int", table_b="x text")
+    new = _inv(table_a="id int\nname text", view_v="select 2")
+    full, bare = compare(old, new), compare(old, new, diffs=False)
+    assert [i.as_json() for i in bare.items] == [i.as_json() for i in full.items]
+    assert all(i.diff == "" for i in bare.items)
+    assert all(i.diff for i in full.items)
