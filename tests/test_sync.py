@@ -283,3 +283,21 @@ def test_compare_two_live_databases_by_socket_uri(cluster: ScratchCluster, shop:
     assert differ.json()["changes"] == [
         {"kind": "view", "name": "shop.open_orders", "change": "removed"}
     ]
+
+
+def test_hand_edited_inventory_is_named_as_the_object_it_changes(
+    shop: Database, tmp_path: Path
+) -> None:
+    assert run_cli("sync", cwd=tmp_path, env=env_for(shop)).code == 0
+    inventory = tmp_path / INVENTORY
+    pristine = inventory.read_bytes()
+    edited = pristine.replace(b"total numeric(10,2)", b"total numeric(12,2)", 1)
+    assert edited != pristine
+    inventory.write_bytes(edited)
+    check = run_cli("check", "--json", cwd=tmp_path, env=env_for(shop))
+    assert check.code == 1, check.err
+    assert check.json()["changes"] == [
+        {"kind": "table", "name": "shop.orders", "change": "changed"}
+    ]
+    assert run_cli("sync", cwd=tmp_path, env=env_for(shop)).code == 0
+    assert inventory.read_bytes() == pristine
