@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
     Field,
     SecretStr,
     ValidationError,
@@ -31,7 +30,8 @@ from pydantic_settings import (
 )
 
 from service.catalog import CatalogOptions
-from service.conninfo import ConnInfo, ConnInfoError
+from service.connfields import ConnectionFields, check_dsn
+from service.conninfo import ConnInfo
 from service.export import ExportOptions
 from service.targets import TargetOverrides, parse_targets, resolve
 
@@ -44,22 +44,10 @@ class SettingsError(ValueError):
     """Invalid configuration; the message is one line naming the field and the bad value."""
 
 
-class Target(BaseModel):
+class Target(ConnectionFields):
     """One production database and where its schema files go."""
 
-    model_config = {"extra": "forbid"}
-
     name: str = "default"
-    dsn: SecretStr | None = None
-    host: str | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
-    user: str | None = None
-    database: str | None = None
-    password: SecretStr | None = None
-    passfile: Path | None = None
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = (
-        None
-    )
 
     schemas: list[str] = Field(default_factory=list)
     exclude_schemas: list[str] = Field(default_factory=list)
@@ -75,12 +63,7 @@ class Target(BaseModel):
     @field_validator("dsn")
     @classmethod
     def _dsn_parses(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            try:
-                ConnInfo.parse(value.get_secret_value())
-            except (ConnInfoError, ValueError) as exc:
-                raise ValueError(f"not a libpq connection string: {exc}") from None
-        return value
+        return check_dsn(value)
 
     def conninfo(self, environ: dict[str, str] | None = None) -> ConnInfo:
         """libpq environment, then dsn, then explicit fields; the password never leaves SecretStr

@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 
-from service.conninfo import ConnInfo, ConnInfoError
+from service.connfields import ConnectionFields, check_dsn
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -26,23 +26,10 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 ADDRESS_FIELDS = ("host", "port", "user", "database", "sslmode")
 
 
-class TargetOverrides(BaseModel):
+class TargetOverrides(ConnectionFields):
     """One `[[targets]]` table: a name, and whatever differs from the global settings."""
 
-    model_config = {"extra": "forbid"}
-
-    name: str
-    # connection (the libpq variables and the global fields are the defaults)
-    dsn: SecretStr | None = None
-    host: str | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
-    user: str | None = None
-    database: str | None = None
-    password: SecretStr | None = None
-    passfile: Path | None = None
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = (
-        None
-    )
+    name: str  # connection fields: inherited from ConnectionFields, all optional
     # what to export
     schemas: list[str] | None = None
     exclude_schemas: list[str] | None = None
@@ -78,12 +65,7 @@ class TargetOverrides(BaseModel):
     @field_validator("dsn", "verify_dsn")
     @classmethod
     def _dsn_parses(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            try:
-                ConnInfo.parse(value.get_secret_value())
-            except (ConnInfoError, ValueError) as exc:
-                raise ValueError(f"not a libpq connection string: {exc}") from None
-        return value
+        return check_dsn(value)
 
 
 def parse_targets(raw: list[Any], secret_fields: set[str]) -> list[TargetOverrides]:
