@@ -30,10 +30,13 @@ class DaemonProcess:
     """The daemon in its own session; stdout/stderr read by threads so it never blocks."""
 
     def __init__(self, cwd: Path, env: dict[str, str], *args: str) -> None:
+        self._start([sys.executable, "-m", "service", "run", *args], cwd, clean_env(env))
+
+    def _start(self, argv: list[str], cwd: Path, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service", "run", *args],
+            argv,
             cwd=cwd,
-            env=clean_env(env),
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -20,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -215,28 +214,7 @@ class ContainerProcess(DaemonProcess):
     """DaemonProcess with the image's argv and exactly the container's environment."""
 
     def __init__(self, cwd: Path, env: dict[str, str], argv: list[str]) -> None:
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        self.pid = self.proc.pid
-        self.lines: list[str] = []
-        self.err_lines: list[str] = []
-        self._cond = threading.Condition()
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self._readers = [
-            threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True),
-            threading.Thread(
-                target=self._read, args=(self.proc.stderr, self.err_lines), daemon=True
-            ),
-        ]
-        for t in self._readers:
-            t.start()
+        self._start(argv, cwd, env)
 
 
 def test_container_command_line_with_the_compose_environment_syncs_on_sighup_and_stops_on_sigterm(
