@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 
@@ -23,6 +25,9 @@ from service.export import (
 )
 from service.inventory import Inventory
 from service.logs import register_secret
+
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 @dataclass(frozen=True)
@@ -87,17 +92,10 @@ async def take_snapshot(
             check_versions(dump_major, dump_full, conn.get_server_version().major * 10_000)
         except ExportError as exc:
             raise SyncError(str(exc), Cause.PG_DUMP) from None
-        export = asyncio.create_task(
-            export_schema(info, export_options, schema_out, functions_out, dump_full)
+        result, inventory = await both(
+            export_schema(info, export_options, schema_out, functions_out, dump_full),
+            _load(conn, catalog_options, info),
         )
-        catalog = asyncio.create_task(_load(conn, catalog_options, info))
-        try:
-            result, inventory = await asyncio.gather(export, catalog)
-        except BaseException:
-            for task in (export, catalog):
-                task.cancel()
-            await asyncio.gather(export, catalog, return_exceptions=True)
-            raise
         return Snapshot(
             inventory, schema_out, functions_out, _server_version(conn), result.pg_dump_version
         )
@@ -106,6 +104,19 @@ async def take_snapshot(
     finally:
         with contextlib.suppress(Exception):
             await conn.close()
+
+
+async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Run two awaitables concurrently; if either fails or we are cancelled, cancel the other
+    and wait for it (pg_dump's group is killed, temp files removed) before raising."""
+    one, two = asyncio.ensure_future(first), asyncio.ensure_future(second)
+    try:
+        return await asyncio.gather(one, two)  # the first failure surfaces at once
+    except BaseException:
+        for task in (one, two):
+            task.cancel()
+        await asyncio.gather(one, two, return_exceptions=True)
+        raise
 
 
 async def _load(conn: asyncpg.Connection, options: CatalogOptions, info: ConnInfo) -> Inventory:

@@ -40,6 +40,7 @@ from service.export import (
 from service.inventory import Inventory
 from service.logs import register_secret
 from service.settings import Settings
+from service.snapshot import both
 
 SCRATCH_PREFIX = "pg_schema_sync_verify_"
 INSTALL, EXTENSION, ROUNDTRIP = "install", "extension", "roundtrip"
@@ -298,17 +299,10 @@ async def round_trip(
         try:
             major, full = await pg_dump_version(resolve_pg_dump(export_options.pg_dump))
             check_versions(major, full, conn.get_server_version().major * 10_000)
-            dump = asyncio.ensure_future(
-                export_schema(scratch, export_options, again_schema, again_functions)
+            _, scratch_inventory = await both(
+                export_schema(scratch, export_options, again_schema, again_functions),
+                load_inventory(conn, catalog_options),
             )
-            catalog = asyncio.ensure_future(load_inventory(conn, catalog_options))
-            try:
-                _, scratch_inventory = await asyncio.gather(dump, catalog)
-            except BaseException:
-                for task in (dump, catalog):
-                    task.cancel()
-                await asyncio.gather(dump, catalog, return_exceptions=True)
-                raise
         except ExportError as exc:
             raise VerifyError(f"re-dumping the scratch database failed: {exc}") from None
         finally:
