@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from service import catalog_queries
 from service.catalog import CatalogOptions, load_inventory
 from service.db import connect
 from service.drift import Change, Drift, compare
@@ -528,3 +529,92 @@ async def test_the_same_sql_in_two_databases_is_no_drift(
     one, two = await inventory(a), await inventory(b)
     assert not compare(one, two)
     assert set(one.counts()) == {kind for kind, *_ in CASES}  # every family is really there
+
+
+# Every shape of index the catalog builds itself or hands to pg_get_indexdef.
+INDEX_SHAPES_SQL = """
+CREATE EXTENSION pg_trgm;
+CREATE DOMAIN dint AS integer;
+CREATE TABLE "Weird T" ("Col A" integer, "select" text COLLATE "C", n numeric, ts timestamptz,
+                        dd dint, v varchar, bp char(3), r int4range, arr text[], j jsonb);
+CREATE INDEX "Idx 1" ON "Weird T" ("Col A" DESC NULLS FIRST, "select") INCLUDE (n, ts);
+CREATE INDEX ON "Weird T" (n NULLS FIRST, ts DESC NULLS LAST);
+CREATE INDEX ON "Weird T" ("select");
+CREATE INDEX ON "Weird T" ("select" COLLATE "POSIX");
+CREATE INDEX ON "Weird T" USING hash (n);
+CREATE INDEX ON "Weird T" USING brin (ts);
+CREATE INDEX ON "Weird T" USING gist (r);
+CREATE INDEX ON "Weird T" (dd);
+CREATE INDEX ON "Weird T" (bp);
+CREATE INDEX ON "Weird T" (v);
+CREATE INDEX ON "Weird T" (v varchar_pattern_ops);
+CREATE INDEX ON "Weird T" (lower(v));
+CREATE INDEX ON "Weird T" (n) WITH (fillfactor = 70);
+CREATE INDEX ON "Weird T" (ts) WHERE ts > '2020-01-01' AND n IS NOT NULL OR "Col A" = 3;
+CREATE INDEX ON "Weird T" ("Col A") WHERE "select" <> 'x';
+CREATE INDEX ON "Weird T" USING gin (arr);
+CREATE INDEX ON "Weird T" USING gin (j);
+CREATE INDEX ON "Weird T" USING gin (j jsonb_path_ops);
+CREATE INDEX ON "Weird T" USING gist (v gist_trgm_ops (siglen = 32));
+CREATE INDEX ON "Weird T" USING gin (v gin_trgm_ops);
+CREATE UNIQUE INDEX ON "Weird T" (n, ts);
+CREATE UNIQUE INDEX ON "Weird T" (bp) NULLS NOT DISTINCT;
+CREATE TABLE p (a integer, b text) PARTITION BY RANGE (a);
+CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);
+CREATE INDEX ON p (a, b);
+CREATE INDEX ON ONLY p (b);
+CREATE SCHEMA "S 2";
+CREATE TABLE "S 2"."T" (x int8, y float8, z oid, w name, u uuid, b bytea, bo bool);
+CREATE INDEX ON "S 2"."T" (x, y, z, w, u, b, bo);
+CREATE INDEX ON "S 2"."T" (x DESC);
+"""
+
+
+async def test_index_definitions_built_from_the_catalog_read_as_pg_get_indexdef(
+    db: Database,
+) -> None:
+    db.sql(INDEX_SHAPES_SQL)
+    conn = await connect(db.conninfo)
+    try:
+        await conn.execute("SET search_path = ''")
+        rows = await conn.fetch(catalog_queries.INDEX_DEF_CHECK, [], [])
+    finally:
+        await conn.close()
+    assert len(rows) == 27
+    assert [(r["name"], r["built"]) for r in rows] == [(r["name"], r["deparsed"]) for r in rows]
+    built = {r["name"] for r in rows if r["from_catalog"]}
+    # Plain columns of any access method, orders, INCLUDE, predicates, partitioned parents:
+    assert {'public."Idx 1"', 'public."Weird T_ts_idx1"', "public.p_b_idx"} <= built
+    assert "public.p1_a_b_idx" in built
+    assert '"S 2"."T_x_y_z_w_u_b_bo_idx"' in built and 'public."Weird T_v_idx"' in built  # text_ops
+    # Expressions, non-default classes or collations, options, domains, unique: deparsed.
+    assert (
+        not {
+            'public."Weird T_lower_idx"',
+            'public."Weird T_v_idx1"',
+            'public."Weird T_select_idx1"',
+            'public."Weird T_n_idx1"',
+            'public."Weird T_dd_idx"',
+            'public."Weird T_n_ts_idx1"',
+        }
+        & built
+    )
+
+
+async def test_partitioned_tables_and_their_indexes_are_objects(db: Database) -> None:
+    # A partitioned table's key columns depend internally on the table itself: that is no
+    # reason to leave the table out as "made for another object".
+    db.sql(
+        "CREATE TABLE m (city integer, day date NOT NULL) PARTITION BY RANGE (day);"
+        "CREATE TABLE m_2024 PARTITION OF m FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');"
+        "CREATE INDEX m_day_idx ON m (day)"
+    )
+    inv = await inventory(db)
+    parent = inv.objects["table public.m"].definition
+    assert "PARTITION BY RANGE (day)" in parent
+    assert "CREATE INDEX m_day_idx ON ONLY public.m USING btree (day)" in (
+        inv.objects["index public.m_day_idx"].definition
+    )
+    assert "PARTITION OF public.m FOR VALUES" in inv.objects["table public.m_2024"].definition
+    drift = await drift_after(db, "ALTER TABLE m ADD COLUMN note text")
+    assert ("table", "public.m", CHANGED) in changes(drift)
