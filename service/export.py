@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import itertools
 import os
 import re
 import shutil
@@ -56,10 +55,28 @@ _SPECIAL = (
     rb"|\\(?:(restrict)|unrestrict) "
     rb"|-- Dumped (?:from database|by pg_dump) version)"
 )
+_SPECIAL_FIRST = re.compile(_SPECIAL)
+# A header that makes its entry a function one, read as _SPECIAL reads it (the line's last
+# "; Type: ...; Schema: " decides): a function, procedure or aggregate, or its comment or ACL.
+_FUNCTION_ENTRY = (
+    rb"(?:[^\n]*; Type: (?:FUNCTION|PROCEDURE|AGGREGATE)"
+    rb"|(?:FUNCTION|PROCEDURE|AGGREGATE) [^\n]*; Type: (?:COMMENT|ACL))"
+    rb"; Schema: (?![^\n]*; Type: [A-Z ]+; Schema: )"
+)
+_NAME = rb"-- (?:Data for )?Name: "
+_NOT_HEADER = rb"\\(?:restrict|unrestrict) |-- Dumped (?:from database|by pg_dump) version"
+# Where the next line that matters may be, by section: outside the functions, a function
+# entry's header; inside, any other header; in both, the \\restrict and version lines. pg_dump
+# keeps functions together (a 10,000-table schema: 106,782 headers, 5 section changes), so the
+# regex skips the other headers in C instead of Python handling each (0.8 s of CPU at 10k).
 # Anchored on the newline before the line rather than `^` with re.MULTILINE: a literal first
 # byte lets re skip ahead, 3x faster over a chunk. The chunk's first line is tried apart.
-_SPECIAL_RE = re.compile(rb"\n" + _SPECIAL)
-_SPECIAL_FIRST = re.compile(_SPECIAL)
+_ENTER_FUNCTIONS = _NAME + _FUNCTION_ENTRY + b"|" + _NOT_HEADER
+_LEAVE_FUNCTIONS = _NAME + rb"(?!" + _FUNCTION_ENTRY + rb")|" + _NOT_HEADER
+_NEXT = {
+    False: (re.compile(rb"\n(?:" + _ENTER_FUNCTIONS + b")"), re.compile(_ENTER_FUNCTIONS)),
+    True: (re.compile(rb"\n(?:" + _LEAVE_FUNCTIONS + b")"), re.compile(_LEAVE_FUNCTIONS)),
+}
 _FUNCTION_TYPES = {b"FUNCTION", b"PROCEDURE", b"AGGREGATE"}
 _FUNCTION_NAME_PREFIXES = (b"FUNCTION ", b"PROCEDURE ", b"AGGREGATE ")
 KEY_PLACEHOLDER = b"0" * 32
@@ -206,23 +223,28 @@ class _Splitter:
     def _lines(self, data: bytes) -> None:
         """Complete lines (`data` ends with a newline)."""
         at = 0  # data[at:] is not written yet; it is all in the current section
-        first = _SPECIAL_FIRST.match(data)
-        found = _SPECIAL_RE.finditer(data)
-        for match in itertools.chain((first,), found) if first else found:
-            start = 0 if match is first else match.start() + 1
-            self._plain(data, at, start)
+        pos = 0  # where the next line that matters may start
+        while (start := self._candidate(data, pos)) >= 0:
+            pos = data.index(b"\n", start) + 1
+            match = _SPECIAL_FIRST.match(data, start)
+            if match is None:
+                continue
             kind = match.group(2)
             if kind is None:  # \\restrict, \\unrestrict or a dropped version line: left out
+                self._plain(data, at, start)
                 if match.group(3) is not None:
                     self.schema.restrict()
                     self.functions.restrict()
-                at = data.index(b"\n", match.end()) + 1
+                at = pos
                 continue
-            # An entry's header: the section changes here, with the "--" line above it.
-            name = match.group(1)
-            self.to_functions = kind in _FUNCTION_TYPES or (
-                kind in (b"COMMENT", b"ACL") and name.startswith(_FUNCTION_NAME_PREFIXES)
+            to_functions = kind in _FUNCTION_TYPES or (
+                kind in (b"COMMENT", b"ACL") and match.group(1).startswith(_FUNCTION_NAME_PREFIXES)
             )
+            if to_functions == self.to_functions:
+                continue  # a header in the same section: plain text of it
+            # An entry's header: the section changes here, with the "--" line above it.
+            self._plain(data, at, start)
+            self.to_functions = to_functions
             at = start
             if self.pending_separator:
                 self.pending_separator = False
@@ -231,6 +253,14 @@ class _Splitter:
                 else:
                     self._route(b"--\n")
         self._plain(data, at, len(data))
+
+    def _candidate(self, data: bytes, pos: int) -> int:
+        """Start of the first line at or after `pos` that may change the section, or -1."""
+        anywhere, first = _NEXT[self.to_functions]
+        if pos == 0 and first.match(data):
+            return 0
+        found = anywhere.search(data, max(pos - 1, 0))  # the newline ending the line before
+        return found.start() + 1 if found else -1
 
     def _plain(self, data: bytes, start: int, end: int) -> None:
         """Lines with no header among them: one section, one write per file."""

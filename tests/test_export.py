@@ -278,8 +278,16 @@ def test_chunked_splitter_agrees_with_the_line_splitter_on_odd_inputs(tmp_path: 
         b"-- Name: FUNCTION f(); Type: COMMENT; Schema: p; Owner: x\n",
         b"-- Data for Name: t; Type: TABLE DATA; Schema: p; Owner: x\n",
         b"-- Name: no type here\n",
+        # the last "; Type: ...; Schema: " of a header decides, whatever the name holds
+        b"-- Name: a; Type: FUNCTION; Schema: b; Type: TABLE; Schema: p; Owner: x\n",
+        b"-- Name: a; Type: TABLE; Schema: b; Type: FUNCTION; Schema: p; Owner: x\n",
+        b"-- Name: FUNCTION f(); Type: SECURITY LABEL; Schema: p; Owner: x\n",
+        b"-- Name: PROCEDURE p(); Type: ACL; Schema: p; Owner: x\n",
+        b"-- Name: AGGREGATE a(); Type: COMMENT; Schema: ; Type: ACL; Schema: p; Owner: x\n",
+        b"-- Name: FUNCTIONS; Type: COMMENT; Schema: p; Owner: x\n",
+        b"-- Name: p(); Type: PROCEDURE; Schema: p; Owner: x\n",
     ]
-    for seed in range(1500):
+    for seed in range(3000):
         rng = random.Random(seed)
         dump = b"".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 25)))
         if rng.random() < 0.3:
