@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +28,7 @@ from service.logs import register_secret
 
 A = TypeVar("A")
 B = TypeVar("B")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,14 @@ async def take_snapshot(
     schema_out: Path,
     functions_out: Path,
     limits: SessionLimits | None = None,
-) -> Snapshot:
-    """pg_dump and the catalog queries, concurrently, against one production database."""
+    then: Callable[[Inventory], Awaitable[T]] | None = None,
+) -> tuple[Snapshot, T | None]:
+    """pg_dump and the catalog queries, concurrently, against one production database.
+
+    `then(inventory)` runs as soon as the catalog is read, while pg_dump is still exporting
+    (at 10,000 tables it takes twice as long): work on the inventory alone goes there.
+    Returns the snapshot and what `then` returned.
+    """
     conn = await open_session(info, limits or SessionLimits())
     try:
         try:
@@ -92,13 +99,18 @@ async def take_snapshot(
             check_versions(dump_major, dump_full, conn.get_server_version().major * 10_000)
         except ExportError as exc:
             raise SyncError(str(exc), Cause.PG_DUMP) from None
-        result, inventory = await both(
-            export_schema(info, export_options, schema_out, functions_out, dump_full),
-            _load(conn, catalog_options, info),
+
+        async def catalog() -> tuple[Inventory, T | None]:
+            inventory = await _load(conn, catalog_options, info)
+            return inventory, (await then(inventory) if then is not None else None)
+
+        result, (inventory, followed) = await both(
+            export_schema(info, export_options, schema_out, functions_out, dump_full), catalog()
         )
-        return Snapshot(
+        snapshot = Snapshot(
             inventory, schema_out, functions_out, _server_version(conn), result.pg_dump_version
         )
+        return snapshot, followed
     except ExportError as exc:
         raise SyncError(str(exc), Cause.PG_DUMP) from None
     finally:

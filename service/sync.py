@@ -89,19 +89,22 @@ def read_disk_inventory(path: Path) -> Inventory | None:
         return None
 
 
-def drift_against_disk(
-    snapshot: Snapshot, paths: Paths, staged_inventory: Path | None = None
+def object_drift(
+    inventory: Inventory, paths: Paths, staged_inventory: Path | None = None
 ) -> tuple[Drift, bool]:
-    """(drift, first_run). Object drift from the inventories; a file whose bytes differ though
-    no object did (edited by hand, another pg_dump) is named as a changed file."""
+    """(drift of the objects against the last sync's inventory on disk, first_run)."""
     if staged_inventory is not None and files.same_bytes(staged_inventory, paths.inventory_file):
         # The JSON is deterministic: equal bytes are equal inventories, and the old one need
         # not be loaded (at 10,000 tables that parse alone held ~70 MB).
-        drift, first_run = Drift(()), False
-    else:
-        old = read_disk_inventory(paths.inventory_file)
-        first_run = old is None
-        drift = compare(old or Inventory(), snapshot.inventory, diffs=not first_run)
+        return Drift(()), False
+    old = read_disk_inventory(paths.inventory_file)
+    first_run = old is None
+    return compare(old or Inventory(), inventory, diffs=not first_run), first_run
+
+
+def file_drift(snapshot: Snapshot, paths: Paths, drift: Drift, first_run: bool) -> Drift:
+    """`drift` plus the files whose bytes differ though no object did (edited by hand,
+    another pg_dump), named as changed files."""
     extra: list[DriftItem] = []
     for fresh, on_disk in (
         (snapshot.schema_file, paths.schema_file),
@@ -111,7 +114,7 @@ def drift_against_disk(
             change = Change.CHANGED if on_disk.exists() else Change.ADDED
             label = _display_path(on_disk)
             extra.append(DriftItem("file", label, change, file_diff(on_disk, fresh, label)))
-    return Drift(drift.items + tuple(extra)), first_run
+    return Drift(drift.items + tuple(extra))
 
 
 MAX_FILE_DIFF_BYTES = 4 << 20
@@ -144,17 +147,28 @@ async def _read_and_compare(
     """Export and inventory production into `staging`, and compare with the files on disk."""
     info = settings.conninfo()
     register_secret(info.password)
-    snapshot = await take_snapshot(
+    staged = staging / files.BACKUP_INVENTORY
+
+    def stage_and_compare(inventory: Inventory) -> tuple[Drift, bool]:
+        _write_inventory(inventory, staged)
+        return object_drift(inventory, paths, staged)
+
+    async def while_exporting(inventory: Inventory) -> tuple[Drift, bool]:
+        # In a thread: the event loop keeps draining pg_dump's output meanwhile.
+        return await _uncancellable(asyncio.to_thread(stage_and_compare, inventory))
+
+    snapshot, compared = await take_snapshot(
         info,
         settings.catalog_options(),
         _export_options(settings),
         staging / files.BACKUP_SCHEMA,
         staging / files.BACKUP_FUNCTIONS,
         _limits(settings),
+        then=while_exporting,
     )
-    staged = _staged_inventory(snapshot)
-    await _uncancellable(asyncio.to_thread(_write_inventory, snapshot.inventory, staged))
-    drift, first_run = drift_against_disk(snapshot, paths, staged)
+    assert compared is not None
+    first_run = compared[1]
+    drift = await asyncio.to_thread(file_drift, snapshot, paths, *compared)
     outcome = SyncOutcome(
         run_id=run_id,
         started_at=started,
