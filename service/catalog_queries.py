@@ -43,10 +43,12 @@ def _own(catalog: str, oid: str) -> str:
     Whole objects only: a partitioned table's key columns depend internally on the table
     itself (objsubid = the column), which does not make the table anyone's part.
     """
+    # A scalar subquery, not a join: one index probe per object beats hashing every
+    # dependency of the catalog (40,000 rows for pg_class at 10,000 tables).
     return (
-        f"NOT EXISTS (SELECT FROM pg_catalog.pg_depend e WHERE e.classid = "
+        f"NOT (SELECT EXISTS (SELECT FROM pg_catalog.pg_depend e WHERE e.classid = "
         f"'pg_catalog.{catalog}'::pg_catalog.regclass AND e.objid = {oid}"
-        f" AND e.objsubid = 0 AND e.deptype IN ('e', 'i'))"
+        f" AND e.objsubid = 0 AND e.deptype IN ('e', 'i')))"
     )
 
 
