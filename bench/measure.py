@@ -105,12 +105,22 @@ class PeakSampler(threading.Thread):
     def _candidates(self) -> list[int]:
         pids = [self.root]
         if self.names != (_comm(self.root),):  # a wrapper: look among its children
-            for stat in Path("/proc").glob("[0-9]*/stat"):
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    text = stat.read_text()
-                    if int(text[text.rindex(")") + 2 :].split()[1]) == self.root:
-                        pids.append(int(stat.parent.name))
+            pids += _children(self.root)
         return pids
+
+
+def _children(pid: int) -> list[int]:
+    """Child pids of every thread of pid, from /proc/PID/task/TID/children.
+
+    Cheap on purpose: the sampler runs beside the measured command every 20 ms, and reading
+    every /proc/*/stat instead (as this did) cost a few ms of CPU a time, ~15 % of a core on a
+    2-core machine taken from our commands but never from bare pg_dump.
+    """
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError, ValueError):
+            found += [int(c) for c in children.read_text().split()]
+    return found
 
 
 def _comm(pid: int) -> str:
