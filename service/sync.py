@@ -147,7 +147,7 @@ async def _read_and_compare(
     """Export and inventory production into `staging`, and compare with the files on disk."""
     info = settings.conninfo()
     register_secret(info.password)
-    staged = staging / files.BACKUP_INVENTORY
+    staged = _staged_inventory(staging)
 
     def stage_and_compare(inventory: Inventory) -> tuple[Drift, bool]:
         _write_inventory(inventory, staged)
@@ -249,7 +249,7 @@ async def _write(
 ) -> None:
     """Backup (status started), verify, promote, status done. Anything stopping it in between
     leaves the previous files and a backup marked failed (barman's order)."""
-    inventory_json = _staged_inventory(snapshot)  # written by _read_and_compare
+    inventory_json = _staged_inventory(snapshot.schema_file.parent)  # by _read_and_compare
     manifest = await _uncancellable(
         asyncio.to_thread(_write_backup, snapshot, inventory_json, paths, outcome)
     )
@@ -362,8 +362,9 @@ def _write_backup(
     return manifest
 
 
-def _staged_inventory(snapshot: Snapshot) -> Path:
-    return snapshot.schema_file.parent / files.BACKUP_INVENTORY
+def _staged_inventory(staging: Path) -> Path:
+    """Where a run stages its inventory JSON: beside the export, in the staging folder."""
+    return staging / files.BACKUP_INVENTORY
 
 
 def _write_inventory(inventory: Inventory, path: Path) -> None:
