@@ -55,7 +55,7 @@ _SPECIAL = (
     rb"|\\(?:(restrict)|unrestrict) "
     rb"|-- Dumped (?:from database|by pg_dump) version)"
 )
-_SPECIAL_FIRST = re.compile(_SPECIAL)
+_SPECIAL_LINE = re.compile(_SPECIAL)  # matched at the start of a candidate line
 # A header that makes its entry a function one, read as _SPECIAL reads it (the line's last
 # "; Type: ...; Schema: " decides): a function, procedure or aggregate, or its comment or ACL.
 _FUNCTION_ENTRY = (
@@ -226,7 +226,7 @@ class _Splitter:
         pos = 0  # where the next line that matters may start
         while (start := self._candidate(data, pos)) >= 0:
             pos = data.index(b"\n", start) + 1
-            match = _SPECIAL_FIRST.match(data, start)
+            match = _SPECIAL_LINE.match(data, start)
             if match is None:
                 continue
             kind = match.group(2)
