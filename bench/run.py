@@ -26,7 +26,7 @@ from typing import Any
 from bench import generate, report
 from bench.daemon import DaemonFigures, has_run_command, measure_daemon
 from bench.measure import Sample, run, tree_state
-from service.pgcluster import ScratchCluster
+from service.demo.cluster import ScratchCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = ROOT / ".bench"

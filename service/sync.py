@@ -13,18 +13,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from service import backups, files
-from service.conninfo import ConnInfo
-from service.db import SessionLimits
-from service.drift import Change, Drift, DriftItem, compare, text_diff
+from service.compare.drift import Change, Drift, DriftItem, compare, text_diff
+from service.compare.inventory import Inventory
+from service.compare.report import SummaryFacts, render_summary
+from service.disk import backups, files
+from service.disk.retention import DONE, FAILED, STARTED, Policy
 from service.errors import Cause, SyncError
-from service.export import ExportOptions
-from service.inventory import Inventory
 from service.logs import get_logger, register_secret
-from service.report import SummaryFacts, render_summary
-from service.retention import DONE, FAILED, STARTED, Policy
-from service.settings import Settings
-from service.snapshot import Snapshot, compare_databases, take_snapshot
+from service.production.conninfo import ConnInfo
+from service.production.db import SessionLimits
+from service.production.export import ExportOptions
+from service.production.snapshot import Snapshot, compare_databases, take_snapshot
+from service.settings.model import Settings
 from service.verify import VerifyError, log_outcome, verify_files, verify_server
 
 T = TypeVar("T")

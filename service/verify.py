@@ -24,12 +24,14 @@ from typing import Any
 
 import asyncpg
 
-from service import files
-from service.catalog import CatalogOptions, load_inventory
-from service.conninfo import ConnInfo, ConnInfoError
-from service.db import connect
-from service.drift import Change, Drift, DriftItem, compare, text_diff
-from service.export import (
+from service.compare.drift import Change, Drift, DriftItem, compare, text_diff
+from service.compare.inventory import Inventory
+from service.disk import files
+from service.logs import register_secret
+from service.production.catalog import CatalogOptions, load_inventory
+from service.production.conninfo import ConnInfo, ConnInfoError
+from service.production.db import connect
+from service.production.export import (
     ExportError,
     ExportOptions,
     check_versions,
@@ -37,10 +39,8 @@ from service.export import (
     pg_dump_version,
     resolve_pg_dump,
 )
-from service.inventory import Inventory
-from service.logs import register_secret
-from service.settings import Settings
-from service.snapshot import both
+from service.production.snapshot import both
+from service.settings.model import Settings
 
 SCRATCH_PREFIX = "pg_schema_sync_verify_"
 INSTALL, EXTENSION, ROUNDTRIP = "install", "extension", "roundtrip"

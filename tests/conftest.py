@@ -14,9 +14,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.conninfo import ConnInfo
-from service.db import connect
-from service.pgcluster import ScratchCluster
+from service.demo.cluster import ScratchCluster
+from service.production.conninfo import ConnInfo
+from service.production.db import connect
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
-from service.alerts import (
+from service.daemon.alerts import (
     AlertState,
     Notice,
     after_failure,
@@ -20,9 +20,9 @@ from service.alerts import (
     retry_delay_s,
     scrub_event,
 )
+from service.demo.cluster import ScratchCluster
 from service.errors import Cause
 from service.logs import register_secret
-from service.pgcluster import ScratchCluster
 from tests.conftest import FIXTURES, Database, new_database
 from tests.daemon_proc import DaemonProcess, pg_dump_wrapper
 

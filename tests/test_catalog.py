@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from service import catalog_queries
-from service.catalog import CatalogOptions, load_inventory
-from service.db import connect
-from service.drift import Change, Drift, compare
-from service.inventory import Inventory
-from service.pgcluster import ScratchCluster
+from service.compare.drift import Change, Drift, compare
+from service.compare.inventory import Inventory
+from service.demo.cluster import ScratchCluster
+from service.production import catalog_queries
+from service.production.catalog import CatalogOptions, load_inventory
+from service.production.db import connect
 from tests.conftest import Database, new_database
 
 ADDED, REMOVED, CHANGED = Change.ADDED, Change.REMOVED, Change.CHANGED

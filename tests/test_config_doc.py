@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from service.settings import Settings, load_settings
+from service.settings.model import Settings, load_settings
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "pg-schema-sync.example.toml"
 

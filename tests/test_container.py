@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from service.pgcluster import ScratchCluster
+from service.demo.cluster import ScratchCluster
 from tests.daemon_proc import DaemonProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,7 +227,7 @@ def test_container_command_line_with_the_compose_environment_syncs_on_sighup_and
     with ScratchCluster() as production, ScratchCluster() as verify_db:
         # What the two database services are set up with in docker-compose.yml.
         production.psql("postgres", f"ALTER ROLE postgres PASSWORD '{compose_env['PGPASSWORD']}'")
-        production.create_database("trails", ROOT / "service/demo_sql/production.sql")
+        production.create_database("trails", ROOT / "service/demo/sql/production.sql")
         verify_password = re.search(r"//postgres:([^@]+)@", compose_env["SCHEMA_SYNC_VERIFY_DSN"])
         assert verify_password
         verify_db.psql("postgres", f"ALTER ROLE postgres PASSWORD '{verify_password.group(1)}'")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from service.pgcluster import ScratchCluster, free_port
+from service.demo.cluster import ScratchCluster, free_port
 from tests.conftest import FIXTURES, Database, new_database, run_cli
 from tests.daemon_proc import (
     DaemonProcess,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from service import demo
-from service.pgcluster import ScratchCluster
+from service.demo import run as demo
+from service.demo.cluster import ScratchCluster
 from tests.conftest import Database, new_database
 
 # Folders the demo creates and prints: its ScratchCluster's and its own temp folder.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench import generate
-from service.export import (
+from service.production.export import (
     _FUNCTION_NAME_PREFIXES,
     _FUNCTION_TYPES,
     ExportError,

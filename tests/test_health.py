@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.health import (
+from service.daemon.health import (
     DaemonState,
     fire_after,
     load_state,
@@ -16,8 +16,8 @@ from service.health import (
     standard_day_of_week,
     verdict,
 )
-from service.lock import LockHeld, hold
-from service.settings import SettingsError
+from service.disk.lock import LockHeld, hold
+from service.settings.model import SettingsError
 from tests.conftest import run_cli
 
 NOW = datetime(2026, 3, 6, 12, 0, tzinfo=UTC)  # a Friday

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.pgcluster import ScratchCluster
-from service.retention import (
+from service.demo.cluster import ScratchCluster
+from service.disk.retention import (
     DONE,
     FAILED,
     STARTED,

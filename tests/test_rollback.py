@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from service.files import BACKUP_INVENTORY, BACKUP_MANIFEST, BACKUP_SCHEMA, list_backups
-from service.pgcluster import ScratchCluster
+from service.demo.cluster import ScratchCluster
+from service.disk.files import BACKUP_INVENTORY, BACKUP_MANIFEST, BACKUP_SCHEMA, list_backups
 from tests.conftest import FIXTURES, Database, new_database, run_cli
 
 SCHEMA = Path("sql/schemas/complete-schema.sql")

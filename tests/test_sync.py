@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service.pgcluster import ScratchCluster
+from service.demo.cluster import ScratchCluster
 from tests.conftest import FIXTURES, Database, new_database, run_cli
 
 SCHEMA = Path("sql/schemas/complete-schema.sql")

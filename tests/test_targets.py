@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from service.pgcluster import ScratchCluster, free_port
+from service.demo.cluster import ScratchCluster, free_port
 from tests.conftest import FIXTURES, Database, new_database, run_cli
 from tests.daemon_proc import DaemonProcess
 from tests.test_alerts import envelopes

@@ -6,11 +6,11 @@ import json
 import random
 from datetime import UTC, datetime
 
-from service.conninfo import ConnInfo
-from service.drift import Change, compare, text_diff, whole_diff
-from service.inventory import DbObject, Inventory
+from service.compare.drift import Change, compare, text_diff, whole_diff
+from service.compare.inventory import DbObject, Inventory
+from service.compare.report import SummaryFacts, render_summary
 from service.logs import redact, register_secret, scrub
-from service.report import SummaryFacts, render_summary
+from service.production.conninfo import ConnInfo
 
 
 def test_socket_uri_with_query_host_and_port() -> None:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from service.catalog import CatalogOptions
-from service.demo import PRODUCTION_SQL
-from service.export import ExportOptions
-from service.files import BACKUP_MANIFEST, BACKUP_SCHEMA, list_backups
-from service.pgcluster import ScratchCluster
+from service.demo.cluster import ScratchCluster
+from service.demo.run import PRODUCTION_SQL
+from service.disk.files import BACKUP_MANIFEST, BACKUP_SCHEMA, list_backups
+from service.production.catalog import CatalogOptions
+from service.production.export import ExportOptions
 from service.verify import SCRATCH_PREFIX, parse_psql_error, verify_files
 from tests.conftest import FIXTURES, Database, new_database, run_cli
 

@@ -19,8 +19,8 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
-from service import files
-from service.settings import ENV_PREFIX, Settings, SettingsError
+from service.disk import files
+from service.settings.model import ENV_PREFIX, Settings, SettingsError
 
 STATE_NAME = ".pg-schema-sync-state.json"
 LOCK_NAME = ".pg-schema-sync.lock"

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from service.conninfo import ConnInfo, ConnInfoError
+from service.production.conninfo import ConnInfo, ConnInfoError
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 

@@ -1,23 +1,19 @@
-"""Many databases: `[[targets]]` in the config, each resolved into a complete Settings.
+"""Many databases: the `[[targets]]` tables of the config, parsed and validated.
 
-A target lists only what differs from the global settings; everything else is inherited. The
-resolution is pure (no I/O): sync, check and verify keep taking one Settings and never learn
-that there are several. Without `[[targets]]` the top level is the one unnamed target, exactly
-as before.
+A target lists only what differs from the global settings; everything else is inherited when
+service.settings.model resolves it into a complete Settings. This module knows nothing of
+Settings, so the model can import it and not the other way round.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 
-from service.connfields import ConnectionFields, check_dsn
-
-if TYPE_CHECKING:
-    from service.settings import Settings
+from service.settings.fields import ConnectionFields, check_dsn
 
 DEFAULT_NAME = "default"  # the unnamed target of a config without [[targets]]
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -95,61 +91,3 @@ def parse_targets(raw: list[Any], secret_fields: set[str]) -> list[TargetOverrid
     if lines:
         raise ValueError("\n".join(lines))
     return parsed
-
-
-def resolve(settings: Settings) -> list[Settings]:
-    """One fully-resolved Settings per target (the settings themselves when none is listed)."""
-    if not settings.targets:
-        return [settings]
-    resolved = [_resolve_one(settings, t) for t in settings.targets]
-    _check_folders(resolved)
-    return resolved
-
-
-def _resolve_one(settings: Settings, target: TargetOverrides) -> Settings:
-    update: dict[str, Any] = {}
-    for field in TargetOverrides.model_fields:
-        value = getattr(target, field)
-        if value is not None and field not in ("schema_dir", "backup_dir"):
-            update[field] = value
-    if target.dsn is not None:
-        for field in ADDRESS_FIELDS:
-            update.setdefault(field, None)
-        update.setdefault("dsn", target.dsn)
-    folder = target.schema_dir or settings.schema_file.parent / target.name
-    update.update(
-        schema_file=folder / settings.schema_file.name,
-        functions_file=folder / settings.functions_file.name,
-        inventory_file=folder / settings.inventory_file.name,
-        backup_dir=target.backup_dir or settings.backup_dir / target.name,
-        state_file=None,  # beside the target's schema file, as the lock file
-        lock_file=None,
-        targets=[],
-    )
-    return settings.model_copy(update=update)
-
-
-def _check_folders(resolved: list[Settings]) -> None:
-    """Two targets writing one folder would overwrite each other's files and backups."""
-    owners: dict[Path, str] = {}
-    for s in resolved:
-        for kind, path in (("schema_dir", s.schema_file.parent), ("backup_dir", s.backup_dir)):
-            key = path.absolute()
-            other = owners.get(key)
-            if other is not None and other != s.name:
-                raise ValueError(
-                    f"targets[{s.name}].{kind}\t{path} is also used by target {other}; "
-                    "give each target its own folder"
-                )
-            owners[key] = s.name
-
-
-def select(resolved: list[Settings], name: str | None) -> list[Settings]:
-    """All targets, or the one called `name`; ValueError naming the configured ones."""
-    if name is None:
-        return resolved
-    for s in resolved:
-        if s.name == name:
-            return [s]
-    names = ", ".join(s.name for s in resolved)
-    raise ValueError(f"no target named {name!r}: configured targets are {names}")

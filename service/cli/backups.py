@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from service import backups, files, rollback
-from service.backups import CURRENT, Backup, BackupError
-from service.cli_targets import add_target_option, only_one
-from service.inventory import Inventory
-from service.retention import Policy
-from service.settings import Settings
+from service.cli.common import add_target_option, emit_drift, only_one
+from service.compare.inventory import Inventory
+from service.disk import backups, files, rollback
+from service.disk.backups import CURRENT, Backup, BackupError
+from service.disk.retention import Policy
+from service.settings.model import Settings
 from service.sync import Paths
 from service.verify import VerifyError, VerifyResult, verify_files, verify_server
 
@@ -320,8 +320,6 @@ async def cmd_backups_list(args: argparse.Namespace) -> int:
 
 @_clear_errors
 async def cmd_backups_diff(args: argparse.Namespace) -> int:
-    from service.cli import emit_drift
-
     _, paths = _settings(args)
     for which in (args.a, args.b):
         if which != CURRENT:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from service.conninfo import ConnInfo
+from service.production.conninfo import ConnInfo
 
 
 class ExportError(RuntimeError):

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from service import files
-from service.drift import Change, Drift, DriftItem, compare, text_diff
-from service.inventory import Inventory
-from service.retention import DONE, FAILED, STARTED, UNKNOWN, BackupFacts, Policy, decide
+from service.compare.drift import Change, Drift, DriftItem, compare, text_diff
+from service.compare.inventory import Inventory
+from service.disk import files
+from service.disk.retention import DONE, FAILED, STARTED, UNKNOWN, BackupFacts, Policy, decide
 
 MANIFEST_FORMAT = 1
 INTERRUPTED = "interrupted: the run stopped before finishing; its files were not promoted"

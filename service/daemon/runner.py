@@ -18,12 +18,12 @@ from typing import Any
 
 import structlog
 
-from service.alerts import Alerts, AlertState, retry_delay_s
+from service.daemon.alerts import Alerts, AlertState, retry_delay_s
+from service.daemon.health import DaemonState, save_state
+from service.daemon.metrics import Metrics
 from service.errors import Cause
-from service.health import DaemonState, save_state
 from service.logs import get_logger
-from service.metrics import Metrics
-from service.settings import Settings
+from service.settings.model import Settings
 from service.sync import SyncError, SyncOutcome, outcome_fields, sync_target
 
 

@@ -20,13 +20,13 @@ from typing import TextIO, TypeVar
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from service.conninfo import ConnInfo
-from service.files import BACKUP_SUMMARY
-from service.pgcluster import ClusterError, ScratchCluster
-from service.settings import Settings, SettingsError
+from service.demo.cluster import ClusterError, ScratchCluster
+from service.disk.files import BACKUP_SUMMARY
+from service.production.conninfo import ConnInfo
+from service.settings.model import Settings, SettingsError
 from service.sync import SyncError, SyncOutcome, sync_target
 
-SQL_DIR = Path(__file__).parent / "demo_sql"
+SQL_DIR = Path(__file__).parent / "sql"
 PRODUCTION_SQL = SQL_DIR / "production.sql"
 HOTFIX_SQL = SQL_DIR / "hotfix.sql"
 DATABASE = "trails_production"
@@ -93,7 +93,9 @@ async def _demo(out: TextIO) -> None:
             f"    PostgreSQL {cluster.bindir.parent.name}, port {cluster.port}, {cluster.workdir}",
         )
 
-        with _step(out, f"creating database {DATABASE} from demo_sql/{PRODUCTION_SQL.name}"):
+        with _step(
+            out, f"creating database {DATABASE} from service/demo/sql/{PRODUCTION_SQL.name}"
+        ):
             await _blocking(cluster.psql, "postgres", f'CREATE DATABASE "{DATABASE}"')
             versions = await _blocking(_check_extensions, cluster)
             await _blocking(_load, cluster, PRODUCTION_SQL)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from service.drift import Drift
+from service.compare.drift import Drift
 
 
 @dataclass(frozen=True)

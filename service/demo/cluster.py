@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from service.conninfo import LIBPQ_ENV, ConnInfo
+from service.production.conninfo import LIBPQ_ENV, ConnInfo
 
 SERVER_OS_USER = "postgres"  # when we run as root, the server runs as this user
 

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from service.catalog_queries import QUERIES, Query
-from service.inventory import DbObject, Inventory
+from service.compare.inventory import DbObject, Inventory
+from service.production.catalog_queries import QUERIES, Query
 
 FETCH_ROWS = 2_000
 

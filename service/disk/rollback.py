@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from service import files
-from service.backups import (
+from service.disk import files
+from service.disk.backups import (
     FILE_FOR,
     Backup,
     BackupError,
@@ -23,7 +23,7 @@ from service.backups import (
     list_history,
     write_manifest,
 )
-from service.retention import DONE, FAILED, STARTED
+from service.disk.retention import DONE, FAILED, STARTED
 
 
 def default_target(history: Sequence[Backup], current: Mapping[str, str]) -> Backup:

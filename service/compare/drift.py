@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from service.inventory import DbObject, Inventory
+from service.compare.inventory import DbObject, Inventory
 
 
 def _odd_line_break(text: str) -> bool:

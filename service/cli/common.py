@@ -1,7 +1,9 @@
-"""`--target NAME` and commands over several targets: choose, run bounded, report per target.
+"""What every command module shares: settings from the flags, `--target NAME`, the bounded run
+over several targets with a report per target, and the printed drift.
 
 With one target (today's unnamed one, or `--target NAME`) the commands behave and print exactly
-as they always did; these helpers only add the several-targets forms.
+as they always did; the several-targets helpers only add those forms. This module imports no
+other command module, so each of them can import it.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from service.conninfo import ConnInfoError
-from service.drift import Drift
+from service.compare.drift import Drift
 from service.errors import SyncError
-from service.settings import Settings, SettingsError
-from service.targets import select
+from service.logs import configure_logging
+from service.production.conninfo import ConnInfoError
+from service.settings.model import Settings, SettingsError, load_settings, select
 
 T = TypeVar("T")
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
@@ -54,8 +56,6 @@ def filter_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def chosen(args: argparse.Namespace) -> tuple[Settings, list[Settings]]:
     """(the settings, the targets the command addresses); SettingsError for an unknown name."""
-    from service.cli import settings_from  # cli imports this module: import at call time
-
     settings = settings_from(args)
     try:
         targets = select(settings.resolved_targets(), getattr(args, "target", None))
@@ -155,3 +155,27 @@ def report_checks(
     if errors:
         return EXIT_ERROR
     return EXIT_DRIFT if drifted else EXIT_OK
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config, **filter_overrides(args))
+    # One-shot commands speak through their output and exit code; their logs stay at warning
+    # unless a level was asked for (flag, SCHEMA_SYNC_LOG_LEVEL or the config file).
+    explicit = "log_level" in settings.model_fields_set
+    level = args.log_level or (settings.log_level if explicit else "warning")
+    configure_logging(args.log_format or settings.log_format, level)
+    return settings
+
+
+def emit_drift(drift: Drift, as_json: bool, with_diff: bool) -> int:
+    if as_json:
+        print(json.dumps(drift.as_json()))
+    elif not drift:
+        print("in sync: no drift")
+    else:
+        print(f"drift: {drift.headline()}")
+        for item in drift.items:
+            print(f"  {item.change.value:<8} {item.kind} {item.name}")
+            if with_diff and item.diff:
+                print("".join("    " + ln for ln in item.diff.splitlines(keepends=True)), end="")
+    return EXIT_DRIFT if drift else EXIT_OK

@@ -29,11 +29,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from service.catalog import CatalogOptions
-from service.connfields import ConnectionFields, check_dsn
-from service.conninfo import ConnInfo
-from service.export import ExportOptions
-from service.targets import TargetOverrides, parse_targets, resolve
+from service.production.catalog import CatalogOptions
+from service.production.conninfo import ConnInfo
+from service.production.export import ExportOptions
+from service.settings.fields import ConnectionFields, check_dsn
+from service.settings.targets import ADDRESS_FIELDS, TargetOverrides, parse_targets
 
 ENV_PREFIX = "SCHEMA_SYNC_"
 DEFAULT_CONFIG = Path("config/pg-schema-sync.toml")
@@ -256,3 +256,65 @@ def describe_validation_error(exc: ValidationError, config: Path | None) -> str:
     if err["type"] == "extra_forbidden":
         return f"invalid setting {field}{where}: no such setting; see config/ for the list"
     return f"invalid setting {field}={shown}{where}: {err['msg']}"
+
+
+# Target resolution is pure (no I/O): sync, check and verify keep taking one Settings and never
+# learn that there are several. Without [[targets]] the top level is the one unnamed target.
+
+
+def resolve(settings: Settings) -> list[Settings]:
+    """One fully-resolved Settings per target (the settings themselves when none is listed)."""
+    if not settings.targets:
+        return [settings]
+    resolved = [_resolve_one(settings, t) for t in settings.targets]
+    _check_folders(resolved)
+    return resolved
+
+
+def _resolve_one(settings: Settings, target: TargetOverrides) -> Settings:
+    update: dict[str, Any] = {}
+    for field in TargetOverrides.model_fields:
+        value = getattr(target, field)
+        if value is not None and field not in ("schema_dir", "backup_dir"):
+            update[field] = value
+    if target.dsn is not None:
+        for field in ADDRESS_FIELDS:
+            update.setdefault(field, None)
+        update.setdefault("dsn", target.dsn)
+    folder = target.schema_dir or settings.schema_file.parent / target.name
+    update.update(
+        schema_file=folder / settings.schema_file.name,
+        functions_file=folder / settings.functions_file.name,
+        inventory_file=folder / settings.inventory_file.name,
+        backup_dir=target.backup_dir or settings.backup_dir / target.name,
+        state_file=None,  # beside the target's schema file, as the lock file
+        lock_file=None,
+        targets=[],
+    )
+    return settings.model_copy(update=update)
+
+
+def _check_folders(resolved: list[Settings]) -> None:
+    """Two targets writing one folder would overwrite each other's files and backups."""
+    owners: dict[Path, str] = {}
+    for s in resolved:
+        for kind, path in (("schema_dir", s.schema_file.parent), ("backup_dir", s.backup_dir)):
+            key = path.absolute()
+            other = owners.get(key)
+            if other is not None and other != s.name:
+                raise ValueError(
+                    f"targets[{s.name}].{kind}\t{path} is also used by target {other}; "
+                    "give each target its own folder"
+                )
+            owners[key] = s.name
+
+
+def select(resolved: list[Settings], name: str | None) -> list[Settings]:
+    """All targets, or the one called `name`; ValueError naming the configured ones."""
+    if name is None:
+        return resolved
+    for s in resolved:
+        if s.name == name:
+            return [s]
+    names = ", ".join(s.name for s in resolved)
+    raise ValueError(f"no target named {name!r}: configured targets are {names}")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from service.conninfo import ConnInfo
+from service.production.conninfo import ConnInfo
 
 
 @dataclass(frozen=True)

@@ -11,20 +11,20 @@ from typing import TypeVar
 
 import asyncpg
 
-from service.catalog import CatalogOptions, load_inventory
-from service.conninfo import ConnInfo
-from service.db import SessionLimits, connect
-from service.drift import Drift, compare
+from service.compare.drift import Drift, compare
+from service.compare.inventory import Inventory
 from service.errors import Cause, SyncError
-from service.export import (
+from service.logs import register_secret
+from service.production.catalog import CatalogOptions, load_inventory
+from service.production.conninfo import ConnInfo
+from service.production.db import SessionLimits, connect
+from service.production.export import (
     ExportError,
     ExportOptions,
     check_versions,
     export_schema,
     pg_dump_version,
 )
-from service.inventory import Inventory
-from service.logs import register_secret
 
 A = TypeVar("A")
 B = TypeVar("B")

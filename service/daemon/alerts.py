@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from service import __version__
-from service.drift import Drift
+from service.compare.drift import Drift
 from service.errors import Cause
 from service.logs import scrub
 

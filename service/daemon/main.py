@@ -23,15 +23,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from service import __version__
-from service.alerts import Alerts
-from service.conninfo import ConnInfoError
-from service.health import DaemonState, default_paths, load_state, parse_schedule
-from service.lock import hold
+from service.daemon.alerts import Alerts
+from service.daemon.health import DaemonState, default_paths, load_state, parse_schedule
+from service.daemon.metrics import Metrics
+from service.daemon.runner import TargetRunner
+from service.disk.lock import hold
 from service.logs import get_logger, register_secret
-from service.metrics import Metrics
-from service.runner import TargetRunner
-from service.settings import Settings, SettingsError
-from service.targets import select
+from service.production.conninfo import ConnInfoError
+from service.settings.model import Settings, SettingsError, select
 
 EXIT_STOPPED = 0  # stopped by a signal after a graceful stop (or a cancel after the grace)
 EXIT_FORCED = 1  # a second signal abandoned the graceful stop

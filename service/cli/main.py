@@ -1,0 +1,88 @@
+"""The `pg-schema-sync` command line: the parser and its shared flags, and `main`. The
+commands themselves live in one module per group; decisions live below the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from service import __version__
+from service.cli import backups, daemon, sync
+from service.cli.common import EXIT_ERROR
+from service.errors import SyncError
+from service.logs import configure_logging
+from service.production.conninfo import ConnInfoError
+from service.settings.model import SettingsError
+
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pg-schema-sync",
+        description=(
+            "Keep a repository's PostgreSQL schema files identical to a production database "
+            "and report, object by object, what drifted."
+        ),
+        epilog=(
+            "Connection: the standard libpq variables (PGHOST, PGPORT, PGUSER, PGDATABASE, "
+            "PGPASSWORD, PGPASSFILE, PGSSLMODE) or SCHEMA_SYNC_DSN; settings also come from "
+            "SCHEMA_SYNC_* variables, .env and config/pg-schema-sync.toml. "
+            "Run `pg-schema-sync COMMAND --help` for each command."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML config file (default: $SCHEMA_SYNC_CONFIG, else config/pg-schema-sync.toml)",
+    )
+    common.add_argument(
+        "--log-format", choices=["auto", "json", "console"], help="log format (stderr)"
+    )
+    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    filters = argparse.ArgumentParser(add_help=False)
+    filters.add_argument(
+        "--schema",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="only this schema (repeatable; like pg_dump -n)",
+    )
+    filters.add_argument(
+        "--exclude-schema",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="leave this schema out (repeatable; like pg_dump -N)",
+    )
+    filters.add_argument("--no-owners", action="store_true", help="ignore object owners")
+    filters.add_argument("--no-privileges", action="store_true", help="ignore grants")
+    filters.add_argument("--no-comments", action="store_true", help="ignore comments")
+
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Each command group registers itself (one line each): module.register(sub, common,
+    # filters) adds subparsers whose handler(args) -> int.
+    for group in (sync, backups, daemon):
+        group.register(sub, common, filters)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    configure_logging(args.log_format or "auto", args.log_level or "warning")
+    try:
+        return asyncio.run(handler(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (SettingsError, SyncError, ConnInfoError) as exc:
+        print(f"pg-schema-sync: {exc}", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,142 @@
+"""The `sync`, `check`, `compare` and `demo` commands: parse, call, print."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from service.cli.common import (
+    EXIT_OK,
+    add_target_option,
+    chosen,
+    each_target,
+    emit_drift,
+    report_checks,
+    report_syncs,
+    settings_from,
+)
+from service.compare.drift import Drift
+from service.logs import get_logger
+from service.production.catalog import CatalogOptions
+from service.production.conninfo import ConnInfo
+from service.settings.model import Settings
+from service.sync import SyncOutcome, check_target, compare_databases, outcome_fields, sync_target
+
+
+def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "sync",
+        parents=[common, filters],
+        help="export production and update the schema files on drift",
+        description=(
+            "One sync: pg_dump --schema-only and a catalog inventory of production, compared with "
+            "the files on disk. On drift (or the first run) the schema files are replaced "
+            "atomically and a backup folder with the export, functions, inventory and "
+            "sync-summary.md is created; when nothing drifted nothing is written. "
+            "Exit 0 on success (drift or not), 2 on failure."
+        ),
+    )
+    add_target_option(p)
+    p.set_defaults(handler=cmd_sync)
+    p = sub.add_parser(
+        "check",
+        parents=[common, filters],
+        help="compare production with the files on disk; write nothing",
+        description="Exit 0 when production matches the files, 1 on drift, 2 on error.",
+    )
+    p.add_argument(
+        "--json", action="store_true", help='print {"drift": ..., "changes": [...]} only'
+    )
+    p.add_argument("--diff", action="store_true", help="also print each changed object's diff")
+    add_target_option(p)
+    p.set_defaults(handler=cmd_check)
+    p = sub.add_parser(
+        "compare",
+        parents=[common, filters],
+        help="compare two live databases",
+        description=(
+            "What differs going from FROM_DSN to TO_DSN (catalog inventories, no files). "
+            "DSNs are libpq URIs or keyword strings, e.g. "
+            "postgresql://user@/db?host=/socket/dir&port=5433 ; passwords belong in PGPASSWORD "
+            "or a passfile, not on the command line. Exit 0 same, 1 drift, 2 error."
+        ),
+    )
+    p.add_argument("from_dsn", metavar="FROM_DSN")
+    p.add_argument("to_dsn", metavar="TO_DSN")
+    p.add_argument(
+        "--json", action="store_true", help='print {"drift": ..., "changes": [...]} only'
+    )
+    p.add_argument("--diff", action="store_true", help="also print each changed object's diff")
+    p.set_defaults(handler=cmd_compare)
+    p = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="run the built-in demo on a throwaway local PostgreSQL",
+        description=(
+            "Starts a throwaway PostgreSQL, loads a sample trail-routing schema (PostGIS, "
+            "pgRouting), syncs it, hot-fixes a function and adds a column, syncs again and "
+            "prints the drift report. Cleans up after itself, also on Ctrl-C."
+        ),
+    )
+    p.set_defaults(handler=cmd_demo)
+
+
+async def cmd_sync(args: argparse.Namespace) -> int:
+    settings, targets = chosen(args)
+    if len(targets) == 1:
+        outcome = await _sync_one(targets[0])  # a SyncError becomes main()'s one line
+        print_outcome(outcome)
+        return EXIT_OK
+    results = await each_target(targets, settings.max_concurrent_syncs, _sync_one)
+    return report_syncs(results, print_outcome)
+
+
+async def _sync_one(settings: Settings) -> SyncOutcome:
+    log = get_logger(command="sync", target=settings.name)
+    log.info("sync.started")
+    outcome = await sync_target(settings)
+    log.info("sync.finished", **outcome_fields(outcome))
+    return outcome
+
+
+async def cmd_check(args: argparse.Namespace) -> int:
+    settings, targets = chosen(args)
+    if len(targets) == 1:
+        outcome = await check_target(targets[0])
+        return emit_drift(outcome.drift, args.json, args.diff)
+
+    async def drift_of(target: Settings) -> Drift:
+        return (await check_target(target)).drift
+
+    results = await each_target(targets, settings.max_concurrent_syncs, drift_of)
+    return report_checks(results, args.json, lambda drift: emit_drift(drift, False, args.diff))
+
+
+async def cmd_compare(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    env = ConnInfo.from_env()
+    source = env.merged(ConnInfo.parse(args.from_dsn))
+    target = env.merged(ConnInfo.parse(args.to_dsn))
+    options: CatalogOptions = settings.catalog_options()
+    drift = await compare_databases(source, target, options)
+    return emit_drift(drift, args.json, args.diff)
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    from service.demo.run import run_demo
+
+    return await run_demo(sys.stdout)
+
+
+def print_outcome(outcome: SyncOutcome) -> None:
+    if outcome.first_run:
+        print(f"first sync: {sum(outcome.counts.values())} objects exported")
+    elif outcome.drift:
+        emit_drift(outcome.drift, as_json=False, with_diff=False)
+    else:
+        print("in sync: no drift, nothing written")
+    for path in outcome.files_written:
+        print(f"wrote {path}")
+    if outcome.backup:
+        print(f"backup {outcome.backup}")

@@ -1,0 +1,1 @@
+"""`pg-schema-sync run`: scheduler, per-target runners, signals, health, metrics, alerts."""

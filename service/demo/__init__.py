@@ -1,0 +1,1 @@
+"""The throwaway PostgreSQL cluster and the built-in demo."""

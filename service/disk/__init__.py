@@ -1,0 +1,1 @@
+"""The only writers: atomic files, backup folders and manifests, retention, rollback, the lock."""

@@ -1,0 +1,1 @@
+"""Typed settings and targets, validated at start: fields -> targets -> model."""
