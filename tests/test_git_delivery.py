@@ -1,0 +1,258 @@
+"""Git delivery end to end: real syncs against the test cluster, real bare repositories as the
+remote, and "someone else" pushing, refusing and going away."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.demo.cluster import ScratchCluster
+from tests.conftest import FIXTURES, CliResult, Database, new_database, run_cli
+
+BRANCH = "schema-sync/default"
+FILES = ["sql/schemas/complete-schema.sql", "sql/schemas/functions.sql", "sql/schemas/inventory.json"]
+
+
+def git(*args: str, cwd: Path) -> str:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1"}
+    env |= {"GIT_AUTHOR_NAME": "Someone Else", "GIT_AUTHOR_EMAIL": "else@example.org"}
+    env |= {"GIT_COMMITTER_NAME": "Someone Else", "GIT_COMMITTER_EMAIL": "else@example.org"}
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+
+
+@pytest.fixture
+def shop(cluster: ScratchCluster) -> Iterator[Database]:
+    d = new_database(cluster, FIXTURES / "shop.sql")
+    yield d
+    cluster.drop_database(d.name)
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    """A bare repository whose main branch holds a README, like a team's repository."""
+    bare = tmp_path / "remote.git"
+    git("init", "-q", "--bare", "-b", "main", str(bare), cwd=tmp_path)
+    seed = tmp_path / "seed"
+    git("clone", "-q", str(bare), str(seed), cwd=tmp_path)
+    (seed / "README.md").write_text("team repo\n")
+    git("add", "README.md", cwd=seed)
+    git("commit", "-q", "-m", "start", cwd=seed)
+    git("push", "-q", "origin", "HEAD:main", cwd=seed)
+    return bare
+
+
+def sync(db: Database, work: Path, repository: str, **extra: str) -> CliResult:
+    env = {"SCHEMA_SYNC_DSN": db.dsn, "SCHEMA_SYNC_GIT_REPOSITORY": repository, **extra}
+    env.setdefault("SCHEMA_SYNC_LOG_LEVEL", "info")
+    env.setdefault("SCHEMA_SYNC_LOG_FORMAT", "json")
+    work.mkdir(exist_ok=True)
+    return run_cli("sync", cwd=work, env=env)
+
+
+def events(result: CliResult, name: str) -> list[dict[str, object]]:
+    found = []
+    for line in result.err.splitlines():
+        if line.startswith("{"):
+            event = json.loads(line)
+            if event.get("event") == name:
+                found.append(event)
+    return found
+
+
+def log_of(bare: Path, ref: str = BRANCH) -> list[str]:
+    return git("log", "--format=%H %an %s", ref, cwd=bare).splitlines()
+
+
+def someone_else_pushes(bare: Path, tmp: Path, path: str, content: str) -> None:
+    other = tmp / "other"
+    shutil.rmtree(other, ignore_errors=True)
+    git("clone", "-q", "-b", BRANCH, str(bare), str(other), cwd=tmp)
+    (other / path).parent.mkdir(parents=True, exist_ok=True)
+    (other / path).write_text(content)
+    git("add", path, cwd=other)
+    git("commit", "-q", "-m", f"edit {path} by hand", cwd=other)
+    git("push", "-q", "origin", f"HEAD:{BRANCH}", cwd=other)
+
+
+def add_column(db: Database, column: str) -> None:
+    db.sql(f"ALTER TABLE shop.orders ADD COLUMN {column} text;")
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def test_sync_commits_exactly_the_schema_files_with_a_reviewers_message_and_pushes(
+    shop: Database, remote: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    url = remote.as_uri()  # file://
+    first = sync(shop, work, url)
+    assert first.code == 0, first.err
+    assert f"to {BRANCH}; push pushed" in first.out
+    commits = log_of(remote)
+    assert len(commits) == 2 and commits[0].split(" ", 2)[2].startswith("schema: first sync")
+    # The branch starts from the default branch (reviewable as a pull request), main untouched.
+    assert git("rev-parse", f"{BRANCH}~1", cwd=remote) == git("rev-parse", "main", cwd=remote)
+    changed = git("show", "--name-only", "--format=", BRANCH, cwd=remote).split()
+    assert sorted(changed) == sorted(FILES)
+    for rel in FILES:
+        assert git("show", f"{BRANCH}:{rel}", cwd=remote) == (work / rel).read_text()
+
+    again = sync(shop, work, url)  # nothing changed: no commit, not even a git command
+    assert again.code == 0 and "no new commit" in again.out
+    assert len(log_of(remote)) == 2
+
+    add_column(shop, "note")
+    drift = sync(shop, work, url)
+    assert drift.code == 0, drift.err
+    message = git("log", "-1", "--format=%B", BRANCH, cwd=remote)
+    inventory = (work / FILES[2]).read_bytes()
+    backup = sorted((work / "backups").glob("schema-sync-*"))[-1].name
+    assert message.startswith("schema drift: 1 changed\n")
+    assert "changed  table shop.orders" in message
+    assert f"Backup: {backup}" in message
+    assert f"Inventory-SHA256: {hashlib.sha256(inventory).hexdigest()}" in message
+    assert f"Source: postgres@" in message or "Source: " in message
+    assert "pg-schema-sync" in log_of(remote)[0]  # the configured author
+    assert [e["commit"] for e in events(drift, "git.pushed")] == [log_of(remote)[0].split()[0]]
+
+    status = run_cli("git", "status", "--json", cwd=work, env={"SCHEMA_SYNC_GIT_REPOSITORY": url})
+    doc = status.json()["default"]
+    assert (doc["push_state"], doc["last_commit"]) == ("pushed", log_of(remote)[0].split()[0])
+    assert doc["consecutive_failures"] == 0
+
+
+def test_remote_moved_is_rebased_onto_and_a_conflict_goes_to_a_fresh_branch(
+    shop: Database, remote: Path, tmp_path: Path
+) -> None:
+    work, url = tmp_path / "work", remote.as_uri()
+    assert sync(shop, work, url).code == 0
+    # Someone else pushed first: our next commit lands on top of theirs.
+    someone_else_pushes(remote, tmp_path, "docs/notes.md", "theirs\n")
+    add_column(shop, "a1")
+    assert sync(shop, work, url).code == 0
+    subjects = [c.split(" ", 1)[1] for c in log_of(remote)]
+    assert subjects[0].startswith("pg-schema-sync schema drift")
+    assert subjects[1] == "Someone Else edit docs/notes.md by hand"
+
+    # Our commit waits locally (remote away) while someone else rewrites the same file: the
+    # push is refused as non-fast-forward, the rebase conflicts, and our commit goes to a
+    # fresh branch; theirs stays where it was. Nothing is forced, nothing lost.
+    parked = remote.with_name("parked.git")
+    remote.rename(parked)
+    add_column(shop, "a2")
+    offline = sync(shop, work, url)
+    assert offline.code == 0, offline.err
+    assert "kept locally, retried next sync" in offline.out
+    parked.rename(remote)
+    someone_else_pushes(remote, tmp_path, FILES[0], "-- rewritten by hand\n")
+    theirs = git("rev-parse", BRANCH, cwd=remote).strip()
+    back = sync(shop, work, url)
+    assert back.code == 0, back.err
+    fresh = events(back, "git.pushed_fresh_branch")
+    assert len(fresh) == 1
+    name = str(fresh[0]["fresh_branch"])
+    assert name.startswith(BRANCH + "-")
+    assert git("rev-parse", f"{name}~1", cwd=remote).strip() != theirs
+    assert b"a2 text" in git("show", f"{name}:{FILES[0]}", cwd=remote).encode()
+    assert git("rev-parse", BRANCH, cwd=remote).strip() == theirs  # not overwritten
+
+    # The next cycle puts production's files on top of their edit: the branch catches up.
+    nxt = sync(shop, work, url)
+    assert nxt.code == 0, nxt.err
+    assert git("rev-parse", f"{BRANCH}~1", cwd=remote).strip() == theirs
+    assert git("show", f"{BRANCH}:{FILES[0]}", cwd=remote) == (work / FILES[0]).read_text()
+
+
+def test_refusing_remote_keeps_the_commit_counts_failures_and_the_sync_succeeds(
+    shop: Database, remote: Path, tmp_path: Path
+) -> None:
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'policy: bots may not push here' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    work, url = tmp_path / "work", remote.as_uri()
+    extra = {"SCHEMA_SYNC_FAILURE_ALERT_AFTER": "2"}
+    first = sync(shop, work, url, **extra)
+    assert first.code == 0, first.err
+    assert (work / FILES[0]).exists()  # the sync itself did its work
+    failed = events(first, "git.push_failed")
+    assert len(failed) == 1 and failed[0]["cause"] == "rejected"
+    assert "bots may not push here" in str(failed[0]["error"])
+    assert BRANCH not in git("branch", "--list", cwd=remote)
+    second = sync(shop, work, url, **extra)  # no drift: the push is retried anyway
+    assert [e["consecutive_failures"] for e in events(second, "git.push_failed")] == [2]
+    status = run_cli("git", "status", cwd=work, env={"SCHEMA_SYNC_GIT_REPOSITORY": url})
+    assert "push failed" in status.out and "2 failures in a row" in status.out
+    hook.unlink()
+    third = sync(shop, work, url, **extra)
+    assert events(third, "git.pushed") and not events(third, "git.push_failed")
+    assert log_of(remote)[0].split(" ", 2)[2].startswith("schema: first sync")
+
+
+def test_unreachable_or_non_repository_remote_loses_nothing_and_catches_up(
+    shop: Database, remote: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    plain = tmp_path / "not-a-repo"
+    plain.mkdir()
+    (plain / "keep.txt").write_text("mine\n")
+    result = sync(shop, work, str(plain))
+    assert result.code == 0, result.err
+    assert "does not appear to be a git repository" in result.out
+    assert events(result, "git.push_failed")[0]["cause"] == "not_a_repository"
+    assert sorted(p.name for p in plain.iterdir()) == ["keep.txt"]  # untouched
+    unreachable = "ssh://git@127.0.0.1:1/schemas.git"  # nothing listens on port 1
+    add_column(shop, "while_away")
+    result = sync(shop, work, unreachable)
+    assert result.code == 0, result.err
+    assert events(result, "git.push_failed")[0]["cause"] in ("unreachable", "timeout")
+    # Once a repository answers, the syncs it missed are committed, with their messages.
+    back = sync(shop, work, remote.as_uri())
+    assert back.code == 0, back.err
+    message = git("log", "-1", "--format=%B", BRANCH, cwd=remote)
+    assert message.startswith("schema: 2 syncs while the repository was unreachable")
+    assert "schema: first sync" in message and "schema drift: 1 changed" in message
+    assert git("show", f"{BRANCH}:{FILES[0]}", cwd=remote) == (work / FILES[0]).read_text()
+
+
+def test_rollback_is_committed_and_hooks_in_the_clone_never_run(
+    shop: Database, remote: Path, tmp_path: Path
+) -> None:
+    work, url = tmp_path / "work", remote.as_uri()
+    assert sync(shop, work, url).code == 0
+    clone_hooks = work / "backups" / ".git-delivery" / "repo" / ".git" / "hooks"
+    marker = tmp_path / "hook-ran"
+    for name in ("pre-commit", "post-commit", "pre-push", "commit-msg"):
+        (clone_hooks / name).write_text(f"#!/bin/sh\ntouch {marker}\n")
+        (clone_hooks / name).chmod(0o755)
+    add_column(shop, "undo_me")
+    assert sync(shop, work, url).code == 0
+    env = {"SCHEMA_SYNC_GIT_REPOSITORY": url, "SCHEMA_SYNC_DSN": shop.dsn}
+    rolled = run_cli("rollback", cwd=work, env=env)
+    assert rolled.code == 0, rolled.err
+    assert "push pushed" in rolled.out
+    message = git("log", "-1", "--format=%B", BRANCH, cwd=remote)
+    assert message.startswith("schema rollback: restored schema-sync-")
+    assert b"undo_me" not in git("show", f"{BRANCH}:{FILES[0]}", cwd=remote).encode()
+    assert len(log_of(remote)) == 4  # start, first sync, drift, rollback
+    assert not marker.exists()
+
+
+def test_push_off_commits_locally_and_never_contacts_the_remote_after_the_first_fetch(
+    shop: Database, remote: Path, tmp_path: Path
+) -> None:
+    work, url = tmp_path / "work", remote.as_uri()
+    result = sync(shop, work, url, SCHEMA_SYNC_GIT_PUSH="false")
+    assert result.code == 0, result.err
+    assert "push off" in result.out
+    assert BRANCH not in git("branch", "--list", cwd=remote)
+    clone = work / "backups" / ".git-delivery" / "repo"
+    assert git("log", "-1", "--format=%s", BRANCH, cwd=clone).startswith("schema: first sync")
