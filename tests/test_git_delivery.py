@@ -16,7 +16,11 @@ from service.demo.cluster import ScratchCluster
 from tests.conftest import FIXTURES, CliResult, Database, new_database, run_cli
 
 BRANCH = "schema-sync/default"
-FILES = ["sql/schemas/complete-schema.sql", "sql/schemas/functions.sql", "sql/schemas/inventory.json"]
+FILES = [
+    "sql/schemas/complete-schema.sql",
+    "sql/schemas/functions.sql",
+    "sql/schemas/inventory.json",
+]
 
 
 def git(*args: str, cwd: Path) -> str:
@@ -50,7 +54,8 @@ def remote(tmp_path: Path) -> Path:
 
 
 def sync(db: Database, work: Path, repository: str, **extra: str) -> CliResult:
-    env = {"SCHEMA_SYNC_DSN": db.dsn, "SCHEMA_SYNC_GIT_REPOSITORY": repository, **extra}
+    env = {"SCHEMA_SYNC_DSN": db.dsn, "SCHEMA_SYNC_GIT_REPOSITORY": repository}
+    env.update(extra)
     env.setdefault("SCHEMA_SYNC_LOG_LEVEL", "info")
     env.setdefault("SCHEMA_SYNC_LOG_FORMAT", "json")
     work.mkdir(exist_ok=True)
@@ -90,11 +95,25 @@ def add_column(db: Database, column: str) -> None:
 
 
 def test_sync_commits_exactly_the_schema_files_with_a_reviewers_message_and_pushes(
-    shop: Database, remote: Path, tmp_path: Path
+    shop: Database, cluster: ScratchCluster, remote: Path, tmp_path: Path
 ) -> None:
     work = tmp_path / "work"
     url = remote.as_uri()  # file://
-    first = sync(shop, work, url)
+    secret = "Git-Secret-pw9"
+    shop.sql(f"CREATE ROLE git_reader LOGIN SUPERUSER PASSWORD '{secret}'")
+    dsn = cluster.tcp_dsn(shop.name, "git_reader", secret)
+    try:
+        _commits_and_pushes(shop, dsn, secret, work, url, remote)
+    finally:
+        shop.sql("DROP OWNED BY git_reader; DROP ROLE git_reader")
+
+
+def _commits_and_pushes(
+    shop: Database, dsn: str, secret: str, work: Path, url: str, remote: Path
+) -> None:
+    outputs = []
+    first = sync(shop, work, url, SCHEMA_SYNC_DSN=dsn)
+    outputs.append(first)
     assert first.code == 0, first.err
     assert f"to {BRANCH}; push pushed" in first.out
     commits = log_of(remote)
@@ -106,13 +125,14 @@ def test_sync_commits_exactly_the_schema_files_with_a_reviewers_message_and_push
     for rel in FILES:
         assert git("show", f"{BRANCH}:{rel}", cwd=remote) == (work / rel).read_text()
 
-    again = sync(shop, work, url)  # nothing changed: no commit, not even a git command
+    again = sync(shop, work, url, SCHEMA_SYNC_DSN=dsn)  # nothing changed: no commit
     assert again.code == 0 and "no new commit" in again.out
     assert len(log_of(remote)) == 2
 
     add_column(shop, "note")
-    drift = sync(shop, work, url)
+    drift = sync(shop, work, url, SCHEMA_SYNC_DSN=dsn)
     assert drift.code == 0, drift.err
+    outputs += [again, drift]
     message = git("log", "-1", "--format=%B", BRANCH, cwd=remote)
     inventory = (work / FILES[2]).read_bytes()
     backup = sorted((work / "backups").glob("schema-sync-*"))[-1].name
@@ -120,7 +140,8 @@ def test_sync_commits_exactly_the_schema_files_with_a_reviewers_message_and_push
     assert "changed  table shop.orders" in message
     assert f"Backup: {backup}" in message
     assert f"Inventory-SHA256: {hashlib.sha256(inventory).hexdigest()}" in message
-    assert f"Source: postgres@" in message or "Source: " in message
+    source = next(ln for ln in message.splitlines() if ln.startswith("Source: "))
+    assert source.endswith(f"/{shop.name}")
     assert "pg-schema-sync" in log_of(remote)[0]  # the configured author
     assert [e["commit"] for e in events(drift, "git.pushed")] == [log_of(remote)[0].split()[0]]
 
@@ -128,6 +149,14 @@ def test_sync_commits_exactly_the_schema_files_with_a_reviewers_message_and_push
     doc = status.json()["default"]
     assert (doc["push_state"], doc["last_commit"]) == ("pushed", log_of(remote)[0].split()[0])
     assert doc["consecutive_failures"] == 0
+    # The production password is nowhere: not in any commit, the clone, its state or the logs.
+    everything = git("log", "-p", "--all", cwd=remote)
+    assert "git_reader" in everything and secret not in everything
+    for path in (work / "backups" / ".git-delivery").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    for result in outputs:
+        assert secret not in result.out + result.err
 
 
 def test_remote_moved_is_rebased_onto_and_a_conflict_goes_to_a_fresh_branch(
