@@ -3,6 +3,7 @@ remote, and "someone else" pushing, refusing and going away."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import shutil
@@ -11,8 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
+from service.delivery.git import deliver
+from service.delivery.gitcmd import TOKEN_VAR
+from service.delivery.message import CommitFacts
 from service.demo.cluster import ScratchCluster
+from service.settings.model import SettingsError, load_settings
 from tests.conftest import FIXTURES, CliResult, Database, new_database, run_cli
 
 BRANCH = "schema-sync/default"
@@ -285,3 +291,96 @@ def test_push_off_commits_locally_and_never_contacts_the_remote_after_the_first_
     assert BRANCH not in git("branch", "--list", cwd=remote)
     clone = work / "backups" / ".git-delivery" / "repo"
     assert git("log", "-1", "--format=%s", BRANCH, cwd=clone).startswith("schema: first sync")
+
+
+# -- settings and the git child's environment (no database, no sync) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("git_repository", "https://bot:tok3n-Secret@github.com/a/b.git", "git_token_env"),
+        ("git_repository", "--upload-pack=touch /tmp/pwned", "local path or a URL"),
+        ("git_repository", "ext::sh -c touch% /tmp/pwned", "not allowed"),
+        ("git_branch", "-f", "branch name"),
+        ("git_branch", "main..x", "branch name"),
+        ("git_branch", "x.lock", "branch name"),
+        ("git_path", "../../etc", "inside the repository"),
+        ("git_path", "/etc", "inside the repository"),
+        ("git_path", ".git/hooks", "inside the repository"),
+        ("git_token_env", "A-B; rm", "environment variable"),
+    ],
+)
+def test_git_settings_refuse_values_that_would_change_the_git_command(
+    field: str, value: str, why: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SettingsError) as err:
+        load_settings(**{field: value})
+    message = str(err.value)
+    assert field in message and why in message and "\n" not in message
+    assert "tok3n-Secret" not in message
+    with pytest.raises(SettingsError) as err:  # a target's own value is checked the same way
+        load_settings(targets=[{"name": "t", field: value}])
+    assert f"targets[t].{field}" in str(err.value) and "tok3n-Secret" not in str(err.value)
+
+
+def test_git_and_ssh_get_no_daemon_secret_and_a_token_only_through_askpass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dump = tmp_path / "ssh-env"
+    fake_ssh = tmp_path / "fake-ssh"
+    fake_ssh.write_text(f'#!/bin/sh\nenv > {dump}\necho "$@" >> {dump}\nexit 255\n')
+    fake_ssh.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SCHEMA_SYNC_DSN", "postgresql://u:Daemon-Secret-1@h/db")
+    monkeypatch.setenv("PGPASSWORD", "Daemon-Secret-2")
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(fake_ssh))
+    monkeypatch.setenv("MY_GIT_TOKEN", "Token-Secret-3")
+    settings = load_settings(
+        git_repository="ssh://git@127.0.0.1/acme/db.git", git_token_env="MY_GIT_TOKEN"
+    )
+    source = tmp_path / "complete-schema.sql"
+    source.write_text("CREATE TABLE t ();\n")
+    facts = CommitFacts("default", "u@h:5432/db", None, None)
+    log = structlog.get_logger()
+    result = asyncio.run(deliver(settings, [source], facts, "schema: test", log))
+    assert result is not None and result.cause == "unreachable" and result.commit is None
+    seen = dump.read_text()
+    assert "git@127.0.0.1" in seen  # our fake ssh really ran, as git's transport
+    assert "Daemon-Secret-1" not in seen and "Daemon-Secret-2" not in seen
+    assert not [ln for ln in seen.splitlines() if ln.startswith(("PG", "SCHEMA_SYNC_"))]
+    assert "GIT_TERMINAL_PROMPT=0" in seen
+    # The token reaches git's askpass helper through the environment, never argv or files.
+    assert seen.count("Token-Secret-3") == 1 and f"{TOKEN_VAR}=Token-Secret-3" in seen
+    askpass = tmp_path / "backups" / ".git-delivery" / "askpass"
+    assert "Token-Secret-3" not in askpass.read_text()
+    env = {"PATH": "/usr/bin:/bin", TOKEN_VAR: "Token-Secret-3"}
+    for prompt, answer in (
+        ("Username for 'https://h': ", "x-access-token"),
+        ("Password: ", "Token-Secret-3"),
+    ):
+        out = subprocess.run([str(askpass), prompt], env=env, capture_output=True, text=True)
+        assert out.stdout == answer + "\n"
+    state = (tmp_path / "backups" / ".git-delivery" / "state.json").read_text()
+    assert json.loads(state)["pending_messages"] == ["schema: test"]  # kept for the next cycle
+
+
+def test_a_workdir_holding_someone_elses_files_is_refused_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    workdir = tmp_path / "theirs"
+    (workdir / "repo").mkdir(parents=True)
+    (workdir / "repo" / "draft.sql").write_text("-- uncommitted work\n")
+    settings = load_settings(git_repository=remote.as_uri(), git_workdir=workdir)
+    source = tmp_path / "complete-schema.sql"
+    source.write_text("CREATE TABLE t ();\n")
+    result = asyncio.run(
+        deliver(
+            settings, [source], CommitFacts("default", "-", None, None), "m", structlog.get_logger()
+        )
+    )
+    assert result is not None and result.cause == "workdir"
+    assert "holds files but no git repository" in str(result.error)
+    assert sorted(p.name for p in (workdir / "repo").iterdir()) == ["draft.sql"]

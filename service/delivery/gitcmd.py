@@ -45,12 +45,12 @@ PASSED_ENV = (
     "no_proxy",
 )
 # The variable through which the askpass helper receives git_token_env's value.
-TOKEN_VAR = "PG_SCHEMA_SYNC_GIT_TOKEN"  # noqa: S105 - a name, not a secret
+TOKEN_VAR = "GIT_DELIVERY_TOKEN"  # noqa: S105 - a name, not a secret
 ASKPASS_SCRIPT = """#!/bin/sh
 # Written by pg-schema-sync: answers git's HTTPS prompts from the environment only.
 case "$1" in
   Username*) printf '%s\\n' "${GIT_TOKEN_USERNAME:-x-access-token}" ;;
-  *) printf '%s\\n' "$PG_SCHEMA_SYNC_GIT_TOKEN" ;;
+  *) printf '%s\\n' "$GIT_DELIVERY_TOKEN" ;;
 esac
 """
 MAX_ERROR_CHARS = 400

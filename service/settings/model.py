@@ -38,7 +38,7 @@ from service.settings.targets import ADDRESS_FIELDS, TargetOverrides, parse_targ
 
 ENV_PREFIX = "SCHEMA_SYNC_"
 DEFAULT_CONFIG = Path("config/pg-schema-sync.toml")
-SECRET_FIELDS = {"password", "dsn", "sentry_dsn", "verify_dsn"}
+SECRET_FIELDS = {"password", "dsn", "sentry_dsn", "verify_dsn", "git_repository"}
 
 
 class SettingsError(ValueError):
