@@ -316,7 +316,7 @@ def test_git_settings_refuse_values_that_would_change_the_git_command(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SettingsError) as err:
-        load_settings(**{field: value})
+        load_settings(None, **{field: value})
     message = str(err.value)
     assert field in message and why in message and "\n" not in message
     assert "tok3n-Secret" not in message
