@@ -4,10 +4,15 @@ remote, and "someone else" pushing, refusing and going away."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import getpass
 import hashlib
 import json
+import os
 import shutil
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -384,3 +389,72 @@ def test_a_workdir_holding_someone_elses_files_is_refused_untouched(
     assert result is not None and result.cause == "workdir"
     assert "holds files but no git repository" in str(result.error)
     assert sorted(p.name for p in (workdir / "repo").iterdir()) == ["draft.sql"]
+
+
+# -- over SSH, to a throwaway sshd on 127.0.0.1 ------------------------------------------------
+
+SSHD = Path("/usr/sbin/sshd")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[tuple[int, Path, Path]]:
+    """(port, the authorized client key, known_hosts) of an sshd bound to 127.0.0.1 only,
+    with throwaway keys; stopped afterwards, also on failure."""
+    if not SSHD.exists() or os.geteuid() != 0:
+        why = "needs /usr/sbin/sshd and root (`./dev test` installs openssh-server as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    d = tmp_path / "ssh"
+    d.mkdir()
+    for name in ("host_key", "client_key", "stranger_key"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True
+        )
+    (d / "authorized_keys").write_text((d / "client_key.pub").read_text())
+    port = free_port()
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\n"
+        f"AuthorizedKeysFile {d / 'authorized_keys'}\nPidFile {d / 'sshd.pid'}\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        "StrictModes no\nPermitRootLogin prohibit-password\n"
+    )
+    host = (d / "host_key.pub").read_text().split()
+    (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host[0]} {host[1]}\n")
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(d / "sshd_config")])
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            time.sleep(0.05)
+        yield port, d / "client_key", d / "known_hosts"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_push_over_ssh_with_a_mounted_key_and_a_wrong_key_is_an_auth_failure(
+    shop: Database, remote: Path, tmp_path: Path, sshd: tuple[int, Path, Path]
+) -> None:
+    port, key, known_hosts = sshd
+    url = f"ssh://{getpass.getuser()}@127.0.0.1:{port}{remote}"
+    work = tmp_path / "work"
+
+    def ssh_with(k: Path) -> str:  # as docker-compose.yml shows it for a mounted key
+        return f"ssh -i {k} -o IdentitiesOnly=yes -o UserKnownHostsFile={known_hosts}"
+
+    stranger = sync(shop, work, url, GIT_SSH_COMMAND=ssh_with(key.with_name("stranger_key")))
+    assert stranger.code == 0, stranger.err
+    assert events(stranger, "git.push_failed")[0]["cause"] == "auth"
+    assert "Permission denied" in stranger.out
+    result = sync(shop, work, url, GIT_SSH_COMMAND=ssh_with(key))
+    assert result.code == 0, result.err
+    assert events(result, "git.pushed")
+    assert git("log", "-1", "--format=%s", BRANCH, cwd=remote).startswith("schema: first sync")

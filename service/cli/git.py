@@ -8,7 +8,8 @@ from dataclasses import asdict
 from typing import Any
 
 from service.cli.common import EXIT_OK, add_target_option, chosen
-from service.delivery.git import GitConfig, load_state
+from service.delivery.config import GitConfig
+from service.delivery.git import load_state
 
 
 def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.ArgumentParser) -> None:

@@ -54,6 +54,8 @@ case "$1" in
 esac
 """
 MAX_ERROR_CHARS = 400
+TELLING = ("fatal:", "error:", "remote:", "!")
+SSH_WORDS = ("Permission denied", "Connection refused", "Host key verification failed", "resolve")
 
 
 class GitError(Exception):
@@ -167,7 +169,7 @@ async def run(
 def last_words(result: Result, command: str) -> str:
     """git's own explanation on one line: the fatal/error/remote lines of its stderr."""
     lines = [ln.strip() for ln in result.stderr.splitlines() if ln.strip()]
-    telling = [ln for ln in lines if ln.startswith(("fatal:", "error:", "remote:", "!"))]
+    telling = [ln for ln in lines if ln.startswith(TELLING) or any(w in ln for w in SSH_WORDS)]
     text = " / ".join(telling or lines[-3:]) or f"exit code {result.code}"
     if len(text) > MAX_ERROR_CHARS:
         text = text[: MAX_ERROR_CHARS - 3] + "..."
