@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import structlog
+from pytest_httpserver import HTTPServer
 
 from service.delivery.git import deliver
 from service.delivery.gitcmd import TOKEN_VAR
@@ -25,6 +27,8 @@ from service.delivery.message import CommitFacts
 from service.demo.cluster import ScratchCluster
 from service.settings.model import SettingsError, load_settings
 from tests.conftest import FIXTURES, CliResult, Database, new_database, run_cli
+from tests.daemon_proc import DaemonProcess
+from tests.test_alerts import envelopes
 
 BRANCH = "schema-sync/default"
 FILES = [
@@ -458,3 +462,46 @@ def test_push_over_ssh_with_a_mounted_key_and_a_wrong_key_is_an_auth_failure(
     assert result.code == 0, result.err
     assert events(result, "git.pushed")
     assert git("log", "-1", "--format=%s", BRANCH, cwd=remote).startswith("schema: first sync")
+
+
+# -- the daemon: retries each cycle, one alert per streak, one on recovery ---------------------
+
+
+def test_daemon_retries_a_refused_push_each_cycle_alerts_once_and_on_recovery(
+    shop: Database, remote: Path, tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/api/1/envelope/", method="POST").respond_with_json({"id": "x"})
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'frozen for the release' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    env = {
+        "SCHEMA_SYNC_DSN": shop.dsn,
+        "SCHEMA_SYNC_GIT_REPOSITORY": remote.as_uri(),
+        "SCHEMA_SYNC_SCHEDULE": "0 0 1 1 *",  # only start-up and SIGHUP run
+        "SCHEMA_SYNC_FAILURE_ALERT_AFTER": "2",
+        "SCHEMA_SYNC_SENTRY_DSN": f"http://public@127.0.0.1:{httpserver.port}/1",
+    }
+    with DaemonProcess(tmp_path, env) as d:
+        d.wait_for("git.push_failed")
+        d.wait_for("sync.finished")
+        d.send(signal.SIGHUP)  # nothing drifted: the daemon retries the push anyway
+        d.wait_for("sync.finished", count=2)
+        d.send(signal.SIGHUP)
+        d.wait_for("sync.finished", count=3)
+        failures = [e["consecutive_failures"] for e in d.named("git.push_failed")]
+        assert failures == [1, 2, 3]
+        assert len(d.named("git.failure_alert")) == 1  # one per streak, at the threshold
+        hook.unlink()
+        d.send(signal.SIGHUP)
+        d.wait_for("git.recovered")
+        d.wait_for("sync.finished", count=4)
+        assert d.named("git.pushed")
+        d.send(signal.SIGTERM)
+        assert d.wait_exit(15) == 0
+    assert git("log", "-1", "--format=%s", BRANCH, cwd=remote).startswith("schema: first sync")
+    events_sent = [e for _, evs in envelopes(httpserver) for e in evs]
+    assert [(e["level"], e["fingerprint"][0]) for e in events_sent] == [
+        ("error", "git-delivery-failed"),
+        ("info", "git-delivery-recovered"),
+    ]
+    assert "frozen for the release" in events_sent[0]["message"]
