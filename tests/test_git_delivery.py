@@ -21,6 +21,7 @@ import pytest
 import structlog
 from pytest_httpserver import HTTPServer
 
+from service.delivery.config import GitConfig
 from service.delivery.git import deliver
 from service.delivery.gitcmd import TOKEN_VAR
 from service.delivery.message import CommitFacts
@@ -290,7 +291,7 @@ def test_rollback_is_committed_and_hooks_in_the_clone_never_run(
     assert not marker.exists()
 
 
-def test_push_off_commits_locally_and_never_contacts_the_remote_after_the_first_fetch(
+def test_push_off_commits_locally_and_pushes_once_switched_on(
     shop: Database, remote: Path, tmp_path: Path
 ) -> None:
     work, url = tmp_path / "work", remote.as_uri()
@@ -300,6 +301,10 @@ def test_push_off_commits_locally_and_never_contacts_the_remote_after_the_first_
     assert BRANCH not in git("branch", "--list", cwd=remote)
     clone = work / "backups" / ".git-delivery" / "repo"
     assert git("log", "-1", "--format=%s", BRANCH, cwd=clone).startswith("schema: first sync")
+    on = sync(shop, work, url)  # switched on later: the waiting commit goes out, no drift needed
+    assert on.code == 0, on.err
+    assert "push pushed" in on.out
+    assert git("log", "-1", "--format=%s", BRANCH, cwd=remote).startswith("schema: first sync")
 
 
 # -- settings and the git child's environment (no database, no sync) ---------------------------
@@ -332,6 +337,26 @@ def test_git_settings_refuse_values_that_would_change_the_git_command(
     with pytest.raises(SettingsError) as err:  # a target's own value is checked the same way
         load_settings(targets=[{"name": "t", field: value}])
     assert f"targets[t].{field}" in str(err.value) and "tok3n-Secret" not in str(err.value)
+
+
+def test_each_target_gets_its_own_branch_and_clone_and_may_override_git_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(
+        git_repository="git@example.org:acme/db.git",
+        git_workdir=Path("clones"),
+        targets=[{"name": "a"}, {"name": "b", "git_branch": "main", "git_push": False}],
+    )
+    a, b = (GitConfig.of(t) for t in settings.resolved_targets())
+    assert a is not None and b is not None
+    assert (a.branch, a.push, a.workdir) == ("schema-sync/a", True, tmp_path / "clones" / "a")
+    assert (b.branch, b.push, b.workdir) == ("main", False, tmp_path / "clones" / "b")
+    assert a.repository == "git@example.org:acme/db.git"  # scp-like: not a local path
+    local = load_settings(git_repository="../team-repo")
+    cfg = GitConfig.of(local)
+    assert cfg is not None and cfg.repository == str((tmp_path.parent / "team-repo").resolve())
+    assert GitConfig.of(load_settings()) is None  # off by default
 
 
 def test_git_and_ssh_get_no_daemon_secret_and_a_token_only_through_askpass(

@@ -28,7 +28,7 @@ class GitConfig:
             return None
         repository = settings.git_repository
         if is_local_path(repository):  # git runs in the clone: a relative path would move
-            repository = str(Path(repository).expanduser().absolute())
+            repository = str(Path(repository).expanduser().resolve())
         workdir = settings.git_workdir or settings.backup_dir / ".git-delivery"
         return cls(
             target=settings.name,

@@ -151,7 +151,12 @@ class _Delivery:
         if message:  # kept until committed: a failure before the commit must not lose it
             st = gstate.with_pending(st, message)
         differ = await asyncio.to_thread(self._differs, sources)
-        settled = st.push_state in (PushState.PUSHED, PushState.OFF)
+        # Settled: the branch holds these files and the remote has them (or is not wanted).
+        # A changed repository, branch or git_push makes the next cycle go to work again.
+        settled = (st.repository, st.branch) == (self.cfg.repository, self.cfg.branch) and (
+            st.push_state == PushState.PUSHED
+            or (st.push_state == PushState.OFF and not self.cfg.push)
+        )
         if (self.cfg.repo / ".git").is_dir() and not differ and settled and not message:
             return self._result(st, None)  # idle cycle: no git command, no network
         commit: str | None = None
