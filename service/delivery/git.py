@@ -190,7 +190,7 @@ class _Delivery:
             if head:
                 st = st.updated(pushed_commit=head, push_state=PushState.PUSHED.value)
             return self._finish(st, commit, None, fresh)
-        except GitError as exc:
+        except (GitError, OSError) as exc:  # OSError: the clone's folder (full, read-only)
             return self._finish(st, commit, str(exc))
 
     def _differs(self, sources: Sequence[Path]) -> bool:
