@@ -9,6 +9,7 @@ import getpass
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -141,8 +142,11 @@ def _commits_and_pushes(
     for rel in FILES:
         assert git("show", f"{BRANCH}:{rel}", cwd=remote) == (work / rel).read_text()
 
+    remote.rename(remote.with_name("away.git"))  # an idle cycle does not even fetch
     again = sync(shop, work, url, SCHEMA_SYNC_DSN=dsn)  # nothing changed: no commit
-    assert again.code == 0 and "no new commit" in again.out
+    remote.with_name("away.git").rename(remote)
+    assert again.code == 0 and "no new commit" in again.out and "push pushed" in again.out
+    assert not events(again, "git.push_failed")
     assert len(log_of(remote)) == 2
 
     add_column(shop, "note")
@@ -398,6 +402,28 @@ def test_git_and_ssh_get_no_daemon_secret_and_a_token_only_through_askpass(
         assert out.stdout == answer + "\n"
     state = (tmp_path / "backups" / ".git-delivery" / "state.json").read_text()
     assert json.loads(state)["pending_messages"] == ["schema: test"]  # kept for the next cycle
+
+
+def test_a_hanging_remote_times_out_and_leaves_no_process_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid_file = tmp_path / "ssh.pid"
+    hanging = tmp_path / "hanging-ssh"
+    hanging.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+    hanging.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(hanging))
+    settings = load_settings(git_repository="ssh://git@127.0.0.1/x.git", git_timeout_s=1)
+    source = tmp_path / "complete-schema.sql"
+    source.write_text("CREATE TABLE t ();\n")
+    facts = CommitFacts("default", "-", None, None)
+    result = asyncio.run(deliver(settings, [source], facts, "m", structlog.get_logger()))
+    assert result is not None and result.cause == "timeout"
+    assert "timed out after 1s" in str(result.error)
+    # Killed with git, not left to finish its sleep (a zombie waiting for PID 1 is dead too).
+    status = Path(f"/proc/{int(pid_file.read_text())}/status")
+    state = status.read_text() if status.exists() else "State: gone"
+    assert re.search(r"^State:\s+(Z|X|gone)", state, re.MULTILINE), state
 
 
 def test_a_workdir_holding_someone_elses_files_is_refused_untouched(
