@@ -194,6 +194,33 @@ class Alerts:
             )
         return new_state
 
+    def git_delivery(
+        self, alert: str, branch: str, error: str | None, failures: int, log: Any
+    ) -> None:
+        """Git delivery's own streak (decided in service.delivery.state): one error when it
+        reaches failure_alert_after, one info on recovery. The sync itself succeeded."""
+        if alert == "failing":
+            log.error("git.failure_alert", branch=branch, consecutive_failures=failures)
+            self._send(
+                f"Git delivery failing on {self.source} ({failures} times in a row, branch "
+                f"{branch}): {error}; the commits wait in the daemon's clone",
+                "error",
+                ["git-delivery-failed", self.target],
+                {"cause": "git"},
+                {"git": {"branch": branch, "error": error, "consecutive_failures": failures}},
+                log,
+            )
+        elif alert == "recovered":
+            log.info("git.recovered", branch=branch)
+            self._send(
+                f"Git delivery recovered on {self.source} (branch {branch})",
+                "info",
+                ["git-delivery-recovered", self.target],
+                {},
+                {},
+                log,
+            )
+
     def _send_drift(self, drift: Drift, fingerprint: str, backup: str | None, log: Any) -> None:
         # Names only, no DDL: function bodies can hold secrets and Sentry is often a third
         # party; the full diff is in the backup's sync-summary.md.

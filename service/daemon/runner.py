@@ -139,6 +139,15 @@ class TargetRunner:
         alert = self.alerts.succeeded(
             self._alert_state(), outcome.drift, outcome.first_run, backup, log
         )
+        delivered = outcome.git
+        if delivered is not None and delivered.alert:  # pushes are retried by the next run
+            self.alerts.git_delivery(
+                delivered.alert,
+                delivered.branch,
+                delivered.error,
+                delivered.consecutive_failures,
+                log,
+            )
         self.save(
             self.state.updated(
                 last_finished_at=finished,

@@ -33,11 +33,12 @@ from service.production.catalog import CatalogOptions
 from service.production.conninfo import ConnInfo
 from service.production.export import ExportOptions
 from service.settings.fields import ConnectionFields, check_dsn
+from service.settings.git import GitFields
 from service.settings.targets import ADDRESS_FIELDS, TargetOverrides, parse_targets
 
 ENV_PREFIX = "SCHEMA_SYNC_"
 DEFAULT_CONFIG = Path("config/pg-schema-sync.toml")
-SECRET_FIELDS = {"password", "dsn", "sentry_dsn", "verify_dsn"}
+SECRET_FIELDS = {"password", "dsn", "sentry_dsn", "verify_dsn", "git_repository"}
 
 
 class SettingsError(ValueError):
@@ -105,7 +106,7 @@ class Target(ConnectionFields):
         )
 
 
-class Settings(Target, BaseSettings):
+class Settings(Target, GitFields, BaseSettings):
     """Service settings. Without `targets` the top level is the one target; with `targets`
     the top level holds the defaults every target inherits."""
 
@@ -275,7 +276,7 @@ def _resolve_one(settings: Settings, target: TargetOverrides) -> Settings:
     update: dict[str, Any] = {}
     for field in TargetOverrides.model_fields:
         value = getattr(target, field)
-        if value is not None and field not in ("schema_dir", "backup_dir"):
+        if value is not None and field not in ("schema_dir", "backup_dir", "git_workdir"):
             update[field] = value
     if target.dsn is not None:
         for field in ADDRESS_FIELDS:
@@ -287,6 +288,9 @@ def _resolve_one(settings: Settings, target: TargetOverrides) -> Settings:
         functions_file=folder / settings.functions_file.name,
         inventory_file=folder / settings.inventory_file.name,
         backup_dir=target.backup_dir or settings.backup_dir / target.name,
+        # A shared git_workdir would mix the targets' clones: each gets its own folder in it.
+        git_workdir=target.git_workdir
+        or (settings.git_workdir / target.name if settings.git_workdir else None),
         state_file=None,  # beside the target's schema file, as the lock file
         lock_file=None,
         targets=[],

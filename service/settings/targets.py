@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 
 from service.settings.fields import ConnectionFields, check_dsn
+from service.settings.git import GitOverrides
 
 DEFAULT_NAME = "default"  # the unnamed target of a config without [[targets]]
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -22,7 +23,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 ADDRESS_FIELDS = ("host", "port", "user", "database", "sslmode")
 
 
-class TargetOverrides(ConnectionFields):
+class TargetOverrides(ConnectionFields, GitOverrides):
     """One `[[targets]]` table: a name, and whatever differs from the global settings."""
 
     name: str  # connection fields: inherited from ConnectionFields, all optional
