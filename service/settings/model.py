@@ -34,10 +34,11 @@ from service.production.conninfo import ConnInfo
 from service.production.export import ExportOptions
 from service.settings.fields import ConnectionFields, check_dsn
 from service.settings.targets import ADDRESS_FIELDS, TargetOverrides, parse_targets
+from service.settings.webhooks import WebhookSettings
 
 ENV_PREFIX = "SCHEMA_SYNC_"
 DEFAULT_CONFIG = Path("config/pg-schema-sync.toml")
-SECRET_FIELDS = {"password", "dsn", "sentry_dsn", "verify_dsn"}
+SECRET_FIELDS = {"password", "dsn", "sentry_dsn", "verify_dsn", "webhooks"}
 
 
 class SettingsError(ValueError):
@@ -140,6 +141,11 @@ class Settings(Target, BaseSettings):
     failure_alert_after: int = Field(default=3, ge=1)  # consecutive failures before an alert
     metrics_port: int | None = Field(default=None, ge=1, le=65535)  # Prometheus; off when unset
     metrics_host: str = "127.0.0.1"
+
+    # Webhook alerts (Slack, Teams, signed JSON): the same events as Sentry
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)  # one attempt, all phases
+    webhook_attempts: int = Field(default=4, ge=1, le=10)  # per message, with backoff
 
     # Verification (a server where the tool may CREATE DATABASE)
     verify: Literal["off", "warn", "require"] = "off"
