@@ -277,11 +277,18 @@ def _where(target: str, source: str) -> str:
 
 def _body_lines(event: AlertEvent) -> list[str]:
     if event.event == "drift":
-        shown = min(len(event.changes), MAX_NAMES_CHAT)
-        lines = [c.line() for c in event.changes[:shown]]
-        if event.total_changes > shown:
-            where = f" in {event.backup}/sync-summary.md" if event.backup else ""
-            lines.append(f"... and {event.total_changes - shown} more{where}")
+        # As many names as fit, then a line saying how many are left and where they are: the
+        # count must never be the part that is cut off.
+        where = f" in {_clip(event.backup, MAX_LINE)}/sync-summary.md" if event.backup else ""
+        room = MAX_TEXT - len(f"... and {event.total_changes} more{where}") - 1
+        lines: list[str] = []
+        for change in event.changes[:MAX_NAMES_CHAT]:
+            line = change.line()
+            if sum(len(x) + 1 for x in lines) + len(line) > room:
+                break
+            lines.append(line)
+        if event.total_changes > len(lines):
+            lines.append(f"... and {event.total_changes - len(lines)} more{where}")
         return lines
     if event.event == "failure" and event.error:
         return [_clip(event.error, 1_000)]

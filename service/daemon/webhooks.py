@@ -162,7 +162,7 @@ async def deliver(
             log.info(
                 "alert.retrying",
                 webhook=hook.label,
-                event=event,
+                alert=event,
                 attempt=attempt,
                 cause=_clean(cause, url),
                 retry_in_s=round(delay, 2),
@@ -215,11 +215,11 @@ class WebhookSender:
             try:
                 self._enqueue(hook, event, log)
             except Exception as exc:  # alerting must never break a sync
-                log.warning("alert.failed", webhook=hook.label, event=event.event, cause=str(exc))
+                log.warning("alert.failed", webhook=hook.label, alert=event.event, cause=str(exc))
 
     def _enqueue(self, hook: Hook, event: AlertEvent, log: Any) -> None:
         if self._closing:
-            log.warning("alert.dropped", webhook=hook.label, event=event.event, reason="stopping")
+            log.warning("alert.dropped", webhook=hook.label, alert=event.event, reason="stopping")
             return
         body = render(hook.settings.format, event)
         channel = self._channel(hook)
@@ -229,7 +229,7 @@ class WebhookSender:
             old.log.warning(
                 "alert.dropped",
                 webhook=hook.label,
-                event=old.event.event,
+                alert=old.event.event,
                 reason=f"queue full ({self.queue_size})",
             )
         channel.queue.put_nowait(_Job(event, body, log, uuid.uuid4().hex))
@@ -270,7 +270,7 @@ class WebhookSender:
                     job.log,
                     job.delivery_id,
                 )
-                fields = {"webhook": channel.hook.label, "event": job.event.event}
+                fields = {"webhook": channel.hook.label, "alert": job.event.event}
                 if result.ok:
                     job.log.info(
                         "alert.sent", **fields, status=result.status, attempts=result.attempts
@@ -311,7 +311,7 @@ class WebhookSender:
                 job.log.warning(
                     "alert.dropped",
                     webhook=channel.hook.label,
-                    event=job.event.event,
+                    alert=job.event.event,
                     reason="shutdown: not delivered in time",
                 )
         if self._client is not None:
