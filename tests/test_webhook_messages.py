@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,16 @@ from service.settings.model import SettingsError, load_settings
 
 AT = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 SOURCE = "reader@db.internal:5432/app"
+
+
+def readme_verifier() -> Callable[[bytes, dict[str, str], bytes], bool]:
+    """The receiver's `verified` function exactly as the README shows it."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    code = re.search(r"```python\n(import hashlib, hmac, time\n.*?)```", readme, re.DOTALL)
+    assert code, "the README's verification snippet"
+    scope: dict[str, Any] = {}
+    exec(code.group(1), scope)  # noqa: S102 -- our own README, run as a reader would
+    return scope["verified"]  # type: ignore[no-any-return]
 
 
 def drift_of(*items: tuple[Change, str, str]) -> Drift:
@@ -88,7 +101,7 @@ def test_object_names_cannot_ping_a_channel_or_hide_a_link() -> None:
     slack = doc("slack", drift_event("<!here>", SOURCE, evil, "fp", None, AT))
     assert "<!here>" not in slack["text"] and "&lt;!here&gt;" in slack["text"]
     for block in slack["blocks"]:  # the name only ever appears in plain_text objects
-        for obj in [block.get("text")] + block.get("elements", []):
+        for obj in [block.get("text"), *block.get("elements", [])]:
             if obj is not None:
                 assert obj["type"] == "plain_text" and obj["emoji"] is False
     card = doc("teams", drift_event("app", SOURCE, evil, "fp", None, AT))
@@ -134,12 +147,16 @@ def test_generic_json_document_and_a_signature_a_receiver_can_verify() -> None:
     assert "diff of" not in body.decode()  # names only: DDL may hold secrets
     secret, now = "s3cret-key-0123456789", 1_790_000_000
     header = signature(secret, now, body)
-    # What the README tells a receiver to do, done here with the stdlib only.
-    import hashlib
-    import hmac
-
-    expected = hmac.new(secret.encode(), f"{now}.".encode() + body, hashlib.sha256).hexdigest()
-    assert header == f"sha256={expected}"
+    # The README's receiver code, run as a user would paste it.
+    verified = readme_verifier()
+    fresh = int(time.time())
+    headers = {"X-Schema-Sync-Timestamp": str(fresh), "X-Schema-Sync-Signature": ""}
+    headers["X-Schema-Sync-Signature"] = signature(secret, fresh, body)
+    assert verified(secret.encode(), headers, body)
+    assert not verified(secret.encode(), headers, body.replace(b"orders", b"0rders"))
+    assert not verified(b"another-secret-000000", headers, body)
+    stale = {"X-Schema-Sync-Timestamp": str(now), "X-Schema-Sync-Signature": header}
+    assert not verified(secret.encode(), stale, body)  # 2026-09: long ago by now
     assert verify_signature(secret, str(now), body, header, now=now + 60)
     assert not verify_signature(secret, str(now), body + b" ", header, now=now)  # body changed
     assert not verify_signature(secret, str(now + 1), body, header, now=now)  # timestamp changed
@@ -167,7 +184,7 @@ def test_every_payload_is_scrubbed_of_known_secrets_and_passwords() -> None:
         "password=pw-Hunter2"
     )
     for fmt in ("slack", "teams", "json"):
-        body = render(fmt, failure_event("app", SOURCE, error, "connection", 3, AT)).decode()  # type: ignore[arg-type]
+        body = render(fmt, failure_event("app", SOURCE, error, "connection", 3, AT)).decode()
         assert "pw-Hunter2" not in body and url not in body and "WebhookTok3n" not in body
         assert "postgresql://reader:***@db/app" in body
     assert "after 4 failures" in render("json", recovered_event("app", SOURCE, 4, AT)).decode()
@@ -228,6 +245,12 @@ def test_webhooks_from_the_environment(tmp_path: Path, monkeypatch: pytest.Monke
         '[{"url": "https://hooks.slack.com/services/A/B/C", "format": "slack"}]',
     )
     assert [w.host() for w in load_settings().webhooks] == ["hooks.slack.com"]
+    # The URL pasted as it is, not as JSON: one line that shows how, and not the URL.
+    monkeypatch.setenv("SCHEMA_SYNC_WEBHOOKS", "https://hooks.slack.com/services/T/B/SeCrEt")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "not valid JSON" in str(caught.value) and '"format": "slack"' in str(caught.value)
+    assert "SeCrEt" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

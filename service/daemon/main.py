@@ -156,7 +156,7 @@ class Daemon:
             "sync_on_start": self.settings.sync_on_start,
             "stop_grace_s": self.settings.stop_grace_s,
             "sentry": self.alerts.sentry,
-            "webhooks": sum(len(r.alerts.hooks) for r in self.runners),
+            "webhooks": len({h.settings for r in self.runners for h in r.alerts.hooks}),
             "metrics": (
                 f"{self.settings.metrics_host}:{self.settings.metrics_port}"
                 if self.metrics

@@ -39,6 +39,7 @@ from service.settings.webhooks import WebhookSettings
 ENV_PREFIX = "SCHEMA_SYNC_"
 DEFAULT_CONFIG = Path("config/pg-schema-sync.toml")
 SECRET_FIELDS = {"password", "dsn", "sentry_dsn", "verify_dsn", "webhooks"}
+EXAMPLES = {"webhooks": '[{"url": "https://hooks.slack.com/services/...", "format": "slack"}]'}
 
 
 class SettingsError(ValueError):
@@ -236,9 +237,10 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         bad_env = re.search(r'field "(\w+)" from source "EnvSettingsSource"', str(exc))
         if bad_env:  # a list or table given as an environment variable that is not JSON
             name = ENV_PREFIX + bad_env.group(1).upper()
+            example = EXAMPLES.get(bad_env.group(1), '[{"name": "app", "database": "app"}]')
             raise SettingsError(
                 f"invalid setting {bad_env.group(1)} (from {name}): not valid JSON; write it "
-                f"""as JSON, e.g. {name}='[{{"name": "app", "database": "app"}}]'"""
+                f"as JSON, e.g. {name}='{example}'"
             ) from None
         raise SettingsError(f"cannot read config file {path}: {exc}") from None
     finally:
