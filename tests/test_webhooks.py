@@ -15,12 +15,14 @@ from typing import Any
 import httpx
 import pytest
 import structlog
+from pydantic import SecretStr
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from service.compare.drift import Change, Drift, DriftItem
+from service.daemon.alerts import Alerts, AlertState
 from service.daemon.messages import drift_event, render, resolved_event
-from service.daemon.webhooks import Hook, WebhookSender, deliver
+from service.daemon.webhooks import Hook, WebhookSender, deliver, hooks_of
 from service.demo.cluster import ScratchCluster
 from service.settings.webhooks import WebhookSettings
 from tests.conftest import FIXTURES, Database, new_database, run_cli
@@ -179,6 +181,32 @@ async def test_event_filters_choose_what_each_webhook_hears(httpserver: HTTPServ
     sender.submit((only_drift,), event(2))
     await sender.close(timeout_s=10)
     assert [json.loads(r.get_data())["event"] for r, _ in httpserver.log] == ["drift"]
+
+
+async def test_the_drift_message_names_the_commit_git_delivery_hands_to_alerts(
+    httpserver: HTTPServer,
+) -> None:
+    # The runner's one-line wiring for git delivery: succeeded(..., commit=outcome.commit).
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    parent = Alerts("default", "", 3)
+    parent.webhooks = WebhookSender(timeout_s=5, attempts=1)
+    alerts = parent.for_target(
+        "app",
+        "r@db:5432/app",
+        3,
+        hooks=hooks_of(
+            [WebhookSettings(url=SecretStr(url_of(httpserver, "/hook")), format="json")]
+        ),
+    )
+    state = alerts.succeeded(
+        AlertState(), DRIFT, False, "backups/app/s-1", _log(), commit="c0ffee1"
+    )
+    assert state.active_drift == DRIFT.fingerprint()
+    alerts.succeeded(state, DRIFT, False, None, _log(), commit="c0ffee2")  # known: no message
+    await parent.webhooks.close(timeout_s=10)
+    ((request, _),) = httpserver.log
+    document = json.loads(request.get_data())
+    assert (document["commit"], document["drift"]["backup"]) == ("c0ffee1", "backups/app/s-1")
 
 
 def _log() -> Any:
