@@ -58,7 +58,8 @@ async def cmd_alerts_test(args: argparse.Namespace) -> int:
         )
     log = get_logger(command="alerts test")
     failed = 0
-    async with httpx.AsyncClient(follow_redirects=False) as client:
+    timeout = httpx.Timeout(settings.webhook_timeout_s)
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
         for hook, users in served.values():
             event = test_event(
                 ", ".join(t.name for t in users),

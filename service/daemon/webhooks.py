@@ -139,12 +139,17 @@ async def deliver(
         try:
             # One bound for the whole attempt: httpx's timeouts are per phase, and a receiver
             # dripping one byte a second would never trip a read timeout.
-            async with asyncio.timeout(timeout_s):
-                response = await client.post(url, content=body, headers=headers)
-            status = response.status_code
+            async with (
+                asyncio.timeout(timeout_s),
+                client.stream("POST", url, content=body, headers=headers) as response,
+            ):
+                status = response.status_code
+                # An answer's body is only read on an error, and only its start: a receiver
+                # cannot make the daemon hold a large response in memory.
+                head = b"" if 200 <= status < 300 else await _head(response)
             if 200 <= status < 300:
                 return Delivery(True, attempt, status)
-            text = " ".join(response.text[:MAX_RESPONSE_SHOWN].split())
+            text = " ".join(head.decode(errors="replace")[:MAX_RESPONSE_SHOWN].split())
             cause = f"HTTP {status}" + (f": {text}" if text else "")
             if not retryable(status):
                 return Delivery(False, attempt, status, _clean(cause, url))
@@ -169,6 +174,15 @@ async def deliver(
             )
             await sleep(delay)
     return Delivery(False, attempts, status, _clean(cause, url))
+
+
+async def _head(response: httpx.Response, limit: int = 4 * MAX_RESPONSE_SHOWN) -> bytes:
+    head = b""
+    async for chunk in response.aiter_bytes():
+        head += chunk
+        if len(head) >= limit:
+            break
+    return head[:limit]
 
 
 def _clean(text: str, url: str) -> str:
