@@ -136,10 +136,15 @@ class TargetRunner:
         finished = now()
         drift = outcome.drift if not outcome.first_run else None
         backup = str(outcome.backup) if outcome.backup else None
-        alert = self.alerts.succeeded(
-            self._alert_state(), outcome.drift, outcome.first_run, backup, log
-        )
         delivered = outcome.git
+        alert = self.alerts.succeeded(
+            self._alert_state(),
+            outcome.drift,
+            outcome.first_run,
+            backup,
+            log,
+            commit=delivered.commit if delivered is not None else None,
+        )
         if delivered is not None and delivered.alert:  # pushes are retried by the next run
             self.alerts.git_delivery(
                 delivered.alert,

@@ -35,10 +35,12 @@ from service.production.export import ExportOptions
 from service.settings.fields import ConnectionFields, check_dsn
 from service.settings.git import GitFields
 from service.settings.targets import ADDRESS_FIELDS, TargetOverrides, parse_targets
+from service.settings.webhooks import WebhookSettings
 
 ENV_PREFIX = "SCHEMA_SYNC_"
 DEFAULT_CONFIG = Path("config/pg-schema-sync.toml")
-SECRET_FIELDS = {"password", "dsn", "sentry_dsn", "verify_dsn", "git_repository"}
+SECRET_FIELDS = {"password", "dsn", "sentry_dsn", "verify_dsn", "git_repository", "webhooks"}
+EXAMPLES = {"webhooks": '[{"url": "https://hooks.slack.com/services/...", "format": "slack"}]'}
 
 
 class SettingsError(ValueError):
@@ -142,6 +144,11 @@ class Settings(Target, GitFields, BaseSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)  # Prometheus; off when unset
     metrics_host: str = "127.0.0.1"
 
+    # Webhook alerts (Slack, Teams, signed JSON): the same events as Sentry
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)  # one attempt, all phases
+    webhook_attempts: int = Field(default=4, ge=1, le=10)  # per message, with backoff
+
     # Verification (a server where the tool may CREATE DATABASE)
     verify: Literal["off", "warn", "require"] = "off"
     verify_dsn: SecretStr | None = None
@@ -231,9 +238,10 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         bad_env = re.search(r'field "(\w+)" from source "EnvSettingsSource"', str(exc))
         if bad_env:  # a list or table given as an environment variable that is not JSON
             name = ENV_PREFIX + bad_env.group(1).upper()
+            example = EXAMPLES.get(bad_env.group(1), '[{"name": "app", "database": "app"}]')
             raise SettingsError(
                 f"invalid setting {bad_env.group(1)} (from {name}): not valid JSON; write it "
-                f"""as JSON, e.g. {name}='[{{"name": "app", "database": "app"}}]'"""
+                f"as JSON, e.g. {name}='{example}'"
             ) from None
         raise SettingsError(f"cannot read config file {path}: {exc}") from None
     finally:
