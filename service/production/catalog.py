@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from service.compare.inventory import DbObject, Inventory
-from service.production.catalog_queries import QUERIES, Query
+from service.production.catalog_queries import Query
+from service.production.catalog_versions import queries_for
 
 FETCH_ROWS = 2_000
 
@@ -63,7 +64,7 @@ async def load_inventory(
             " pg_catalog.set_config('max_parallel_workers_per_gather', '0', true)"
         )
         schema_filter = (list(options.schemas), list(options.exclude_schemas))
-        for query in QUERIES:
+        for query in queries_for(server_version_num(conn)):
             if _wanted(query, options):
                 # In batches: all 12,000 relation rows of a 10,000-table schema as records at
                 # once were ~20 MB more peak memory than the objects made from them.
@@ -71,6 +72,12 @@ async def load_inventory(
                 while rows := await cursor.fetch(FETCH_ROWS):
                     objects.extend(_object(row, options) for row in rows)
     return Inventory.of(objects)
+
+
+def server_version_num(conn: asyncpg.Connection) -> int:
+    """As the server's server_version_num setting: 170004 for 17.4."""
+    v = conn.get_server_version()
+    return v.major * 10_000 + (v.micro if v.major >= 10 else v.minor * 100 + v.micro)
 
 
 def _wanted(query: Query, options: CatalogOptions) -> bool:
