@@ -8,8 +8,9 @@ Every query returns rows of (kind, name, body, owner, acl, comments), all text:
   comments  COMMENT ON lines for the object and its parts (columns, constraints), or ''.
 
 Schema-scoped queries take $1 (schemas to keep, empty = all) and $2 (schemas to drop) as
-text[]; global ones take no parameters. All run with search_path = '' like pg_dump, so every
-deparsed name outside pg_catalog comes out schema-qualified and no OID ever reaches the text.
+text[] of regexes (schema_patterns.py); global ones take no parameters. All run with
+search_path = '' like pg_dump, so every deparsed name outside pg_catalog comes out
+schema-qualified and no OID ever reaches the text.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ class Query:
     privileges_only: bool = False  # the body is privileges: left out when they are off
 
 
-# Schemas we look into: user schemas that pass the filter (system ones never do).
-_NS = """ns AS (
+# Schemas we look into: user schemas that pass the filter (system ones never do). $1/$2 are
+# regexes from schema_patterns.py, matched as pg_dump -n/-N match them: `~`, default collation.
+_NSPNAME = 'n.nspname::text COLLATE pg_catalog."default"'
+_NS = f"""ns AS (
     SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n
     WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
-      AND (cardinality($1::text[]) = 0 OR n.nspname::text = ANY ($1::text[]))
-      AND NOT n.nspname::text = ANY ($2::text[])
+      AND (cardinality($1::text[]) = 0 OR {_NSPNAME} ~ ANY ($1::text[]))
+      AND NOT {_NSPNAME} ~ ANY ($2::text[])
 )"""
 
 
@@ -814,6 +817,11 @@ CASTS = f"""SELECT 'cast' AS kind, {_CAST_NAME} AS name,
        {_comment("pg_cast", "k.oid", "'CAST ' || " + _CAST_NAME)} AS comments
 FROM pg_catalog.pg_cast k
 WHERE k.oid >= 16384 AND {_own("pg_cast", "k.oid")}"""
+
+
+# pg_dump -n refuses to dump when its patterns match no schema at all: so do we.
+ANY_SCHEMA_MATCHES = f"""SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace n
+                      WHERE {_NSPNAME} ~ ANY ($1::text[]))"""
 
 
 QUERIES: tuple[Query, ...] = (

@@ -17,6 +17,7 @@ from service.errors import Cause, SyncError
 from service.logs import register_secret
 from service.production.catalog import (
     CatalogOptions,
+    NoMatchingSchemas,
     load_inventory,
     server_version_num,
 )
@@ -149,6 +150,8 @@ async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
 async def _load(conn: asyncpg.Connection, options: CatalogOptions, info: ConnInfo) -> Inventory:
     try:
         return await load_inventory(conn, options)
+    except NoMatchingSchemas as exc:
+        raise SyncError(f"{exc} ({info.display()})", Cause.CATALOG) from None
     except asyncpg.PostgresError as exc:
         raise SyncError(f"catalog query on {info.display()} failed: {exc}", Cause.CATALOG) from None
     except (OSError, asyncpg.InterfaceError) as exc:
