@@ -40,7 +40,7 @@ def servers_dir() -> Path:
 def installed(name: str) -> Path:
     bindir = servers_dir() / name / "bin"
     if not (bindir / "initdb").exists() and not (bindir / "pg_dump").exists():
-        reason = f"no PostgreSQL {name} in {bindir.parent}: run ./dev setup"
+        reason = f"no PostgreSQL {name} in {bindir.parent}: run ./dev servers"
         if os.environ.get("PG_SCHEMA_SYNC_REQUIRE_SERVERS"):
             pytest.fail(reason)
         pytest.skip(reason)
