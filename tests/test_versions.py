@@ -125,6 +125,18 @@ def _phases() -> list[list[Step]]:
             "ALTER PUBLICATION p4 ADD TABLES IN SCHEMA public",
             ("publication", "p4", CHANGED),
         ),
+        # 18: NOT NULL constraints are named and can be NOT VALID, like pg_dump 18 shows them
+        (18, "ALTER TABLE app.trails RENAME CONSTRAINT trails_name_not_null TO named", trails),
+        (
+            18,
+            "ALTER TABLE app.segments ADD CONSTRAINT seg_x NOT NULL x NOT VALID",
+            ("table", "app.segments", CHANGED),
+        ),
+        (
+            18,
+            "ALTER TABLE app.segments VALIDATE CONSTRAINT seg_x",
+            ("table", "app.segments", CHANGED),
+        ),
     ]
     lonely = ("table", "app.lonely", CHANGED)  # in no publication yet (18 refuses SET EXPRESSION)
     virtual: list[Step] = [
@@ -191,16 +203,21 @@ async def test_each_change_drifts_as_that_object_alone(
     assert not failures, "\n".join(failures)
 
 
-async def test_virtual_generated_columns_read_as_virtual(server: ScratchCluster) -> None:
+async def test_18_columns_read_as_pg_dump_18_writes_them(server: ScratchCluster) -> None:
     if major_of(server) < 18:
-        pytest.skip("virtual generated columns are new in PostgreSQL 18")
+        pytest.skip("virtual generated columns and named NOT NULL constraints are new in 18")
     db = new_database(server)
     try:
-        db.sql("CREATE TABLE t (a integer, z integer GENERATED ALWAYS AS (a * 2) VIRTUAL)")
+        db.sql(
+            "CREATE TABLE t (a integer NOT NULL, b integer CONSTRAINT b_set NOT NULL,"
+            " z integer GENERATED ALWAYS AS (a * 2) VIRTUAL)"
+        )
         table = (await inventory(db)).objects["table public.t"].definition.splitlines()
     finally:
         server.drop_database(db.name)
     assert "    z integer GENERATED ALWAYS AS ((a * 2)) VIRTUAL" in table
+    # A default-named NOT NULL is the column's NOT NULL alone, as on 17: no upgrade noise.
+    assert [line for line in table if "CONSTRAINT" in line] == ["    CONSTRAINT b_set NOT NULL b"]
 
 
 def test_compare_two_live_databases(server: ScratchCluster) -> None:

@@ -266,6 +266,12 @@ cons AS (
     {_described("kd", "pg_constraint", "k.oid")}
     WHERE (k.contype = 'c' AND k.conislocal) OR (k.contype = 'f' AND k.conparentid = 0)
        OR k.contype IN ('p', 'u', 'x')
+       -- 18: NOT NULL constraints have names and states; like pg_dump, only what differs
+       -- from a plain NOT NULL (which the column line says), so an upgrade is no drift
+       OR (k.contype = 'n' AND k.conislocal AND (NOT k.convalidated OR k.connoinherit
+           OR k.conname <> format('%s_%s_not_null', rel.relname,
+                                  (SELECT a.attname FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid = k.conrelid AND a.attnum = k.conkey[1]))))
     GROUP BY k.conrelid
 ),
 parents AS (
