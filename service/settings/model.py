@@ -32,6 +32,7 @@ from pydantic_settings import (
 from service.production.catalog import CatalogOptions
 from service.production.conninfo import ConnInfo
 from service.production.export import ExportOptions
+from service.production.schema_patterns import check_patterns
 from service.settings.fields import ConnectionFields, check_dsn
 from service.settings.git import GitFields
 from service.settings.targets import ADDRESS_FIELDS, TargetOverrides, parse_targets
@@ -67,6 +68,12 @@ class Target(ConnectionFields):
     @classmethod
     def _dsn_parses(cls, value: SecretStr | None) -> SecretStr | None:
         return check_dsn(value)
+
+    @field_validator("schemas", "exclude_schemas")
+    @classmethod
+    def _pg_dump_patterns(cls, value: list[str]) -> list[str]:
+        check_patterns(value)  # refused at start, in pg_dump's words, naming the field
+        return value
 
     def conninfo(self, environ: dict[str, str] | None = None) -> ConnInfo:
         """libpq environment, then dsn, then explicit fields; the password never leaves SecretStr
