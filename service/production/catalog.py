@@ -34,6 +34,7 @@ import asyncpg
 
 from service.compare.inventory import DbObject, Inventory
 from service.production.catalog_queries import QUERIES, Query
+from service.production.catalog_queries_extra import EXTRA_QUERIES
 
 FETCH_ROWS = 2_000
 
@@ -63,7 +64,9 @@ async def load_inventory(
             " pg_catalog.set_config('max_parallel_workers_per_gather', '0', true)"
         )
         schema_filter = (list(options.schemas), list(options.exclude_schemas))
-        for query in QUERIES:
+        for query in QUERIES + EXTRA_QUERIES:
+            if query.only_if and not await conn.fetchval(f"SELECT {query.only_if}"):
+                continue
             if _wanted(query, options):
                 # In batches: all 12,000 relation rows of a 10,000-table schema as records at
                 # once were ~20 MB more peak memory than the objects made from them.

@@ -24,6 +24,7 @@ class Query:
     scoped: bool = True  # takes the ($1 schemas, $2 exclude_schemas) filter
     whole_database: bool = False  # not in any schema: left out under a `schemas` filter
     privileges_only: bool = False  # the body is privileges: left out when they are off
+    only_if: str = ""  # SQL condition: run the query only where the session may read it
 
 
 # Schemas we look into: user schemas that pass the filter (system ones never do).
@@ -295,6 +296,8 @@ SELECT rel.kind, rel.name,
            cols.lines,
            cons.lines,
            ')',
+           -- a typed table (CREATE TABLE ... OF type) takes its columns from the type
+           'OF ' || NULLIF(rel.reloftype, 0)::regtype::text,
            CASE WHEN rel.relispartition
                 THEN format('PARTITION OF %s %s', parents.list,
                             pg_get_expr(rel.relpartbound, rel.oid))
