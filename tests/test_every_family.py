@@ -1,0 +1,321 @@
+"""Every family pg_dump emits is in the inventory, and every single difference is named.
+
+The coverage test is structural: it dumps a database holding an object of every family with
+`pg_dump -Fc --schema-only`, lists its table of contents with `pg_restore -l`, and demands
+an inventory object for each entry (service/production/dump_coverage.py says which kinds hold
+which entry, or why an entry is left out). The single-difference table (single_differences.py)
+then checks, pair by pair, that pg_dump's output differs exactly when compare reports drift,
+and that compare names the one object that differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import tempfile
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from service.compare.drift import compare
+from service.compare.inventory import Inventory
+from service.demo.cluster import ScratchCluster
+from service.production.catalog import CatalogOptions, load_inventory
+from service.production.conninfo import LIBPQ_ENV
+from service.production.db import connect
+from service.production.dump_coverage import OUTSIDE_INVENTORY, TOC_KINDS
+from tests.conftest import FIXTURES
+from tests.single_differences import PAIRS, Pair
+
+TEMPLATE = "every_family"
+ROLES_SQL = """DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fam_reader') THEN
+        CREATE ROLE fam_reader;
+    END IF;
+END $$"""
+SUBSCRIPTION_SQL = (
+    "CREATE SUBSCRIPTION fam_sub CONNECTION 'dbname=nowhere password=hunter2' "
+    "PUBLICATION p WITH (connect = false)"
+)
+# A subscription keeps its database from being dropped until it lets go of its slot.
+DROP_SUBSCRIPTIONS = """DO $$ DECLARE s text; BEGIN
+    FOR s IN SELECT quote_ident(subname) FROM pg_subscription
+             WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+    LOOP
+        EXECUTE 'ALTER SUBSCRIPTION ' || s || ' DISABLE';
+        EXECUTE 'ALTER SUBSCRIPTION ' || s || ' SET (slot_name = NONE)';
+        EXECUTE 'DROP SUBSCRIPTION ' || s;
+    END LOOP;
+END $$"""
+# Like the conformance runner: comments, SET lines and \restrict keys are not schema.
+SKIP_LINES = ("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict", "\\unrestrict")
+# Kinds whose objects are one pg_dump entry each: counted both ways, so the inventory holds
+# neither fewer (missed) nor more (built-in or implicit objects pg_dump leaves out).
+# Not extensions: the inventory reports plpgsql's version too, which pg_dump never writes.
+ONE_ENTRY_EACH = {
+    "OPERATOR": "operator",
+    "OPERATOR CLASS": "operator class",
+    "OPERATOR FAMILY": "operator family",
+    "TEXT SEARCH PARSER": "text search parser",
+    "TEXT SEARCH TEMPLATE": "text search template",
+    "TEXT SEARCH DICTIONARY": "text search dictionary",
+    "TEXT SEARCH CONFIGURATION": "text search configuration",
+    "CONVERSION": "conversion",
+    "ACCESS METHOD": "access method",
+    "PROCEDURAL LANGUAGE": "language",
+    "TRANSFORM": "transform",
+    "USER MAPPING": "user mapping",
+    "SUBSCRIPTION": "subscription",
+    "COLLATION": "collation",
+    "STATISTICS": "statistics",
+    "EVENT TRIGGER": "event trigger",
+    "PUBLICATION": "publication",
+    "CAST": "cast",
+    "FUNCTION": "function",
+    "PROCEDURE": "procedure",
+    "AGGREGATE": "aggregate",
+    "FOREIGN DATA WRAPPER": "foreign data wrapper",
+    "SERVER": "server",
+    "FOREIGN TABLE": "foreign table",
+    "VIEW": "view",
+    "MATERIALIZED VIEW": "materialized view",
+    "INDEX": "index",
+    "TRIGGER": "trigger",
+    "RULE": "rule",
+    "POLICY": "policy",
+    "DOMAIN": "domain",
+    "DEFAULT ACL": "default privileges",
+}
+DATABASE_WIDE = {
+    "access method",
+    "language",
+    "transform",
+    "user mapping",
+    "subscription",
+    "event trigger",
+    "foreign data wrapper",
+    "server",
+    "publication",
+    "cast",
+}
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in LIBPQ_ENV}
+
+
+async def _run(*argv: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_env()
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def dump_lines(cluster: ScratchCluster, db: str) -> list[str]:
+    """The pg_dump oracle: the schema-only dump's statements, as the conformance runner reads."""
+    out = await _run(str(cluster.bindir / "pg_dump"), "--schema-only", cluster.dsn(db))
+    return [ln for ln in out.splitlines() if ln.strip() and not ln.startswith(SKIP_LINES)]
+
+
+async def toc(cluster: ScratchCluster, db: str, *args: str) -> list[tuple[str, str, str, str]]:
+    """pg_restore -l of a schema-only custom-format dump: (description, schema, tag, owner)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = str(Path(tmp) / "dump")
+        await _run(
+            str(cluster.bindir / "pg_dump"), "-Fc", "--schema-only", *args, "-f", archive,
+            cluster.dsn(db),
+        )  # fmt: skip
+        listing = await _run(str(cluster.bindir / "pg_restore"), "-l", archive)
+    descriptions = sorted(TOC_KINDS.keys() | OUTSIDE_INVENTORY.keys(), key=len, reverse=True)
+    entries = []
+    for line in listing.splitlines():
+        if not (m := re.match(r"\d+; \d+ \d+ (.*) (\S*)$", line)):
+            continue
+        rest, owner = m.groups()
+        desc = next((d for d in descriptions if rest.startswith(d + " ")), None)
+        assert desc, f"pg_dump wrote an entry of a kind nobody decided about: {line!r}"
+        schema, tag = rest[len(desc) + 1 :].split(" ", 1)
+        entries.append((desc, schema, tag, owner))
+    return entries
+
+
+async def inventory(cluster: ScratchCluster, db: str, options: CatalogOptions) -> Inventory:
+    conn = await connect(cluster.conninfo(db))
+    try:
+        return await load_inventory(conn, options)
+    finally:
+        await conn.close()
+
+
+# Words that open the tag of a COMMENT, ACL or SECURITY LABEL entry, as descriptions.
+_TARGETS = {"COLUMN": "TABLE", "FOREIGN SERVER": "SERVER", "LANGUAGE": "PROCEDURAL LANGUAGE"}
+
+
+def holders(desc: str, schema: str, tag: str, owner: str, inv: Inventory) -> list[str]:
+    """The keys of the inventory objects holding this pg_dump entry (names here need no quotes)."""
+    kinds = TOC_KINDS[desc]
+    if kinds == ("*",):  # COMMENT / ACL / SECURITY LABEL: held by the object they name
+        target = next(
+            t for t in sorted([*TOC_KINDS, *_TARGETS], key=len, reverse=True)
+            if tag.startswith(t + " ") and TOC_KINDS.get(t) != ("*",)
+        )  # fmt: skip
+        inner = tag[len(target) + 1 :]
+        if target == "COLUMN":
+            inner = inner.rsplit(".", 1)[0]
+        if target == "CONSTRAINT":  # `CONSTRAINT c ON t` or `CONSTRAINT c ON DOMAIN d`
+            inner = "x " + inner.split(" ON ", 1)[1].removeprefix("DOMAIN ")
+        return holders(_TARGETS.get(target, target), schema, inner, owner, inv)
+    qualified = f"{schema}.{tag}" if schema != "-" else tag
+    first, _, second = tag.partition(" ")
+    names: set[str]
+    if desc in ("TRIGGER", "RULE", "POLICY"):
+        names = {f"{second} ON {schema}.{first}"}
+    elif desc.endswith("CONSTRAINT") or desc == "DEFAULT":
+        names = {f"{schema}.{first}"}
+    elif desc.startswith("PUBLICATION "):
+        names = {first}
+    elif desc in ("TRANSFORM", "CAST"):
+        names = {tag.removeprefix(desc + " ")}
+    elif desc == "USER MAPPING":
+        user, server = tag.removeprefix("USER MAPPING ").split(" SERVER ")
+        names = {f"FOR {'PUBLIC' if user == 'public' else user} SERVER {server}"}
+    elif desc == "DEFAULT ACL":
+        objects = tag.rsplit(" ", 1)[1]
+        in_schema = f" IN SCHEMA {schema}" if schema != "-" else ""
+        names = {f"FOR ROLE {owner}{in_schema} ON {objects}"}
+    else:
+        names = {qualified}
+    found = []
+    for obj in inv:
+        if obj.kind not in kinds:
+            continue
+        operator = desc == "OPERATOR" and obj.name.startswith(qualified + "(")
+        opclass = desc.startswith("OPERATOR ") and obj.name.startswith(qualified + " USING ")
+        identity = desc == "SEQUENCE" and f"SEQUENCE NAME {qualified} " in obj.definition
+        if obj.name in names or operator or opclass or identity:
+            found.append(obj.key)
+    return found
+
+
+def uncovered(entries: list[tuple[str, str, str, str]], inv: Inventory) -> list[str]:
+    """Every entry no inventory object holds, and every count that differs, as readable lines."""
+    problems = [
+        f"{desc} {schema} {tag}: no inventory object holds it"
+        for desc, schema, tag, owner in entries
+        if desc not in OUTSIDE_INVENTORY and not holders(desc, schema, tag, owner, inv)
+    ]
+    dumped = Counter(desc for desc, *_ in entries)
+    held = inv.counts()
+    for desc, kind in ONE_ENTRY_EACH.items():
+        if dumped[desc] != held.get(kind, 0):
+            problems.append(f"{dumped[desc]} {desc} entries, but {held.get(kind, 0)} {kind}")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def family_template(cluster: ScratchCluster) -> Iterator[str]:
+    cluster.psql("postgres", ROLES_SQL)
+    cluster.drop_database(TEMPLATE)
+    cluster.create_database(TEMPLATE, FIXTURES / "every_family.sql")
+    yield TEMPLATE
+    cluster.drop_database(TEMPLATE)
+
+
+@pytest.fixture
+async def copies(cluster: ScratchCluster, family_template: str) -> AsyncIterator[list[str]]:
+    """Copies of the template made on demand (append a name); dropped afterwards."""
+    names: list[str] = []
+    yield names
+    admin = await asyncpg.connect(cluster.dsn("postgres"))
+    try:
+        for name in names:
+            db = await asyncpg.connect(cluster.dsn(name))
+            try:
+                await db.execute(DROP_SUBSCRIPTIONS)
+            finally:
+                await db.close()
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def copy_of(cluster: ScratchCluster, template: str, name: str, sql: str = "") -> None:
+    admin = await asyncpg.connect(cluster.dsn("postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+    if sql:
+        db = await asyncpg.connect(cluster.dsn(name))
+        try:
+            await db.execute(sql)
+        finally:
+            await db.close()
+
+
+async def test_every_entry_pg_dump_writes_is_an_inventory_object(
+    cluster: ScratchCluster, family_template: str, copies: list[str]
+) -> None:
+    copies.append("every_family_cov")
+    await copy_of(cluster, family_template, "every_family_cov", SUBSCRIPTION_SQL)
+    entries = await toc(cluster, "every_family_cov")
+    inv = await inventory(cluster, "every_family_cov", CatalogOptions())
+    # the database really holds every family the inventory knows (and the typed table)
+    # the database really holds every family the inventory knows; labels need a provider
+    assert set(TOC_KINDS) - {d for d, *_ in entries} == {"SECURITY LABEL"}
+    assert uncovered(entries, inv) == []
+    assert "OF fam.pair" in inv.objects["table fam.typed"].definition.splitlines()
+    assert "hunter2" not in inv.to_json()  # passwords in a subscription stay out of the files
+
+
+async def test_a_schema_filter_leaves_out_what_pg_dump_n_leaves_out(
+    cluster: ScratchCluster, family_template: str, copies: list[str]
+) -> None:
+    copies.append("every_family_n")
+    await copy_of(cluster, family_template, "every_family_n", SUBSCRIPTION_SQL)
+    entries = await toc(cluster, "every_family_n", "-n", "fam")
+    inv = await inventory(cluster, "every_family_n", CatalogOptions(schemas=("fam",)))
+    assert not DATABASE_WIDE & set(inv.counts())
+    assert uncovered(entries, inv) == []
+
+
+@pytest.fixture(scope="module")
+async def base_side(cluster: ScratchCluster, family_template: str) -> tuple[list[str], Inventory]:
+    """The unchanged side of every pair: the template's dump and inventory, read once."""
+    return await asyncio.gather(
+        dump_lines(cluster, family_template),
+        inventory(cluster, family_template, CatalogOptions()),
+    )
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=[p.property for p in PAIRS])
+async def test_a_single_difference_is_named_exactly_as_pg_dump_sees_it(
+    cluster: ScratchCluster,
+    family_template: str,
+    base_side: tuple[list[str], Inventory],
+    copies: list[str],
+    pair: Pair,
+) -> None:
+    before_dump, before = base_side
+    name = f"fam_pair_{PAIRS.index(pair)}"
+    copies.append(name)
+    await copy_of(cluster, family_template, name, pair.setup + ";" + pair.change)
+    if pair.setup:
+        copies.append(name + "_a")
+        await copy_of(cluster, family_template, name + "_a", pair.setup)
+        before_dump, before = await asyncio.gather(
+            dump_lines(cluster, name + "_a"),
+            inventory(cluster, name + "_a", CatalogOptions()),
+        )
+    after_dump, after = await asyncio.gather(
+        dump_lines(cluster, name), inventory(cluster, name, CatalogOptions())
+    )
+    named = [(i.kind, i.name) for i in compare(before, after).items]
+    assert (after_dump != before_dump) == bool(named), "pg_dump and compare disagree"
+    assert named == ([pair.expected] if pair.expected else [])
