@@ -375,6 +375,22 @@ PAIRS: list[Pair] = [
         "ALTER DEFAULT PRIVILEGES GRANT USAGE ON TYPES TO fam_reader",
         ("default privileges", "FOR ROLE postgres ON TYPES"),
     ),
+    # security labels (as a provider would store them: see every_family.sql)
+    Pair(
+        "security label changed",
+        "UPDATE pg_catalog.pg_seclabel SET label = 'secret' WHERE label = 'classified'",
+        ("security label", "dummy ON TABLE fam.plain"),
+    ),
+    Pair(
+        "security label on a column",
+        "DELETE FROM pg_catalog.pg_seclabel WHERE label = 'column a'",
+        ("security label", "dummy ON COLUMN fam.plain.a"),
+    ),
+    Pair(
+        "security label on a language",
+        "UPDATE pg_catalog.pg_seclabel SET label = 'b' WHERE label = 'a language'",
+        ("security label", "dummy ON LANGUAGE fam_lang"),
+    ),
     # not schema: pg_dump --schema-only does not change, so neither may compare
     Pair("large object", "SELECT lo_create(777)", None),
     Pair("table data", "INSERT INTO fam.plain VALUES (1, 'x')", None),

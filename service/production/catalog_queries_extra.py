@@ -270,13 +270,14 @@ _SUBSCRIPTIONS_READABLE = (
 # identity (pg_identify_object: readable, no OIDs) name it. Shared objects (roles, databases,
 # tablespaces) are outside a database's dump.
 SECURITY_LABELS = f"""WITH {_NS}
-SELECT 'security label' AS kind, format('%s ON %s %s', l.provider, upper(i.type), i.identity)
-           AS name,
-       format('SECURITY LABEL FOR %s ON %s %s IS %L', l.provider, upper(i.type), i.identity,
-              l.label) AS body,
+SELECT 'security label' AS kind, format('%s ON %s %s', l.provider, i.what, i.identity) AS name,
+       format('SECURITY LABEL FOR %s ON %s %s IS %L', l.provider, i.what, i.identity, l.label)
+           AS body,
        NULL AS owner, NULL AS acl, NULL AS comments
 FROM pg_catalog.pg_seclabel l
-CROSS JOIN LATERAL pg_catalog.pg_identify_object(l.classoid, l.objoid, l.objsubid) i
+CROSS JOIN LATERAL (SELECT o.schema, o.identity, CASE o.type WHEN 'table column' THEN 'COLUMN'
+                                                 ELSE upper(o.type) END AS what
+                    FROM pg_catalog.pg_identify_object(l.classoid, l.objoid, l.objsubid) o) i
 WHERE l.objoid >= 16384
   AND (i.schema IN (SELECT nspname FROM ns)
        OR (i.schema IS NULL AND cardinality($1::text[]) = 0))
@@ -331,4 +332,7 @@ CATALOGS_READ = (
     "pg_depend",
     "pg_namespace",
     "pg_database",
+    "pg_type",  # format_type
+    "pg_proc",  # ::regprocedure
+    "pg_authid",  # ::regrole, and pg_user_mappings' role names
 )
