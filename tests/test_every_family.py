@@ -377,3 +377,24 @@ async def test_a_single_difference_is_named_exactly_as_pg_dump_sees_it(
         raise outcome
     assert outcome.dump_differs == bool(outcome.named), "pg_dump and compare disagree"
     assert outcome.named == ([PAIRS[n].expected] if PAIRS[n].expected else [])
+
+
+async def test_every_family_loaded_twice_with_other_oids_is_no_drift(
+    cluster: ScratchCluster, family_template: str
+) -> None:
+    # Copies of a template keep its OIDs; loading the SQL again after other objects came and
+    # went gives every object new ones, which must not reach any definition.
+    fixture = FIXTURES / "every_family.sql"
+    again = "every_family_again"
+    cluster.create_database(again)
+    try:
+        cluster.psql(again, "CREATE TABLE shift AS SELECT 1; DROP TABLE shift;" * 20)
+        cluster.psql(again, file=fixture)
+        one, two = await asyncio.gather(
+            inventory(cluster, family_template, OPTIONS), inventory(cluster, again, OPTIONS)
+        )
+        oids = "SELECT oid FROM pg_catalog.pg_operator WHERE oprname = '==='"
+        assert cluster.psql(family_template, oids) != cluster.psql(again, oids)
+        assert [(i.kind, i.name) for i in compare(one, two).items] == []
+    finally:
+        cluster.drop_database(again)
