@@ -41,6 +41,8 @@ ROLES_SQL = """DO $$ BEGIN
 END $$"""
 SUBSCRIPTION_SQL = (
     "CREATE SUBSCRIPTION fam_sub CONNECTION 'dbname=nowhere password=hunter2' "
+    "PUBLICATION p WITH (connect = false);"
+    "CREATE SUBSCRIPTION fam_uri CONNECTION 'postgresql://bob:hunter3@nowhere/db' "
     "PUBLICATION p WITH (connect = false)"
 )
 # A subscription keeps its database from being dropped until it lets go of its slot.
@@ -293,7 +295,10 @@ async def test_every_entry_pg_dump_writes_is_an_inventory_object(
     assert set(TOC_KINDS) - {d for d, *_ in entries} == set()
     assert uncovered(entries, inv) == []
     assert "OF fam.pair" in inv.objects["table fam.typed"].definition.splitlines()
-    assert "hunter2" not in inv.to_json()  # passwords in a subscription stay out of the files
+    # passwords in subscriptions and user mappings stay out of the files
+    assert "hunter" not in inv.to_json() and "sesame" not in inv.to_json()
+    assert "password '********'" in inv.objects["user mapping FOR PUBLIC SERVER remote"].definition
+    assert "postgresql://bob:********@nowhere/db" in inv.objects["subscription fam_uri"].definition
 
 
 async def test_a_schema_filter_leaves_out_what_pg_dump_n_leaves_out(

@@ -248,8 +248,10 @@ _SUBSCRIPTION_SKIP = (
 )
 SUBSCRIPTIONS = f"""SELECT 'subscription' AS kind, quote_ident(s.subname) AS name,
        concat_ws(E'\\n    ', 'CREATE SUBSCRIPTION ' || quote_ident(s.subname),
-           'CONNECTION ' || quote_literal(regexp_replace(s.subconninfo,
-               '(password\\s*=\\s*)(''([^''\\\\]|\\\\.)*''|\\S+)', '\\1********', 'g')),
+           -- key=value form (password=..., quoted or not) and URI form (://user:secret@)
+           'CONNECTION ' || quote_literal(regexp_replace(regexp_replace(s.subconninfo,
+               '(password\\s*=\\s*)(''([^''\\\\]|\\\\.)*''|\\S+)', '\\1********', 'g'),
+               '^([a-z]+://[^:/@]*:)[^@]*@', '\\1********@')),
            'PUBLICATION ' || (SELECT string_agg(quote_ident(p), ', ' ORDER BY p)
                               FROM unnest(s.subpublications) p),
            (SELECT string_agg(format('%s = %s', j.key, j.value), E'\\n    ' ORDER BY j.key)
