@@ -110,6 +110,43 @@ PAIRS: list[Pair] = [
         "ALTER INDEX fam.trails_name_idx SET (fillfactor = 60)",
         ("index", "fam.trails_name_idx"),
     ),
+    Pair(
+        "index expression statistics",
+        "ALTER INDEX fam.trails_lower_idx ALTER COLUMN 1 SET STATISTICS 100",
+        ("index", "fam.trails_lower_idx"),
+    ),
+    Pair(
+        "replica identity index",
+        "ALTER TABLE fam.trails REPLICA IDENTITY USING INDEX trails_pkey",
+        TRAILS,
+    ),
+    Pair(
+        "view column default",
+        "ALTER VIEW fam.long_trails ALTER COLUMN name SET DEFAULT 'x'",
+        ("view", "fam.long_trails"),
+    ),
+    Pair(
+        "view column privilege",
+        "GRANT SELECT (id) ON fam.long_trails TO fam_reader",
+        ("view", "fam.long_trails"),
+    ),
+    # extensions and their members
+    Pair("extension schema", "ALTER EXTENSION pg_trgm SET SCHEMA fam", ("extension", "pg_trgm")),
+    Pair(
+        "function no longer an extension member",
+        "ALTER EXTENSION pg_trgm DROP FUNCTION similarity(text, text)",
+        ("function", "public.similarity(text, text)"),
+    ),
+    Pair(
+        "operator class no longer an extension member",
+        "ALTER EXTENSION pg_trgm DROP OPERATOR CLASS gist_trgm_ops USING gist",
+        ("operator class", "public.gist_trgm_ops USING gist"),
+    ),
+    Pair(
+        "operator no longer an extension member",
+        "ALTER EXTENSION pg_trgm DROP OPERATOR %(text, text)",
+        ("operator", "public.%(text, text)"),
+    ),
     # function attributes
     Pair("SECURITY DEFINER", "ALTER FUNCTION fam.find_route SECURITY DEFINER", ROUTE),
     Pair("SET", "ALTER FUNCTION fam.find_route SET work_mem = '8MB'", ROUTE),
@@ -393,5 +430,19 @@ PAIRS: list[Pair] = [
     ),
     # not schema: pg_dump --schema-only does not change, so neither may compare
     Pair("large object", "SELECT lo_create(777)", None),
+    Pair("large object privilege", "GRANT SELECT ON LARGE OBJECT 4242 TO fam_reader", None),
+    Pair("sequence value", "ALTER SEQUENCE fam.ticket RESTART WITH 500", None),
+    Pair("materialized view data", "REFRESH MATERIALIZED VIEW fam.trail_count", None),
+    Pair(
+        "database comment",
+        "DO $$ BEGIN EXECUTE format('COMMENT ON DATABASE %I IS ''x''', current_database()); END $$",
+        None,
+    ),
+    Pair(
+        "database setting",
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET work_mem = ''8MB''', "
+        "current_database()); END $$",
+        None,
+    ),
     Pair("table data", "INSERT INTO fam.plain VALUES (1, 'x')", None),
 ]

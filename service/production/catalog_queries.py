@@ -439,7 +439,13 @@ SELECT 'index' AS kind, format('%I.%I', idx.nspname, idx.relname) AS name,
        concat_ws(E'\\n', {_INDEX_DEF},
            '    TABLESPACE ' || quote_ident(ts.spcname),
            (SELECT '    PARTITION OF ' || i.inhparent::regclass::text
-            FROM pg_catalog.pg_inherits i WHERE i.inhrelid = idx.indexrelid)) AS body,
+            FROM pg_catalog.pg_inherits i WHERE i.inhrelid = idx.indexrelid),
+           -- ALTER INDEX ... ALTER COLUMN n SET STATISTICS (expression columns); the
+           -- default is -1 up to PostgreSQL 16 and NULL from 17, neither of which is >= 0
+           (SELECT string_agg(format('    ALTER COLUMN %s SET STATISTICS %s', ia.attnum,
+                                     ia.attstattarget), E'\\n' ORDER BY ia.attnum)
+            FROM pg_catalog.pg_attribute ia
+            WHERE ia.attrelid = idx.indexrelid AND ia.attstattarget >= 0)) AS body,
        NULL AS owner, NULL AS acl,
        {_comment_on("format('INDEX %I.%I', idx.nspname, idx.relname)", "d")}
            AS comments
