@@ -393,6 +393,12 @@ PAIRS: list[Pair] = [
         setup=SUB,
     ),
     Pair(
+        "subscription publication order",
+        "ALTER SUBSCRIPTION fam_sub SET PUBLICATION q, p WITH (refresh = false)",
+        ("subscription", "fam_sub"),
+        setup=SUB + "; ALTER SUBSCRIPTION fam_sub SET PUBLICATION p, q WITH (refresh = false)",
+    ),
+    Pair(
         "event trigger disabled",
         "ALTER EVENT TRIGGER audit_ddl DISABLE",
         ("event trigger", "audit_ddl"),

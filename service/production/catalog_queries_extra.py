@@ -252,8 +252,9 @@ SUBSCRIPTIONS = f"""SELECT 'subscription' AS kind, quote_ident(s.subname) AS nam
            'CONNECTION ' || quote_literal(regexp_replace(regexp_replace(s.subconninfo,
                '(password\\s*=\\s*)(''([^''\\\\]|\\\\.)*''|\\S+)', '\\1********', 'g'),
                '^([a-z]+://[^:/@]*:)[^@]*@', '\\1********@')),
-           'PUBLICATION ' || (SELECT string_agg(quote_ident(p), ', ' ORDER BY p)
-                              FROM unnest(s.subpublications) p),
+           -- in the subscription's own order, as pg_dump writes them
+           'PUBLICATION ' || (SELECT string_agg(quote_ident(p), ', ' ORDER BY n)
+                              FROM unnest(s.subpublications) WITH ORDINALITY u(p, n)),
            (SELECT string_agg(format('%s = %s', j.key, j.value), E'\\n    ' ORDER BY j.key)
             FROM jsonb_each_text(to_jsonb(s)) j
             WHERE j.key NOT IN ({_SUBSCRIPTION_SKIP}))) AS body,
