@@ -16,8 +16,19 @@ Kinds and names (names are quoted like quote_ident, schema-qualified where it ap
   trigger, rule, policy `trail_touch ON public.trails`
   cast                  `(public.celsius AS numeric)`
   default privileges    `FOR ROLE app IN SCHEMA public ON TABLES` (no IN SCHEMA = global)
-  event trigger, foreign data wrapper, server, publication
-                        `audit_ddl` (database-wide: left out under a `schemas` filter)
+  operator              `public.===(integer, integer)`
+  operator class, operator family
+                        `public.int_ops USING btree`
+  text search configuration, dictionary, parser, template; conversion
+                        `public.english_nostop`
+  security label        `selinux ON TABLE public.trails`
+  event trigger, foreign data wrapper, server, publication, subscription, access method,
+  language              `audit_ddl` (database-wide: left out under a `schemas` filter)
+  transform             `FOR public.pair LANGUAGE plperl` (database-wide)
+  user mapping          `FOR PUBLIC SERVER remote` (database-wide)
+
+service/production/dump_coverage.py says which of these holds each kind of entry pg_dump
+writes, and which entries are outside the inventory and why.
 
 A definition is a normalised multi-line text, one fact per line, so a diff of two of them
 reads like a schema change: an added column is one `+` line. Owner, privileges (GRANT/REVOKE
@@ -79,6 +90,8 @@ async def load_inventory(
                 "too); check the schemas setting or --schema"
             )
         for query in queries_for(server_version_num(conn)):
+            if query.only_if and not await conn.fetchval(f"SELECT {query.only_if}"):
+                continue
             if _wanted(query, options):
                 # In batches: all 12,000 relation rows of a 10,000-table schema as records at
                 # once were ~20 MB more peak memory than the objects made from them.

@@ -25,6 +25,7 @@ class Query:
     scoped: bool = True  # takes the ($1 schemas, $2 exclude_schemas) filter
     whole_database: bool = False  # not in any schema: left out under a `schemas` filter
     privileges_only: bool = False  # the body is privileges: left out when they are off
+    only_if: str = ""  # SQL condition: run the query only where the session may read it
 
 
 # Schemas we look into: user schemas that pass the filter (system ones never do). $1/$2 are
@@ -306,6 +307,8 @@ SELECT rel.kind, rel.name,
            cols.lines,
            cons.lines,
            ')',
+           -- a typed table (CREATE TABLE ... OF type) takes its columns from the type
+           'OF ' || NULLIF(rel.reloftype, 0)::regtype::text,
            CASE WHEN rel.relispartition
                 THEN format('PARTITION OF %s %s', parents.list,
                             pg_get_expr(rel.relpartbound, rel.oid))
@@ -447,7 +450,13 @@ SELECT 'index' AS kind, format('%I.%I', idx.nspname, idx.relname) AS name,
        concat_ws(E'\\n', {_INDEX_DEF},
            '    TABLESPACE ' || quote_ident(ts.spcname),
            (SELECT '    PARTITION OF ' || i.inhparent::regclass::text
-            FROM pg_catalog.pg_inherits i WHERE i.inhrelid = idx.indexrelid)) AS body,
+            FROM pg_catalog.pg_inherits i WHERE i.inhrelid = idx.indexrelid),
+           -- ALTER INDEX ... ALTER COLUMN n SET STATISTICS (expression columns); the
+           -- default is -1 up to PostgreSQL 16 and NULL from 17, neither of which is >= 0
+           (SELECT string_agg(format('    ALTER COLUMN %s SET STATISTICS %s', ia.attnum,
+                                     ia.attstattarget), E'\\n' ORDER BY ia.attnum)
+            FROM pg_catalog.pg_attribute ia
+            WHERE ia.attrelid = idx.indexrelid AND ia.attstattarget >= 0)) AS body,
        NULL AS owner, NULL AS acl,
        {_comment_on("format('INDEX %I.%I', idx.nspname, idx.relname)", "d")}
            AS comments

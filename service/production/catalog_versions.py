@@ -18,6 +18,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from service.production.catalog_queries import QUERIES, Query
+from service.production.catalog_queries_extra import EXTRA_QUERIES
 
 OLDEST_SUPPORTED = 13  # see README "Supported PostgreSQL versions"
 NEWEST_TESTED = 18
@@ -64,13 +65,15 @@ def check_supported(server_version_num: int, where: str = "the server") -> None:
 
 
 def queries_for(server_version_num: int) -> tuple[Query, ...]:
-    """QUERIES with every fragment this server's catalog lacks replaced by its stand-in."""
+    """Every family's query, with each fragment this server's catalog lacks replaced by its
+    stand-in."""
     check_supported(server_version_num)
     major = server_version_num // 10_000
     missing = [f for f in FRAGMENTS if major < f.since]
+    every = (*QUERIES, *EXTRA_QUERIES)
     if not missing:
-        return QUERIES
-    return tuple(dataclasses.replace(q, sql=_rewrite(q.sql, missing)) for q in QUERIES)
+        return every
+    return tuple(dataclasses.replace(q, sql=_rewrite(q.sql, missing)) for q in every)
 
 
 def _rewrite(sql: str, fragments: list[Fragment]) -> str:
