@@ -85,6 +85,7 @@ class Engine:
         self._dockerd: subprocess.Popen[bytes] | None = None
         self._log: Path | None = None
         self.notes: list[str] = []  # what was started, pulled or built, for the test output
+        self._ensured: set[str] = set()
 
     # -- the daemon --------------------------------------------------------------------------
 
@@ -153,14 +154,15 @@ class Engine:
 
     def ensure_image(self, image: str, recipe: str) -> None:
         """`image` exists afterwards: as it was, pulled, or as a stand-in built from `recipe`."""
+        if image in self._ensured:
+            return
+        self._ensured.add(image)
         key = self._recipe_key(recipe)
         labels = self.labels(image)
         if labels is not None and LABEL not in labels:
             return  # the real image
         if labels is not None and labels[LABEL] == key:
-            note = f"{image}: cached stand-in"
-            if note not in self.notes:
-                self.notes.append(note)
+            self.notes.append(f"{image}: cached stand-in")
             return
         if labels is None and run(["docker", "pull", image], 120, check=False).returncode == 0:
             self.notes.append(f"{image}: pulled")

@@ -157,8 +157,12 @@ class Stack:
                 raise AssertionError(f"no {event} {fields} (#{count}) in {timeout} s:\n{tail}")
             time.sleep(0.5)
 
-    def count(self, event: str) -> int:
-        return sum(1 for e in self.events() if e.get("event") == event)
+    def sighup(self) -> str:
+        """`docker-compose kill -s HUP pg-schema-sync`; the run_id of the sync it starts."""
+        before = sum(1 for e in self.events() if e.get("reason") == "SIGHUP")
+        self.compose("kill", "-s", "HUP", SERVICE)
+        started = self.wait_for("sync.started", count=before + 1, timeout=10, reason="SIGHUP")
+        return str(started["run_id"])
 
     def wait_health(self, status: str, timeout: float, service: str = SERVICE) -> float:
         t0 = time.monotonic()
@@ -211,6 +215,9 @@ def stack(
     env.update(
         SYNC_UID=str(SYNC_ID),
         SYNC_GID=str(SYNC_ID),
+        # Syncs only when a step asks (start, SIGHUP, retries): a scheduled run at :00, :15, ...
+        # would otherwise take some steps' changes first.
+        SCHEMA_SYNC_SCHEDULE="0 4 1 1 *",
         PRODUCTION_PASSWORD=f"prod-{secrets.token_hex(8)}",
         VERIFY_PASSWORD=f"verify-{secrets.token_hex(8)}",
     )
@@ -306,11 +313,11 @@ def test_tini_is_pid_1_and_the_daemon_its_child(stack: Stack) -> None:
 
 def test_hotfix_in_production_then_sighup_logs_drift_and_rewrites_the_file(stack: Stack) -> None:
     stack.psql("ALTER TABLE trails.trails ADD COLUMN closed_reason text")
-    stack.compose("kill", "-s", "HUP", SERVICE)
-    stack.wait_for("sync.started", reason="SIGHUP", timeout=10)
-    finished = stack.wait_for("sync.finished", count=2)
+    run_id = stack.sighup()
+    finished = stack.wait_for("sync.finished", run_id=run_id)
     assert finished["drift_count"] == 1 and finished["verify"] == "passed", finished
-    drift = stack.wait_for("drift.detected", kind="table", name="trails.trails")
+    drift = stack.wait_for("drift.detected", run_id=run_id)
+    assert (drift["kind"], drift["name"]) == ("table", "trails.trails"), drift
     assert drift["change"] == "changed"
     schema = (stack.folder / "sql/schemas/complete-schema.sql").read_text()
     assert "closed_reason text" in schema
@@ -342,8 +349,7 @@ def test_docker_reports_the_daemon_healthy_after_its_first_check(stack: Stack) -
 
 def test_production_outage_fails_with_cause_connection_then_recovers(stack: Stack) -> None:
     stack.compose("stop", "-t", "10", "production", timeout=120)
-    stack.compose("kill", "-s", "HUP", SERVICE)
-    failed = stack.wait_for("sync.failed", timeout=60)
+    failed = stack.wait_for("sync.failed", run_id=stack.sighup(), timeout=60)
     assert failed["cause"] == "connection", failed
     # Retries come sooner after a connection failure; the third failure in a row alerts.
     stack.wait_for("sync.failed", consecutive_failures=3, timeout=60)
@@ -364,10 +370,11 @@ def test_production_outage_fails_with_cause_connection_then_recovers(stack: Stac
         check=False,
     )
     assert old.returncode == 1 and old.stdout.startswith("unhealthy"), old.stdout
+    recovered_before = sum(1 for e in stack.events() if e["event"] == "sync.recovered")
     stack.compose("start", "production", timeout=120)
     stack.wait_health("healthy", timeout=60, service="production")
-    stack.compose("kill", "-s", "HUP", SERVICE)
-    recovered = stack.wait_for("sync.recovered", timeout=60)
+    stack.compose("kill", "-s", "HUP", SERVICE)  # or the next retry, whichever comes first
+    recovered = stack.wait_for("sync.recovered", count=recovered_before + 1, timeout=60)
     assert recovered["after_failures"] >= 3, recovered
     assert stack.inspect()["State"]["Health"]["Status"] == "healthy"
 
@@ -400,9 +407,7 @@ def test_stop_during_a_sync_exits_0_within_the_grace_period_and_keeps_the_files(
     )
     try:
         time.sleep(2)
-        started = stack.count("sync.started")
-        stack.compose("kill", "-s", "HUP", SERVICE)
-        stack.wait_for("sync.started", count=started + 1, timeout=10)
+        stack.sighup()
         t0 = time.monotonic()
         stack.compose("stop", SERVICE, timeout=90)
         elapsed = time.monotonic() - t0
