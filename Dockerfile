@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # pg-schema-sync: runs next to the production database; see README "Deployment".
 # Checked without a Docker engine by tests/test_container.py (essentials, and the command line
-# run as a plain process with docker-compose.yml's environment).
+# run as a plain process with docker-compose.yml's environment), and built and run with
+# docker-compose.yml under a real engine by tests/test_container_engine.py.
 
 # --- build: resolve the locked dependencies into a self-contained virtualenv ------------------
 FROM python:3.11-slim-bookworm AS build
