@@ -118,6 +118,9 @@ class Engine:
         )
         os.close(fd)
         atexit.register(self.stop)
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            # A terminated test run then unwinds like Ctrl-C: stacks down, dockerd stopped.
+            signal.signal(signal.SIGTERM, _interrupt)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self._dockerd.poll() is not None:
@@ -172,13 +175,16 @@ class Engine:
         self.notes.append(f"{image}: stand-in built in {time.monotonic() - t0:.0f} s")
 
     def _recipe_key(self, recipe: str) -> str:
+        """A hash of the base's sources, the recipe and every file it copies in."""
+        dockerfile = (STANDINS / f"{recipe}.Dockerfile").read_text()
         h = hashlib.sha256()
-        h.update(base_sources().encode())
-        for path in sorted(STANDINS.iterdir()):
-            if path.name.startswith(recipe) or path.suffix == ".sh":
-                h.update(path.name.encode() + b"\0" + path.read_bytes())
-        for content in host_index_files().values():
-            h.update(content)
+        h.update(base_sources().encode() + b"\0" + dockerfile.encode())
+        for script in sorted(STANDINS.glob("*.sh")):
+            if script.name in dockerfile:
+                h.update(script.name.encode() + b"\0" + script.read_bytes())
+        for name, content in host_index_files().items():
+            if name in dockerfile:
+                h.update(name.encode() + b"\0" + content)
         return h.hexdigest()[:16]
 
     def _build_standin(self, image: str, recipe: str, key: str) -> None:
@@ -281,6 +287,10 @@ def mounts_under(path: Path) -> list[str]:
     with open("/proc/self/mounts") as f:
         points = [line.split()[1] for line in f]
     return [p for p in points if p.startswith(prefix)]
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 # -- what the host uses ----------------------------------------------------------------------
