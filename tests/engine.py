@@ -145,6 +145,15 @@ class Engine:
             proc.kill()
             proc.wait(timeout=30)
 
+    def replace_image(self, image: str, build: list[str], timeout: float) -> None:
+        """Run `docker build ... -t image`, then remove the image that had the tag before, so
+        that rebuilds do not pile up untagged images (it stays if a container still uses it)."""
+        before = run(["docker", "image", "inspect", "-f", "{{.Id}}", image], 30, check=False)
+        run(build, timeout, env=docker_env())
+        after = run(["docker", "image", "inspect", "-f", "{{.Id}}", image], 30)
+        if before.returncode == 0 and before.stdout != after.stdout:
+            run(["docker", "image", "rm", before.stdout.strip()], 120, check=False)
+
     # -- images ------------------------------------------------------------------------------
 
     def labels(self, image: str) -> dict[str, str] | None:
@@ -196,7 +205,8 @@ class Engine:
                 shutil.copy(script, ctx / script.name)
             for name, content in host_index_files().items():
                 (ctx / name).write_bytes(content)
-            run(
+            self.replace_image(
+                image,
                 [
                     "docker",
                     "build",
@@ -210,7 +220,6 @@ class Engine:
                     str(ctx),
                 ],
                 900,
-                env=docker_env(),
             )
 
     def _ensure_base(self) -> None:

@@ -85,10 +85,8 @@ def image(engine: Engine) -> dict[str, Any]:
     for base in dict.fromkeys(bases):
         engine.ensure_image(base, recipe_for(base))
     t0 = time.monotonic()
-    run(
-        ["docker", "build", *BUILD_ARGS, *proxy_build_args(), "-t", IMAGE, str(ROOT)],
-        900,
-        env=docker_env(),
+    engine.replace_image(
+        IMAGE, ["docker", "build", *BUILD_ARGS, *proxy_build_args(), "-t", IMAGE, str(ROOT)], 900
     )
     seconds = time.monotonic() - t0
     info: dict[str, Any] = json.loads(run(["docker", "image", "inspect", IMAGE], 30).stdout)[0]
@@ -270,6 +268,20 @@ def test_image_history_and_config_hold_no_password(image: dict[str, Any]) -> Non
     for text in (history, inspect):
         assert "change-me" not in text  # the compose file's trial passwords
         assert not re.search(r"PASSWORD=\S|_DSN=\S|SECRET", text, re.IGNORECASE), text[:2000]
+
+
+def test_an_unusable_pg_client_source_stops_the_build_saying_why(image: dict[str, Any]) -> None:
+    for args, message in [
+        (["PG_CLIENT_SOURCE=ubuntu"], "PG_CLIENT_SOURCE must be pgdg or debian, not 'ubuntu'"),
+        (["PG_CLIENT_SOURCE=debian"], "bookworm ships postgresql-client-15 only"),
+    ]:
+        build = run(
+            ["docker", "build", "--force-rm", *[f"--build-arg={a}" for a in args], str(ROOT)],
+            600,
+            check=False,
+            env=docker_env(),
+        )
+        assert build.returncode != 0 and message in build.stdout + build.stderr, build.stderr
 
 
 # -- the compose stack, step by step ---------------------------------------------------------
