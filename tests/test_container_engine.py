@@ -290,6 +290,9 @@ def test_an_unusable_pg_client_source_stops_the_build_saying_why(image: dict[str
 def test_start_up_sync_writes_files_owned_by_sync_uid_and_logs_json_lines(stack: Stack) -> None:
     first = stack.wait_for("sync.finished")
     assert first["first_run"] is True and first["verify"] == "passed", first
+    # depends_on waited until production had loaded its schema: no failed sync before it.
+    events = [e["event"] for e in stack.events()]
+    assert "sync.failed" not in events[: events.index("sync.finished")], events
     schemas = stack.folder / "sql/schemas"
     for name in ("complete-schema.sql", "functions.sql", "inventory.json"):
         st = (schemas / name).stat()
