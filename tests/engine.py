@@ -126,24 +126,28 @@ class Engine:
             if self._dockerd.poll() is not None:
                 break
             if self.responds():
-                self.notes.append(f"started dockerd (pid {self._dockerd.pid}, log {log})")
+                self.notes.append(f"started dockerd (pid {self._dockerd.pid}), stopped at the end")
                 return
             time.sleep(0.5)
         tail = self._log.read_text(errors="replace")[-2000:]
         self.stop()
-        raise EngineUnavailable(f"dockerd did not come up within 60 s:\n{tail}")
+        raise EngineUnavailable(f"dockerd exited or did not answer within 60 s:\n{tail}")
 
     def stop(self) -> None:
         """Stop the dockerd this process started (its containers stop with it); idempotent."""
         proc, self._dockerd = self._dockerd, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
+        if proc.poll() is not None:
+            return  # it died: its log (named in the error) stays for a look
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=30)
+        if self._log is not None:
+            self._log.unlink(missing_ok=True)
 
     def replace_image(self, image: str, build: list[str], timeout: float) -> None:
         """Run `docker build ... -t image`, then remove the image that had the tag before, so

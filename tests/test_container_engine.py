@@ -89,15 +89,16 @@ def image(engine: Engine) -> dict[str, Any]:
         IMAGE, ["docker", "build", *BUILD_ARGS, *proxy_build_args(), "-t", IMAGE, str(ROOT)], 900
     )
     seconds = time.monotonic() - t0
-    info: dict[str, Any] = json.loads(run(["docker", "image", "inspect", IMAGE], 30).stdout)[0]
-    parent: dict[str, Any] = json.loads(run(["docker", "image", "inspect", bases[-1]], 30).stdout)[
-        0
-    ]
+    info, parent = (
+        json.loads(run(["docker", "image", "inspect", name], 30).stdout)[0]
+        for name in (IMAGE, bases[-1])
+    )
     mb, base_mb = info["Size"] / 1e6, parent["Size"] / 1e6
     FIGURES.append(
         f"image {IMAGE}: built in {seconds:.0f} s (layer cache as found), {mb:.0f} MB, "
         f"{mb - base_mb:.0f} MB over its base {bases[-1]} ({base_mb:.0f} MB)"
     )
+    assert isinstance(info, dict)
     return info
 
 
