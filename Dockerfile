@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # pg-schema-sync: runs next to the production database; see README "Deployment".
 # Checked without a Docker engine by tests/test_container.py (essentials, and the command line
-# run as a plain process with docker-compose.yml's environment).
+# run as a plain process with docker-compose.yml's environment), and built and run with
+# docker-compose.yml under a real engine by tests/test_container_engine.py.
 
 # --- build: resolve the locked dependencies into a self-contained virtualenv ------------------
 FROM python:3.11-slim-bookworm AS build
@@ -21,19 +22,36 @@ FROM python:3.11-slim-bookworm
 # major version: take the newest client from the PostgreSQL project's apt repository (PGDG).
 # For a newer server, rebuild with --build-arg PG_CLIENT_MAJOR=<its major version>.
 # git + openssh-client: git delivery (optional) runs the git CLI, see README "Git delivery".
+# PG_CLIENT_SOURCE=debian takes Debian bookworm's own client instead (postgresql-client-15, so
+# also --build-arg PG_CLIENT_MAJOR=15): for servers up to 15, where apt.postgresql.org cannot be
+# reached; it is what the tests build, as their machine cannot reach it.
+ARG PG_CLIENT_SOURCE=pgdg
 ARG PG_CLIENT_MAJOR=18
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl gnupg tini \
- && install -d /usr/share/postgresql-common/pgdg \
- && curl -fsSL -o /usr/share/postgresql-common/pgdg/apt.postgresql.org.asc \
-      https://www.postgresql.org/media/keys/ACCC4CF8.asc \
- && echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc] https://apt.postgresql.org/pub/repos/apt bookworm-pgdg main" \
-      > /etc/apt/sources.list.d/pgdg.list \
- && apt-get update \
- && apt-get install -y --no-install-recommends "postgresql-client-${PG_CLIENT_MAJOR}" \
-      git openssh-client \
- && apt-get purge -y curl gnupg && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* \
- && /usr/lib/postgresql/${PG_CLIENT_MAJOR}/bin/pg_dump --version
+RUN set -eu; \
+    case "$PG_CLIENT_SOURCE" in \
+      pgdg) ;; \
+      debian) if [ "$PG_CLIENT_MAJOR" != 15 ]; then \
+          echo "PG_CLIENT_SOURCE=debian: bookworm ships postgresql-client-15 only; add --build-arg PG_CLIENT_MAJOR=15" >&2; \
+          exit 1; fi ;; \
+      *) echo "PG_CLIENT_SOURCE must be pgdg or debian, not '$PG_CLIENT_SOURCE'" >&2; exit 1 ;; \
+    esac; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends ca-certificates tini; \
+    if [ "$PG_CLIENT_SOURCE" = pgdg ]; then \
+      apt-get install -y --no-install-recommends curl gnupg; \
+      install -d /usr/share/postgresql-common/pgdg; \
+      curl -fsSL -o /usr/share/postgresql-common/pgdg/apt.postgresql.org.asc \
+        https://www.postgresql.org/media/keys/ACCC4CF8.asc; \
+      echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc] https://apt.postgresql.org/pub/repos/apt bookworm-pgdg main" \
+        > /etc/apt/sources.list.d/pgdg.list; \
+      apt-get update; \
+    fi; \
+    apt-get install -y --no-install-recommends "postgresql-client-${PG_CLIENT_MAJOR}" \
+      git openssh-client; \
+    if [ "$PG_CLIENT_SOURCE" = pgdg ]; then apt-get purge -y curl gnupg; fi; \
+    apt-get autoremove -y; \
+    rm -rf /var/lib/apt/lists/*; \
+    "/usr/lib/postgresql/${PG_CLIENT_MAJOR}/bin/pg_dump" --version
 RUN groupadd --system --gid 10001 schemasync \
  && useradd --system --uid 10001 --gid schemasync --home-dir /work --shell /usr/sbin/nologin schemasync \
  && install -d -o schemasync -g schemasync /work /work/sql /work/backups /work/config

@@ -93,3 +93,13 @@ def run_cli(
         check=False,
     )
     return CliResult(proc)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The container tests' figures (image size, build time, ...) at the end of the output."""
+    from tests.engine import FIGURES
+
+    if FIGURES:
+        terminalreporter.section("docker")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

@@ -8,8 +8,7 @@
   standing in for `production` and `verify-db`: start-up sync with verification, SIGHUP, the
   HEALTHCHECK command, SIGTERM.
 
-What needs Docker itself (the build, PGDG's pg_dump, tini as PID 1, bind-mount ownership,
-depends_on ordering, image tags) is listed in the README's Deployment section.
+The image built and the compose stack run under a real Docker engine: test_container_engine.py.
 """
 
 from __future__ import annotations

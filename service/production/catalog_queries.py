@@ -206,7 +206,11 @@ _COLUMN = """concat_ws(' ', quote_ident(a.attname), format_type(a.atttypid, a.at
          ELSE 'EXTENDED' END END,
     CASE a.attcompression WHEN 'p' THEN 'COMPRESSION pglz' WHEN 'l' THEN 'COMPRESSION lz4' END,
     CASE WHEN a.attstattarget >= 0 THEN 'STATISTICS ' || a.attstattarget END,
-    'WITH (' || array_to_string(a.attoptions, ', ') || ')',
+    -- Debian's PostgreSQL 15.20 stores a per-database pg_attver=<n> among every column's
+    -- options; pg_dump leaves it out, and so must we, or equal databases drift.
+    'WITH (' || NULLIF(array_to_string(ARRAY(SELECT o FROM unnest(a.attoptions) o
+                                             WHERE o NOT LIKE 'pg\\_attver=%'), ', '), '')
+        || ')',
     'OPTIONS (' || array_to_string(a.attfdwoptions, ', ') || ')',
     CASE WHEN NOT a.attislocal THEN 'INHERITED' END)"""
 
