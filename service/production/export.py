@@ -42,6 +42,8 @@ class ExportOptions:
     privileges: bool = True
     comments: bool = True
     lock_wait_timeout_ms: int = 5_000
+    # pg_export_snapshot() of the catalog session: pg_dump then reads the same moment.
+    snapshot: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,8 @@ def pg_dump_argv(path: str, options: ExportOptions) -> list[str]:
         "--no-password",
         f"--lock-wait-timeout={options.lock_wait_timeout_ms}ms",
     ]
+    if options.snapshot is not None:
+        argv.append(f"--snapshot={options.snapshot}")
     argv += [f"--schema={_exact(s)}" for s in options.schemas]
     argv += [f"--exclude-schema={_exact(s)}" for s in options.exclude_schemas]
     if not options.owners:
