@@ -7,7 +7,7 @@ import contextlib
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from service.compare.drift import Change, Drift, DriftItem, compare, text_diff
 from service.compare.inventory import Inventory
 from service.compare.report import SummaryFacts, render_summary
-from service.disk import backups, files
+from service.disk import backups, files, lock
 from service.disk.retention import DONE, FAILED, STARTED, Policy
 from service.errors import Cause, SyncError
 from service.logs import get_logger, register_secret
@@ -62,16 +62,56 @@ class Paths:
     functions_file: Path
     inventory_file: Path
     backup_dir: Path
+    write_lock: Path
 
     @classmethod
     def of(cls, settings: Settings) -> Paths:
         # Relative paths resolve against the working directory (the container's workdir).
+        schema = settings.schema_file.absolute()
+        daemon_lock = (
+            settings.lock_file.absolute() if settings.lock_file else schema.parent / lock.LOCK_NAME
+        )
         return cls(
-            settings.schema_file.absolute(),
+            schema,
             settings.functions_file.absolute(),
             settings.inventory_file.absolute(),
             settings.backup_dir.absolute(),
+            lock.write_lock_path(daemon_lock),
         )
+
+    @property
+    def managed(self) -> tuple[Path, Path, Path]:
+        return (self.schema_file, self.functions_file, self.inventory_file)
+
+
+@contextlib.asynccontextmanager
+async def writing(paths: Paths, what: str, log: Any) -> AsyncIterator[None]:
+    """The folder's write lock (disk/lock.py), then the leftovers of killed runs cleaned."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(
+                lock.writing(
+                    paths.write_lock,
+                    what,
+                    on_wait=lambda holder: log.warning(
+                        "lock.waiting", holder=holder, lock_file=str(paths.write_lock)
+                    ),
+                )
+            )
+        except lock.LockHeld as exc:
+            raise SyncError(str(exc), Cause.LOCK) from None
+        except OSError as exc:
+            raise SyncError(
+                f"cannot create the lock file {paths.write_lock} ({exc.strerror or exc}): "
+                "the folder must exist and be writable",
+                Cause.DISK,
+            ) from None
+        try:
+            for gone in files.remove_leftovers(paths.backup_dir, paths.managed):
+                log.info("leftover.removed", path=str(gone))
+        except OSError as exc:  # housekeeping: never the reason a run fails
+            log.warning("leftover.remove_failed", error=str(exc))
+        yield
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,28 +243,30 @@ async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutc
         server = verify_server(settings) if settings.verify != "off" else None
     except VerifyError as exc:
         raise SyncError(f"verify = {settings.verify}: {exc}", Cause.VERIFY) from None
-    files.remove_stale_incomplete(paths.backup_dir)
-    try:
-        for interrupted in backups.mark_interrupted(paths.backup_dir):
-            log.warning("backup.interrupted", backup=str(interrupted))
-    except OSError as exc:  # bookkeeping only: listing already shows such backups as failed
-        log.warning("backup.mark_failed", error=str(exc), backup_dir=str(paths.backup_dir))
-    try:
-        # The export is staged beside the backups, not in sql/: an unchanged database must not
-        # cause a single byte to be written under sql/ (editors, git and CI watch it).
-        with files.staging_dir(paths.backup_dir) as staging:
-            snapshot, outcome = await _read_and_compare(settings, paths, staging, run_id, started)
-            if outcome.drift or outcome.first_run:
-                await _write(settings, server, snapshot, paths, outcome, log)
-            else:
-                log.debug("sync.unchanged")
-    except OSError as exc:  # a full disk or a read-only folder, at any step
-        raise SyncError(
-            f"cannot write schema files or backup ({exc.strerror or exc}: "
-            f"{exc.filename or paths.schema_file.parent}); previous files are intact",
-            Cause.DISK,
-        ) from None
-    outcome.pruned = await asyncio.to_thread(apply_retention, settings, paths, log)
+    async with writing(paths, f"sync {run_id}", log):
+        try:
+            for interrupted in backups.mark_interrupted(paths.backup_dir):
+                log.warning("backup.interrupted", backup=str(interrupted))
+        except OSError as exc:  # bookkeeping only: listing already shows such backups as failed
+            log.warning("backup.mark_failed", error=str(exc), backup_dir=str(paths.backup_dir))
+        try:
+            # The export is staged beside the backups, not in sql/: an unchanged database must
+            # not cause a single byte to be written under sql/ (editors, git and CI watch it).
+            with files.staging_dir(paths.backup_dir) as staging:
+                snapshot, outcome = await _read_and_compare(
+                    settings, paths, staging, run_id, started
+                )
+                if outcome.drift or outcome.first_run:
+                    await _write(settings, server, snapshot, paths, outcome, log)
+                else:
+                    log.debug("sync.unchanged")
+        except OSError as exc:  # a full disk or a read-only folder, at any step
+            raise SyncError(
+                f"cannot write schema files or backup ({exc.strerror or exc}: "
+                f"{exc.filename or paths.schema_file.parent}); previous files are intact",
+                Cause.DISK,
+            ) from None
+        outcome.pruned = await asyncio.to_thread(apply_retention, settings, paths, log)
     outcome.duration_s = time.monotonic() - t0
     return outcome
 
