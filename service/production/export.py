@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from service.production.conninfo import ConnInfo
+from service.production.lifetime import die_with_parent
 from service.production.sqllex import Lexer
 
 
@@ -387,6 +388,7 @@ async def export_schema(
         stderr=asyncio.subprocess.PIPE,
         env=info.child_env(),
         start_new_session=True,
+        preexec_fn=die_with_parent(),  # fork-safe: one prctl call, looked up beforehand
     )
     stderr_task = asyncio.create_task(_read_all(proc.stderr))
     try:
