@@ -62,21 +62,18 @@ class Paths:
     functions_file: Path
     inventory_file: Path
     backup_dir: Path
-    write_lock: Path
+    write_lock: Path  # the folder whose flock every writer holds (disk/lock.py)
 
     @classmethod
     def of(cls, settings: Settings) -> Paths:
         # Relative paths resolve against the working directory (the container's workdir).
         schema = settings.schema_file.absolute()
-        daemon_lock = (
-            settings.lock_file.absolute() if settings.lock_file else schema.parent / lock.LOCK_NAME
-        )
         return cls(
             schema,
             settings.functions_file.absolute(),
             settings.inventory_file.absolute(),
             settings.backup_dir.absolute(),
-            lock.write_lock_path(daemon_lock),
+            schema.parent,
         )
 
     @property
@@ -85,16 +82,15 @@ class Paths:
 
 
 @contextlib.asynccontextmanager
-async def writing(paths: Paths, what: str, log: Any) -> AsyncIterator[None]:
+async def writing(paths: Paths, log: Any) -> AsyncIterator[None]:
     """The folder's write lock (disk/lock.py), then the leftovers of killed runs cleaned."""
     async with contextlib.AsyncExitStack() as stack:
         try:
             await stack.enter_async_context(
                 lock.writing(
                     paths.write_lock,
-                    what,
                     on_wait=lambda holder: log.warning(
-                        "lock.waiting", holder=holder, lock_file=str(paths.write_lock)
+                        "lock.waiting", holder=holder, folder=str(paths.write_lock)
                     ),
                 )
             )
@@ -102,8 +98,8 @@ async def writing(paths: Paths, what: str, log: Any) -> AsyncIterator[None]:
             raise SyncError(str(exc), Cause.LOCK) from None
         except OSError as exc:
             raise SyncError(
-                f"cannot create the lock file {paths.write_lock} ({exc.strerror or exc}): "
-                "the folder must exist and be writable",
+                f"cannot lock the folder {paths.write_lock} ({exc.strerror or exc}): "
+                "it must be a folder this user can create and open",
                 Cause.DISK,
             ) from None
         try:
@@ -243,7 +239,7 @@ async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutc
         server = verify_server(settings) if settings.verify != "off" else None
     except VerifyError as exc:
         raise SyncError(f"verify = {settings.verify}: {exc}", Cause.VERIFY) from None
-    async with writing(paths, f"sync {run_id}", log):
+    async with writing(paths, log):
         try:
             for interrupted in backups.mark_interrupted(paths.backup_dir):
                 log.warning("backup.interrupted", backup=str(interrupted))

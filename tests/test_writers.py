@@ -21,7 +21,7 @@ from pathlib import Path
 from service.disk import lock, owner
 
 async def main() -> None:
-    async with lock.writing(Path(sys.argv[1]), "sync holder-run"):
+    async with lock.writing(Path(sys.argv[1])):
         backups = Path(sys.argv[2])
         backups.mkdir(parents=True, exist_ok=True)
         work = tempfile.mkdtemp(prefix=f".incomplete-{owner.tag()}-", dir=backups)
@@ -35,7 +35,7 @@ asyncio.run(main())
 
 @pytest.fixture
 def holder(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
-    write_lock = tmp_path / "sql" / "schemas" / (lock.LOCK_NAME + ".write")
+    write_lock = tmp_path / "sql" / "schemas"
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(write_lock), str(tmp_path / "backups")],
         stdin=subprocess.PIPE,
@@ -70,7 +70,7 @@ def _waits_for(command: subprocess.Popen[str], holder_pid: int) -> bool:
     assert command.stderr is not None
     for line in command.stderr:
         if '"lock.waiting"' in line:
-            assert f"PID {holder_pid}, sync holder-run" in line
+            assert f"PID {holder_pid}: " in line
             return True
     return False
 
@@ -110,10 +110,10 @@ async def test_a_writer_that_keeps_the_lock_is_named_after_the_bounded_wait(
     holder: tuple[subprocess.Popen[str], Path], tmp_path: Path
 ) -> None:
     proc, _ = holder
-    path = tmp_path / "sql" / "schemas" / (lock.LOCK_NAME + ".write")
+    path = tmp_path / "sql" / "schemas"
     waited: list[str] = []
-    expected = rf"another pg-schema-sync \(PID {proc.pid}, sync holder-run\) is writing"
+    expected = rf"another pg-schema-sync \(PID {proc.pid}: .*-c.*\) is writing {path} and did"
     with pytest.raises(lock.LockHeld, match=expected):
-        async with lock.writing(path, "rollback", wait_s=1, on_wait=waited.append):
+        async with lock.writing(path, wait_s=1, on_wait=waited.append):
             pass
-    assert waited == [f"PID {proc.pid}, sync holder-run"]
+    assert len(waited) == 1 and waited[0].startswith(f"PID {proc.pid}: ")

@@ -230,7 +230,7 @@ async def cmd_rollback(args: argparse.Namespace) -> int:
     settings, paths = _settings(args)
     # The whole command under the folder's write lock: the default target is decided from
     # the backups and files as they are, so no sync may change them meanwhile.
-    async with writing(paths, "rollback", get_logger(command="rollback")):
+    async with writing(paths, get_logger(command="rollback")):
         return await _rollback(args, settings, paths)
 
 
@@ -352,7 +352,7 @@ async def cmd_backups_prune(args: argparse.Namespace) -> int:
     if args.dry_run:
         plan = backups.prune(paths, policy, dry_run=True)
     else:
-        async with writing(paths, "prune", get_logger(command="prune")):
+        async with writing(paths, get_logger(command="prune")):
             plan = backups.prune(paths, policy, dry_run=False)
     verb = "would delete" if args.dry_run else "deleted"
     for p in plan:

@@ -3,8 +3,8 @@
 Two locks, because a daemon lives long and a write is short:
 - the daemon lock (`lock_file`, default .pg-schema-sync.lock): one daemon per folder, held
   for the daemon's life, never waited for;
-- the write lock (the same name + `.write`): held by every command that writes the folder
-  (each sync, the daemon's included; rollback; prune) for the whole of its run, so two
+- the write lock (a flock on the schema files' folder itself): held by every command that
+  writes the folder (each sync, the daemon's included; rollback; prune) for its whole run, so two
   writers never interleave and no writer cleans up what another is still writing. A hand-run
   `sync` beside the daemon waits for the daemon's run to end, and the other way round, for
   at most WRITE_WAIT_S, then stops with a line naming the holder.
@@ -36,28 +36,23 @@ class LockHeld(RuntimeError):
 
 def _holder(fd: int) -> str:
     with contextlib.suppress(OSError, ValueError):
-        first, _, what = os.pread(fd, 256, 0).decode().strip().partition("\n")
-        if first:
-            return f"PID {int(first)}" + (f", {what.strip()}" if what.strip() else "")
+        text = os.pread(fd, 64, 0).decode().strip()
+        if text:
+            return f"PID {int(text)}"
     return "a process that has not written its PID yet"
-
-
-def write_lock_path(lock_file: Path) -> Path:
-    """The folder's write lock, beside its daemon lock."""
-    return lock_file.with_name(lock_file.name + ".write")
 
 
 @contextlib.asynccontextmanager
 async def writing(
-    path: Path,
-    what: str,
-    wait_s: float = WRITE_WAIT_S,
-    on_wait: Callable[[str], None] | None = None,
+    folder: Path, wait_s: float = WRITE_WAIT_S, on_wait: Callable[[str], None] | None = None
 ) -> AsyncIterator[None]:
     """Hold the folder's write lock for the block, waiting up to `wait_s` for another writer
-    (`on_wait(holder)` is called once when it has to wait); LockHeld after that."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    (`on_wait(holder)` is called once when it has to wait); LockHeld after that.
+
+    The lock is a flock on the folder itself: taking it creates and writes nothing, so a run
+    that changes nothing leaves every byte and mtime under sql/ as it was."""
+    os.makedirs(folder, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         deadline = time.monotonic() + wait_s
         told = False
@@ -66,26 +61,36 @@ async def writing(
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                holder = _holder(fd)
+                holder = _flock_holder(fd)
                 if time.monotonic() >= deadline:
                     raise LockHeld(
-                        f"another pg-schema-sync ({holder}) is writing {path.parent} "
-                        f"(lock file {path}) and did not finish within {wait_s:.0f}s: try "
-                        "again when it is done"
+                        f"another pg-schema-sync ({holder}) is writing {folder} and did not "
+                        f"finish within {wait_s:.0f}s: try again when it is done"
                     ) from None
                 if not told and on_wait is not None:
                     on_wait(holder)
                     told = True
                 await asyncio.sleep(_POLL_S)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n{what}\n".encode(), 0)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
+        yield
     finally:
         os.close(fd)  # closing drops the flock
+
+
+def _flock_holder(fd: int) -> str:
+    """Who holds a flock on `fd`'s file: from /proc/locks (Linux), with its command line."""
+    st = os.fstat(fd)
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if fields[1] == "FLOCK" and fields[5] == where:  # waiters show "->" instead
+                pid = int(fields[4])
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                # One line of plain text: an argument may hold newlines or escape codes.
+                words = " ".join(a.decode(errors="replace") for a in argv if a).split()
+                command = "".join(c if c.isprintable() else "?" for c in " ".join(words))
+                return f"PID {pid}: {command[:120]}" if command else f"PID {pid}"
+    return "a process this system does not name"
 
 
 @contextlib.contextmanager
