@@ -367,11 +367,13 @@ async def export_schema(
     schema_out: Path,
     functions_out: Path,
     version: str | None = None,
+    started: asyncio.Event | None = None,
 ) -> ExportResult:
     """Run pg_dump and stream its normalised output into the two given paths.
 
     `version`: pg_dump's version if the caller already asked it (Debian's pg_dump is a Perl
-    wrapper: every `--version` costs tens of milliseconds).
+    wrapper: every `--version` costs tens of milliseconds). `started` is set at pg_dump's
+    first output: by then it has imported `options.snapshot` (it does so when it connects).
     """
     path = resolve_pg_dump(options.pg_dump)
     if version is None:
@@ -395,6 +397,8 @@ async def export_schema(
         assert proc.stdout is not None
         # Large reads: a big schema is millions of lines, handled a chunk at a time.
         while chunk := await proc.stdout.read(1 << 20):
+            if started is not None:
+                started.set()
             splitter.feed(chunk)
         splitter.close()
         returncode = await proc.wait()

@@ -152,23 +152,46 @@ async def _read_once(
     The catalog session's transaction exports its snapshot and pg_dump imports it; the
     catalog stamp (catalog_stamp.py says why it is needed too) taken in that snapshot must
     equal the one taken after both are done, or the two may describe different states."""
-    transaction, shared = await _shared_transaction(conn, info)
+    try:
+        transaction, shared = await _shared_transaction(conn, info)
+    except asyncpg.PostgresError as exc:
+        raise SyncError(f"catalog query on {info.display()} failed: {exc}", Cause.CATALOG) from None
+    except (OSError, asyncpg.InterfaceError) as exc:
+        raise SyncError(
+            f"lost the connection to {info.display()}: {exc}", Cause.CONNECTION
+        ) from None
+    dump_started = asyncio.Event()
+
+    async def end_transaction() -> None:
+        # Read-only: nothing to commit. Errors do not matter: the reads are done.
+        with contextlib.suppress(Exception):
+            await transaction.rollback()
+
     try:
         before = await _stamp(conn, info)
 
+        async def release() -> None:
+            # Not idle in transaction longer than needed (the server's
+            # idle_in_transaction_session_timeout would end the session): once pg_dump has
+            # imported the snapshot, and with no shared snapshot at once.
+            if shared is not None:
+                await dump_started.wait()
+            await end_transaction()
+
+        async def followed_by(inventory: Inventory) -> T | None:
+            return await then(inventory) if then is not None else None
+
         async def catalog() -> tuple[Inventory, T | None]:
             inventory = await _load(conn, catalog_options, info)
-            return inventory, (await then(inventory) if then is not None else None)
+            _, followed = await both(release(), followed_by(inventory))
+            return inventory, followed
 
         options = replace(export_options, snapshot=shared)
         result, (inventory, followed) = await both(
-            _export(info, options, schema_out, functions_out, dump_full), catalog()
+            _export(info, options, schema_out, functions_out, dump_full, dump_started), catalog()
         )
     finally:
-        # Read-only: nothing to commit. The server may already have ended an idle
-        # transaction (idle_in_transaction_session_timeout) once its reads were done.
-        with contextlib.suppress(Exception):
-            await transaction.rollback()
+        await end_transaction()
     if await _stamp(conn, info) != before:  # a fresh snapshot: what is committed now
         return None
     return result, inventory, followed
@@ -211,12 +234,17 @@ async def _shared_transaction(
 
 
 async def _export(
-    info: ConnInfo, options: ExportOptions, schema_out: Path, functions_out: Path, version: str
+    info: ConnInfo,
+    options: ExportOptions,
+    schema_out: Path,
+    functions_out: Path,
+    version: str,
+    started: asyncio.Event,
 ) -> ExportResult:
     """pg_dump on the shared snapshot; should pg_dump reach a server that does not know it
     (a pooler, another host of a multi-host DSN), once more without, and say so."""
     try:
-        return await export_schema(info, options, schema_out, functions_out, version)
+        return await export_schema(info, options, schema_out, functions_out, version, started)
     except ExportError as exc:
         if options.snapshot is None or "snapshot" not in str(exc):
             raise
@@ -227,8 +255,9 @@ async def _export(
             effect="exported again without the shared snapshot; concurrent DDL may make a "
             "backup's export and inventory disagree",
         )
+        started.set()  # nothing to wait for any more: the catalog's transaction may end
         return await export_schema(
-            info, replace(options, snapshot=None), schema_out, functions_out, version
+            info, replace(options, snapshot=None), schema_out, functions_out, version, started
         )
 
 
