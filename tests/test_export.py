@@ -318,7 +318,7 @@ def test_chunked_splitter_agrees_with_the_line_splitter_on_odd_inputs(tmp_path: 
         b"*/\n",
         b"-- it's $$ /*\n",
     ]
-    for seed in range(3000):
+    for seed in range(1500):  # half the seeds of the old fuzz: its reference now lexes too
         rng = random.Random(seed)
         dump = b"".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 25)))
         if rng.random() < 0.3:
