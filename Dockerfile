@@ -20,6 +20,7 @@ FROM python:3.11-slim-bookworm
 # pg_dump cannot dump a server newer than itself, and dumps every server from 9.2 up to its own
 # major version: take the newest client from the PostgreSQL project's apt repository (PGDG).
 # For a newer server, rebuild with --build-arg PG_CLIENT_MAJOR=<its major version>.
+# git + openssh-client: git delivery (optional) runs the git CLI, see README "Git delivery".
 ARG PG_CLIENT_MAJOR=18
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl gnupg tini \
@@ -30,6 +31,7 @@ RUN apt-get update \
       > /etc/apt/sources.list.d/pgdg.list \
  && apt-get update \
  && apt-get install -y --no-install-recommends "postgresql-client-${PG_CLIENT_MAJOR}" \
+      git openssh-client \
  && apt-get purge -y curl gnupg && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* \
  && /usr/lib/postgresql/${PG_CLIENT_MAJOR}/bin/pg_dump --version
 RUN groupadd --system --gid 10001 schemasync \

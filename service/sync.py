@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 from service.compare.drift import Change, Drift, DriftItem, compare, text_diff
 from service.compare.inventory import Inventory
 from service.compare.report import SummaryFacts, render_summary
+from service.delivery.git import GitResult, deliver
+from service.delivery.message import CommitFacts, sync_message
 from service.disk import backups, files, lock
 from service.disk.retention import DONE, FAILED, STARTED, Policy
 from service.errors import Cause, SyncError
@@ -54,6 +56,7 @@ class SyncOutcome:
     verify: str = "off"  # off | passed | failed | error (could not run)
     verify_problem: str | None = None
     pruned: list[Path] = field(default_factory=list)
+    git: GitResult | None = None  # git delivery: its commit id names the change in alerts
 
 
 @dataclass(frozen=True)
@@ -262,9 +265,34 @@ async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutc
                 f"{exc.filename or paths.schema_file.parent}); previous files are intact",
                 Cause.DISK,
             ) from None
+        outcome.git = await deliver_to_git(settings, paths, outcome, log)
         outcome.pruned = await asyncio.to_thread(apply_retention, settings, paths, log)
     outcome.duration_s = time.monotonic() - t0
     return outcome
+
+
+async def deliver_to_git(
+    settings: Settings, paths: Paths, outcome: SyncOutcome, log: Any
+) -> GitResult | None:
+    """Commit (and push) what this sync wrote, or catch up on what an earlier one could not
+    commit; None when git delivery is off. Never fails the sync: the files are in place."""
+    if not settings.git_repository:
+        return None
+    inventory = paths.inventory_file
+    digest = await asyncio.to_thread(files.sha256_file, inventory) if inventory.exists() else None
+    facts = CommitFacts(
+        target=settings.name,
+        source=outcome.source,
+        backup=outcome.backup.name if outcome.backup else None,
+        inventory_sha256=digest,
+        run_id=outcome.run_id,
+    )
+    message = None
+    if outcome.files_written:
+        objects = sum(outcome.counts.values())
+        message = sync_message(facts, outcome.drift, outcome.first_run, objects)
+    schema_files = [paths.schema_file, paths.functions_file, paths.inventory_file]
+    return await deliver(settings, schema_files, facts, message, log)
 
 
 async def _uncancellable(work: Awaitable[T]) -> T:
@@ -444,6 +472,7 @@ def outcome_fields(outcome: SyncOutcome) -> dict[str, Any]:
         "duration_s": round(outcome.duration_s, 3),
         "verify": outcome.verify,
         "pruned": [str(p) for p in outcome.pruned],
+        **({"git_commit": outcome.git.commit} if outcome.git and outcome.git.commit else {}),
     }
 
 

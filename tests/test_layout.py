@@ -25,6 +25,7 @@ FORBIDDEN = {
     ),
     "service.settings": ("service.daemon", "service.cli", "service.demo", "service.sync"),
     "service.sync": ("service.daemon", "service.cli", "service.demo"),
+    "service.delivery": ("service.daemon", "service.cli", "service.demo", "service.sync"),
     "service.verify": ("service.daemon", "service.cli", "service.demo", "service.sync"),
     "service.daemon": ("service.cli", "service.demo"),
 }

@@ -15,10 +15,13 @@ from typing import Any
 
 from service.cli.common import add_target_option, emit_drift, only_one
 from service.compare.inventory import Inventory
+from service.delivery.git import GitResult, deliver
+from service.delivery.message import CommitFacts, rollback_message
 from service.disk import backups, files, rollback
 from service.disk.backups import CURRENT, Backup, BackupError
 from service.disk.retention import Policy
 from service.logs import get_logger
+from service.production.conninfo import ConnInfoError
 from service.settings.model import Settings
 from service.sync import Paths, writing
 from service.verify import VerifyError, VerifyResult, verify_files, verify_server
@@ -262,7 +265,31 @@ async def _rollback(args: argparse.Namespace, settings: Settings, paths: Paths) 
     for path in (paths.schema_file, paths.functions_file, paths.inventory_file):
         print(f"wrote {_show(path)}")
     print(f"recorded as backup {recorded.name} (undo: pg-schema-sync rollback)")
+    delivered = await _commit_rollback(settings, paths, recorded, target.name)
+    if delivered is not None:
+        print(delivered.line())
     return EXIT_OK
+
+
+async def _commit_rollback(
+    settings: Settings, paths: Paths, recorded: Path, restored_from: str
+) -> GitResult | None:
+    """A rollback is a change of the files like any sync: git delivery commits it too."""
+    if not settings.git_repository:
+        return None
+    try:
+        source = settings.conninfo().display()
+    except ConnInfoError:
+        source = "-"
+    facts = CommitFacts(
+        target=settings.name,
+        source=source,
+        backup=recorded.name,
+        inventory_sha256=files.sha256_file(paths.inventory_file),
+    )
+    schema_files = [paths.schema_file, paths.functions_file, paths.inventory_file]
+    message = rollback_message(facts, restored_from)
+    return await deliver(settings, schema_files, facts, message, get_logger(command="rollback"))
 
 
 # --------------------------------------------------------------------------------------------

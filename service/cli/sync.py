@@ -140,3 +140,5 @@ def print_outcome(outcome: SyncOutcome) -> None:
         print(f"wrote {path}")
     if outcome.backup:
         print(f"backup {outcome.backup}")
+    if outcome.git:
+        print(outcome.git.line())

@@ -10,11 +10,14 @@ info event on recovery. Every payload passes through the same scrubber as the lo
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from service import __version__
 from service.compare.drift import Drift
+from service.daemon import messages
+from service.daemon.webhooks import Hook, WebhookSender
 from service.errors import Cause
 from service.logs import scrub
 
@@ -101,13 +104,22 @@ class Alerts:
         self.in_fingerprint = in_fingerprint
         self.sentry = False
         self._sdk: Any = None  # sentry_sdk, imported only when used: it costs ~0.5 s at start
+        self.webhooks: WebhookSender | None = None  # one sender (queues, client) per process
+        self.hooks: tuple[Hook, ...] = ()  # this target's webhooks
 
     def for_target(
-        self, target: str, source: str, alert_after: int, in_fingerprint: bool = False
+        self,
+        target: str,
+        source: str,
+        alert_after: int,
+        in_fingerprint: bool = False,
+        hooks: tuple[Hook, ...] = (),
     ) -> Alerts:
-        """Alerts for one target sharing this one's Sentry client (started once per process)."""
+        """Alerts for one target sharing this one's Sentry client (started once per process)
+        and webhook sender; `hooks` are the target's own webhooks."""
         child = Alerts(target, source, alert_after, in_fingerprint)
         child._sdk, child.sentry = self._sdk, self.sentry
+        child.webhooks, child.hooks = self.webhooks, hooks
         return child
 
     def start_sentry(self, dsn: str | None, environment: str | None) -> None:
@@ -139,7 +151,13 @@ class Alerts:
             self.sentry = False
 
     def succeeded(
-        self, state: AlertState, drift: Drift, first_run: bool, backup: str | None, log: Any
+        self,
+        state: AlertState,
+        drift: Drift,
+        first_run: bool,
+        backup: str | None,
+        log: Any,
+        commit: str | None = None,  # git delivery's commit of the refreshed files, if any
     ) -> AlertState:
         fingerprint = drift.fingerprint() if drift and not first_run else None
         new_state, notices = after_success(state, fingerprint, first_run)
@@ -156,7 +174,12 @@ class Alerts:
                     )
             if notice is Notice.DRIFT_NEW:
                 assert fingerprint is not None
-                self._send_drift(drift, fingerprint, backup, log)
+                self._send_drift(drift, fingerprint, backup, log, commit)
+                self._notify(
+                    messages.drift_event(
+                        self.target, self.source, drift, fingerprint, backup, _now(), commit
+                    )
+                )
             elif notice is Notice.DRIFT_RESOLVED:
                 log.info("drift.resolved", fingerprint=state.active_drift)
                 self._send(
@@ -166,6 +189,9 @@ class Alerts:
                     {"drift_fingerprint": state.active_drift or ""},
                     {},
                     log,
+                )
+                self._notify(
+                    messages.resolved_event(self.target, self.source, state.active_drift, _now())
                 )
             elif notice is Notice.RECOVERED:
                 log.info("sync.recovered", after_failures=state.consecutive_failures)
@@ -177,6 +203,11 @@ class Alerts:
                     {},
                     {},
                     log,
+                )
+                self._notify(
+                    messages.recovered_event(
+                        self.target, self.source, state.consecutive_failures, _now()
+                    )
                 )
         return new_state
 
@@ -192,9 +223,41 @@ class Alerts:
                 {"failure": {"error": error, "cause": cause.value, "consecutive_failures": n}},
                 log,
             )
+            self._notify(
+                messages.failure_event(self.target, self.source, error, cause.value, n, _now())
+            )
         return new_state
 
-    def _send_drift(self, drift: Drift, fingerprint: str, backup: str | None, log: Any) -> None:
+    def git_delivery(
+        self, alert: str, branch: str, error: str | None, failures: int, log: Any
+    ) -> None:
+        """Git delivery's own streak (decided in service.delivery.state): one error when it
+        reaches failure_alert_after, one info on recovery. The sync itself succeeded."""
+        if alert == "failing":
+            log.error("git.failure_alert", branch=branch, consecutive_failures=failures)
+            self._send(
+                f"Git delivery failing on {self.source} ({failures} times in a row, branch "
+                f"{branch}): {error}; the commits wait in the daemon's clone",
+                "error",
+                ["git-delivery-failed", self.target],
+                {"cause": "git"},
+                {"git": {"branch": branch, "error": error, "consecutive_failures": failures}},
+                log,
+            )
+        elif alert == "recovered":
+            log.info("git.recovered", branch=branch)
+            self._send(
+                f"Git delivery recovered on {self.source} (branch {branch})",
+                "info",
+                ["git-delivery-recovered", self.target],
+                {},
+                {},
+                log,
+            )
+
+    def _send_drift(
+        self, drift: Drift, fingerprint: str, backup: str | None, log: Any, commit: str | None
+    ) -> None:
         # Names only, no DDL: function bodies can hold secrets and Sentry is often a third
         # party; the full diff is in the backup's sync-summary.md.
         names = [f"{i.change.value} {i.kind} {i.name}" for i in drift.items[:MAX_NAMES_SENT]]
@@ -211,10 +274,16 @@ class Alerts:
                     "headline": drift.headline(),
                     "changes": names,
                     "summary": f"{backup}/sync-summary.md" if backup else None,
+                    **({"commit": commit} if commit else {}),
                 }
             },
             log,
         )
+
+    def _notify(self, event: messages.AlertEvent) -> None:
+        """Queue the webhook messages; the sender's workers post them after the sync."""
+        if self.webhooks is not None and self.hooks:
+            self.webhooks.submit(self.hooks, event)
 
     def _send(
         self,
@@ -241,3 +310,7 @@ class Alerts:
             log.warning("alert.failed", error=f"{type(exc).__name__}: {exc}")
             return
         log.info("alert.sent", level=level, event_id=event_id, fingerprint=fingerprint)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -27,6 +27,7 @@ from service.daemon.alerts import Alerts
 from service.daemon.health import DaemonState, default_paths, load_state, parse_schedule
 from service.daemon.metrics import Metrics
 from service.daemon.runner import TargetRunner
+from service.daemon.webhooks import WebhookSender, hooks_of
 from service.disk.lock import hold
 from service.logs import get_logger, register_secret
 from service.production.conninfo import ConnInfoError
@@ -35,6 +36,7 @@ from service.settings.model import Settings, SettingsError, select
 EXIT_STOPPED = 0  # stopped by a signal after a graceful stop (or a cancel after the grace)
 EXIT_FORCED = 1  # a second signal abandoned the graceful stop
 SENTRY_FLUSH_S = 2.0
+WEBHOOK_FLUSH_S = 5.0  # at a graceful stop, queued webhook messages get this long to go out
 CANCEL_WAIT_S = 10.0  # after cancelling: pg_dump is SIGKILLed; a started write may finish
 FORCED_WAIT_S = 2.0
 SYNC_NOW = (signal.SIGHUP, signal.SIGUSR1)
@@ -154,6 +156,7 @@ class Daemon:
             "sync_on_start": self.settings.sync_on_start,
             "stop_grace_s": self.settings.stop_grace_s,
             "sentry": self.alerts.sentry,
+            "webhooks": len({h.settings for r in self.runners for h in r.alerts.hooks}),
             "metrics": (
                 f"{self.settings.metrics_host}:{self.settings.metrics_port}"
                 if self.metrics
@@ -287,8 +290,10 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
                     f"({exc.strerror or exc}): choose a free metrics_port or unset it"
                 ) from None
         alerts = Alerts(settings.name, "", settings.failure_alert_after)
+        alerts.webhooks = WebhookSender(settings.webhook_timeout_s, settings.webhook_attempts)
         try:
             dsn = settings.sentry_dsn.get_secret_value() if settings.sentry_dsn else None
+            register_secret(dsn)  # an error text quoting it must not reach a webhook
             alerts.start_sentry(dsn, settings.sentry_environment)
         except Exception as exc:  # sentry_sdk raises its own BadDsn
             raise SettingsError(
@@ -315,6 +320,7 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
                             target.conninfo().display(),
                             target.failure_alert_after,
                             in_fingerprint=fleet,
+                            hooks=hooks_of(target.webhooks),
                         ),
                         metrics,
                         state,
@@ -328,5 +334,6 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
         finally:
             # After a forced stop, do not wait on Sentry: the user asked to go now.
             alerts.close(SENTRY_FLUSH_S if code == EXIT_STOPPED else 0.0)
+            await alerts.webhooks.close(WEBHOOK_FLUSH_S if code == EXIT_STOPPED else 0.0)
             if metrics:
                 metrics.stop()

@@ -136,9 +136,23 @@ class TargetRunner:
         finished = now()
         drift = outcome.drift if not outcome.first_run else None
         backup = str(outcome.backup) if outcome.backup else None
+        delivered = outcome.git
         alert = self.alerts.succeeded(
-            self._alert_state(), outcome.drift, outcome.first_run, backup, log
+            self._alert_state(),
+            outcome.drift,
+            outcome.first_run,
+            backup,
+            log,
+            commit=delivered.commit if delivered is not None else None,
         )
+        if delivered is not None and delivered.alert:  # pushes are retried by the next run
+            self.alerts.git_delivery(
+                delivered.alert,
+                delivered.branch,
+                delivered.error,
+                delivered.consecutive_failures,
+                log,
+            )
         self.save(
             self.state.updated(
                 last_finished_at=finished,

@@ -46,6 +46,19 @@ def find_bindir(explicit: str | os.PathLike[str] | None = None) -> Path:
     )
 
 
+def client_bindir(bindir: Path) -> Path:
+    """Where psql is: beside the server, else any installed one (server-only builds lack it)."""
+    if (bindir / "psql").exists():
+        return bindir
+    found = shutil.which("psql")
+    candidates = [Path(found).parent] if found else []
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    for cand in candidates:
+        if (cand / "psql").exists():
+            return cand
+    raise ClusterError(f"no psql beside {bindir} nor installed; install postgresql-client")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -66,8 +79,10 @@ class ScratchCluster:
         superuser: str = "postgres",
         port: int | None = None,
         settings: dict[str, str] | None = None,
+        clientdir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.bindir = find_bindir(bindir)
+        self.clientdir = Path(clientdir) if clientdir else client_bindir(self.bindir)
         self.superuser = superuser
         self.port = port or free_port()
         self.settings = {"fsync": "off", "full_page_writes": "off", **(settings or {})}
@@ -168,7 +183,7 @@ class ScratchCluster:
     ) -> str:
         """Run SQL with ON_ERROR_STOP; raise ClusterError with psql's message on failure."""
         argv = [
-            str(self.bindir / "psql"),
+            str(self.clientdir / "psql"),
             "-X",
             "-q",
             "-At",

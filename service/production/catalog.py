@@ -33,15 +33,21 @@ from dataclasses import dataclass
 import asyncpg
 
 from service.compare.inventory import DbObject, Inventory
-from service.production.catalog_queries import QUERIES, Query
+from service.production.catalog_queries import ANY_SCHEMA_MATCHES, Query
+from service.production.catalog_versions import queries_for
+from service.production.schema_patterns import schema_regex
 
 FETCH_ROWS = 2_000
 
 
+class NoMatchingSchemas(ValueError):
+    """The `schemas` patterns match no schema: pg_dump -n would refuse to dump."""
+
+
 @dataclass(frozen=True)
 class CatalogOptions:
-    schemas: tuple[str, ...] = ()  # only these schemas (like pg_dump -n); empty = all
-    exclude_schemas: tuple[str, ...] = ()  # like pg_dump -N
+    schemas: tuple[str, ...] = ()  # pg_dump -n patterns: only these schemas; empty = all
+    exclude_schemas: tuple[str, ...] = ()  # pg_dump -N patterns
     owners: bool = True
     privileges: bool = True
     comments: bool = True
@@ -69,8 +75,17 @@ async def _read(conn: asyncpg.Connection, options: CatalogOptions) -> Inventory:
         " pg_catalog.set_config('jit', 'off', true),"
         " pg_catalog.set_config('max_parallel_workers_per_gather', '0', true)"
     )
-    schema_filter = (list(options.schemas), list(options.exclude_schemas))
-    for query in QUERIES:
+    schema_filter = (
+        [schema_regex(p) for p in options.schemas],
+        [schema_regex(p) for p in options.exclude_schemas],
+    )
+    if options.schemas and not await conn.fetchval(ANY_SCHEMA_MATCHES, schema_filter[0]):
+        raise NoMatchingSchemas(
+            "no schema matches the schemas patterns "
+            f"{', '.join(repr(p) for p in options.schemas)} (pg_dump -n refuses them "
+            "too); check the schemas setting or --schema"
+        )
+    for query in queries_for(server_version_num(conn)):
         if _wanted(query, options):
             # In batches: all 12,000 relation rows of a 10,000-table schema as records at
             # once were ~20 MB more peak memory than the objects made from them.
@@ -78,6 +93,12 @@ async def _read(conn: asyncpg.Connection, options: CatalogOptions) -> Inventory:
             while rows := await cursor.fetch(FETCH_ROWS):
                 objects.extend(_object(row, options) for row in rows)
     return Inventory.of(objects)
+
+
+def server_version_num(conn: asyncpg.Connection) -> int:
+    """As the server's server_version_num setting: 170004 for 17.4."""
+    v = conn.get_server_version()
+    return v.major * 10_000 + (v.micro if v.major >= 10 else v.minor * 100 + v.micro)
 
 
 def _wanted(query: Query, options: CatalogOptions) -> bool:

@@ -150,8 +150,9 @@ def pg_dump_argv(path: str, options: ExportOptions) -> list[str]:
     ]
     if options.snapshot is not None:
         argv.append(f"--snapshot={options.snapshot}")
-    argv += [f"--schema={_exact(s)}" for s in options.schemas]
-    argv += [f"--exclude-schema={_exact(s)}" for s in options.exclude_schemas]
+    # Patterns pass unchanged: the catalog side matches them exactly as pg_dump does.
+    argv += [f"--schema={s}" for s in options.schemas]
+    argv += [f"--exclude-schema={s}" for s in options.exclude_schemas]
     if not options.owners:
         argv.append("--no-owner")
     if not options.privileges:
@@ -159,11 +160,6 @@ def pg_dump_argv(path: str, options: ExportOptions) -> list[str]:
     if not options.comments:
         argv.append("--no-comments")
     return argv
-
-
-def _exact(name: str) -> str:
-    """pg_dump -n takes a psql pattern; double quotes make it one exact, case-kept name."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 class _Normalised:

@@ -16,8 +16,14 @@ from service.compare.drift import Drift, compare
 from service.compare.inventory import Inventory
 from service.errors import Cause, SyncError
 from service.logs import get_logger, register_secret
-from service.production.catalog import CatalogOptions, load_inventory
+from service.production.catalog import (
+    CatalogOptions,
+    NoMatchingSchemas,
+    load_inventory,
+    server_version_num,
+)
 from service.production.catalog_stamp import catalog_stamp
+from service.production.catalog_versions import UnsupportedServer, check_supported
 from service.production.conninfo import ConnInfo
 from service.production.db import SessionLimits, connect
 from service.production.export import (
@@ -45,7 +51,17 @@ class Snapshot:
 
 
 async def open_session(info: ConnInfo, limits: SessionLimits) -> asyncpg.Connection:
-    """Connect, turning every way it can fail into one clear line."""
+    """Connect to a supported server, turning every way it can fail into one clear line."""
+    conn = await _connect(info, limits)
+    try:
+        check_supported(server_version_num(conn), info.display())
+    except UnsupportedServer as exc:
+        await conn.close()
+        raise SyncError(str(exc), Cause.CATALOG) from None
+    return conn
+
+
+async def _connect(info: ConnInfo, limits: SessionLimits) -> asyncpg.Connection:
     where = info.display()
     try:
         return await connect(info, limits)
@@ -277,6 +293,8 @@ async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
 async def _load(conn: asyncpg.Connection, options: CatalogOptions, info: ConnInfo) -> Inventory:
     try:
         return await load_inventory(conn, options)
+    except NoMatchingSchemas as exc:
+        raise SyncError(f"{exc} ({info.display()})", Cause.CATALOG) from None
     except asyncpg.PostgresError as exc:
         raise SyncError(f"catalog query on {info.display()} failed: {exc}", Cause.CATALOG) from None
     except (OSError, asyncpg.InterfaceError) as exc:

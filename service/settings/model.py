@@ -32,12 +32,16 @@ from pydantic_settings import (
 from service.production.catalog import CatalogOptions
 from service.production.conninfo import ConnInfo
 from service.production.export import ExportOptions
+from service.production.schema_patterns import check_patterns
 from service.settings.fields import ConnectionFields, check_dsn
+from service.settings.git import GitFields
 from service.settings.targets import ADDRESS_FIELDS, TargetOverrides, parse_targets
+from service.settings.webhooks import WebhookSettings
 
 ENV_PREFIX = "SCHEMA_SYNC_"
 DEFAULT_CONFIG = Path("config/pg-schema-sync.toml")
-SECRET_FIELDS = {"password", "dsn", "sentry_dsn", "verify_dsn"}
+SECRET_FIELDS = {"password", "dsn", "sentry_dsn", "verify_dsn", "git_repository", "webhooks"}
+EXAMPLES = {"webhooks": '[{"url": "https://hooks.slack.com/services/...", "format": "slack"}]'}
 
 
 class SettingsError(ValueError):
@@ -64,6 +68,12 @@ class Target(ConnectionFields):
     @classmethod
     def _dsn_parses(cls, value: SecretStr | None) -> SecretStr | None:
         return check_dsn(value)
+
+    @field_validator("schemas", "exclude_schemas")
+    @classmethod
+    def _pg_dump_patterns(cls, value: list[str]) -> list[str]:
+        check_patterns(value)  # refused at start, in pg_dump's words, naming the field
+        return value
 
     def conninfo(self, environ: dict[str, str] | None = None) -> ConnInfo:
         """libpq environment, then dsn, then explicit fields; the password never leaves SecretStr
@@ -105,7 +115,7 @@ class Target(ConnectionFields):
         )
 
 
-class Settings(Target, BaseSettings):
+class Settings(Target, GitFields, BaseSettings):
     """Service settings. Without `targets` the top level is the one target; with `targets`
     the top level holds the defaults every target inherits."""
 
@@ -140,6 +150,11 @@ class Settings(Target, BaseSettings):
     failure_alert_after: int = Field(default=3, ge=1)  # consecutive failures before an alert
     metrics_port: int | None = Field(default=None, ge=1, le=65535)  # Prometheus; off when unset
     metrics_host: str = "127.0.0.1"
+
+    # Webhook alerts (Slack, Teams, signed JSON): the same events as Sentry
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)  # one attempt, all phases
+    webhook_attempts: int = Field(default=4, ge=1, le=10)  # per message, with backoff
 
     # Verification (a server where the tool may CREATE DATABASE)
     verify: Literal["off", "warn", "require"] = "off"
@@ -230,9 +245,10 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         bad_env = re.search(r'field "(\w+)" from source "EnvSettingsSource"', str(exc))
         if bad_env:  # a list or table given as an environment variable that is not JSON
             name = ENV_PREFIX + bad_env.group(1).upper()
+            example = EXAMPLES.get(bad_env.group(1), '[{"name": "app", "database": "app"}]')
             raise SettingsError(
                 f"invalid setting {bad_env.group(1)} (from {name}): not valid JSON; write it "
-                f"""as JSON, e.g. {name}='[{{"name": "app", "database": "app"}}]'"""
+                f"as JSON, e.g. {name}='{example}'"
             ) from None
         raise SettingsError(f"cannot read config file {path}: {exc}") from None
     finally:
@@ -275,7 +291,7 @@ def _resolve_one(settings: Settings, target: TargetOverrides) -> Settings:
     update: dict[str, Any] = {}
     for field in TargetOverrides.model_fields:
         value = getattr(target, field)
-        if value is not None and field not in ("schema_dir", "backup_dir"):
+        if value is not None and field not in ("schema_dir", "backup_dir", "git_workdir"):
             update[field] = value
     if target.dsn is not None:
         for field in ADDRESS_FIELDS:
@@ -287,6 +303,9 @@ def _resolve_one(settings: Settings, target: TargetOverrides) -> Settings:
         functions_file=folder / settings.functions_file.name,
         inventory_file=folder / settings.inventory_file.name,
         backup_dir=target.backup_dir or settings.backup_dir / target.name,
+        # A shared git_workdir would mix the targets' clones: each gets its own folder in it.
+        git_workdir=target.git_workdir
+        or (settings.git_workdir / target.name if settings.git_workdir else None),
         state_file=None,  # beside the target's schema file, as the lock file
         lock_file=None,
         targets=[],

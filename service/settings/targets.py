@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 
 from service.settings.fields import ConnectionFields, check_dsn
+from service.settings.git import GitOverrides
+from service.settings.webhooks import WebhookSettings
 
 DEFAULT_NAME = "default"  # the unnamed target of a config without [[targets]]
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -22,7 +24,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 ADDRESS_FIELDS = ("host", "port", "user", "database", "sslmode")
 
 
-class TargetOverrides(ConnectionFields):
+class TargetOverrides(ConnectionFields, GitOverrides):
     """One `[[targets]]` table: a name, and whatever differs from the global settings."""
 
     name: str  # connection fields: inherited from ConnectionFields, all optional
@@ -43,6 +45,7 @@ class TargetOverrides(ConnectionFields):
     timezone: str | None = None
     health_max_age_s: int | None = Field(default=None, ge=1)
     failure_alert_after: int | None = Field(default=None, ge=1)
+    webhooks: list[WebhookSettings] | None = None  # replaces the global list; [] = none
     verify: Literal["off", "warn", "require"] | None = None
     verify_dsn: SecretStr | None = None
     retain_count: int | None = Field(default=None, ge=1)

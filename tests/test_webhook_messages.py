@@ -1,0 +1,280 @@
+"""What a webhook receiver sees: Slack blocks, a Teams card, signed JSON; and the settings."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.compare.drift import Change, Drift, DriftItem
+from service.daemon.messages import (
+    drift_event,
+    failure_event,
+    recovered_event,
+    render,
+    resolved_event,
+    signature,
+    verify_signature,
+)
+from service.daemon.webhooks import backoff_s, retry_after_s, retryable
+from service.logs import register_secret
+from service.settings.model import SettingsError, load_settings
+
+AT = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+SOURCE = "reader@db.internal:5432/app"
+
+
+def readme_verifier() -> Callable[[bytes, dict[str, str], bytes], bool]:
+    """The receiver's `verified` function exactly as the README shows it."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    code = re.search(r"```python\n(import hashlib, hmac, time\n.*?)```", readme, re.DOTALL)
+    assert code, "the README's verification snippet"
+    scope: dict[str, Any] = {}
+    exec(code.group(1), scope)  # noqa: S102 -- our own README, run as a reader would
+    return scope["verified"]  # type: ignore[no-any-return]
+
+
+def drift_of(*items: tuple[Change, str, str]) -> Drift:
+    return Drift(
+        tuple(DriftItem(kind, name, change, f"diff of {name}") for change, kind, name in items)
+    )
+
+
+DRIFT = drift_of(
+    (Change.CHANGED, "table", "shop.orders"),
+    (Change.ADDED, "function", "shop.total(integer)"),
+)
+
+
+def doc(fmt: str, event: Any) -> Any:
+    return json.loads(render(fmt, event))  # type: ignore[arg-type]
+
+
+def texts(value: Any) -> list[str]:
+    """Every "text" string of a Slack or Teams document, in order."""
+    if isinstance(value, dict):
+        own = [value["text"]] if isinstance(value.get("text"), str) else []
+        return own + [t for k, v in value.items() if k != "text" for t in texts(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in texts(v)]
+    return []
+
+
+def test_slack_drift_message_names_objects_target_backup_and_commit() -> None:
+    event = drift_event("app", SOURCE, DRIFT, DRIFT.fingerprint(), "backups/app/s-1", AT, "c0ffee1")
+    slack = doc("slack", event)
+    assert slack["text"] == "Schema drift on app: 2 changes (1 added, 1 changed)"
+    header, section, context = slack["blocks"]
+    assert header["type"] == "header" and header["text"]["text"] == slack["text"]
+    assert (
+        section["text"]["text"] == "changed table shop.orders\nadded function shop.total(integer)"
+    )
+    assert [e["text"] for e in context["elements"]] == [
+        "Target: app",
+        f"Production: {SOURCE}",
+        "Backup: backups/app/s-1",
+        "Commit: c0ffee1",
+        f"Drift: {DRIFT.fingerprint()}",
+    ]
+    no_commit = doc("slack", drift_event("app", SOURCE, DRIFT, "fp", None, AT))
+    assert not [t for t in texts(no_commit) if t.startswith(("Commit", "Backup"))]
+
+
+def test_the_unnamed_target_is_called_by_its_database() -> None:
+    event = resolved_event("default", SOURCE, "fp", AT)
+    assert doc("slack", event)["text"] == (
+        f"Schema drift resolved on {SOURCE}: production matches the files"
+    )
+
+
+def test_object_names_cannot_ping_a_channel_or_hide_a_link() -> None:
+    # A quoted identifier may hold anything; production's DDL is not ours to trust as markup.
+    evil = drift_of(
+        (Change.ADDED, "table", 'public."<!channel> <https://evil.example|click> *x* [a](b)"'),
+    )
+    slack = doc("slack", drift_event("<!here>", SOURCE, evil, "fp", None, AT))
+    assert "<!here>" not in slack["text"] and "&lt;!here&gt;" in slack["text"]
+    for block in slack["blocks"]:  # the name only ever appears in plain_text objects
+        for obj in [block.get("text"), *block.get("elements", [])]:
+            if obj is not None:
+                assert obj["type"] == "plain_text" and obj["emoji"] is False
+    card = doc("teams", drift_event("app", SOURCE, evil, "fp", None, AT))
+    content = card["attachments"][0]["content"]
+    kinds = {b["type"] for b in content["body"]} | {
+        i["type"] for b in content["body"] for i in b["inlines"]
+    }
+    assert kinds == {"RichTextBlock", "TextRun"}  # TextRuns render no markdown, no links
+    assert any("<!channel>" in t for t in texts(card))  # shown as text, as it is
+
+
+def test_teams_gets_one_adaptive_card_workflows_accept() -> None:
+    card = doc("teams", failure_event("app", SOURCE, "connection refused", "connection", 3, AT))
+    assert card["type"] == "message" and len(card["attachments"]) == 1
+    attachment = card["attachments"][0]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    content = attachment["content"]
+    assert (content["type"], content["version"]) == ("AdaptiveCard", "1.4")
+    assert texts(card) == [
+        "Schema sync failing on app: 3 times in a row",
+        "Target: ",
+        "app",
+        "Production: ",
+        SOURCE,
+        "Cause: ",
+        "connection",
+        "connection refused",
+    ]
+    assert content["body"][0]["inlines"][0]["color"] == "Attention"
+
+
+def test_generic_json_document_and_a_signature_a_receiver_can_verify() -> None:
+    event = drift_event("app", SOURCE, DRIFT, DRIFT.fingerprint(), "backups/app/s-1", AT)
+    body = render("json", event)
+    document = json.loads(body)
+    assert document["event"] == "drift" and document["version"] == 1
+    assert document["drift"]["changes"] == [
+        {"change": "changed", "kind": "table", "name": "shop.orders"},
+        {"change": "added", "kind": "function", "name": "shop.total(integer)"},
+    ]
+    assert document["drift"]["summary"] == "backups/app/s-1/sync-summary.md"
+    assert document["commit"] is None and document["failure"] is None
+    assert "diff of" not in body.decode()  # names only: DDL may hold secrets
+    secret, now = "s3cret-key-0123456789", 1_790_000_000
+    header = signature(secret, now, body)
+    # The README's receiver code, run as a user would paste it.
+    verified = readme_verifier()
+    fresh = int(time.time())
+    headers = {"X-Schema-Sync-Timestamp": str(fresh), "X-Schema-Sync-Signature": ""}
+    headers["X-Schema-Sync-Signature"] = signature(secret, fresh, body)
+    assert verified(secret.encode(), headers, body)
+    assert not verified(secret.encode(), headers, body.replace(b"orders", b"0rders"))
+    assert not verified(b"another-secret-000000", headers, body)
+    stale = {"X-Schema-Sync-Timestamp": str(now), "X-Schema-Sync-Signature": header}
+    assert not verified(secret.encode(), stale, body)  # 2026-09: long ago by now
+    assert verify_signature(secret, str(now), body, header, now=now + 60)
+    assert not verify_signature(secret, str(now), body + b" ", header, now=now)  # body changed
+    assert not verify_signature(secret, str(now + 1), body, header, now=now)  # timestamp changed
+    assert not verify_signature("other-secret-0123456789", str(now), body, header, now=now)
+    assert not verify_signature(secret, str(now), body, header, now=now + 301)  # a replay
+    assert not verify_signature(secret, "soon", body, header, now=now)
+
+
+def test_a_huge_drift_stays_a_readable_message() -> None:
+    big = drift_of(*[(Change.ADDED, "table", f"s.t{i:03}_{'x' * 500}") for i in range(300)])
+    slack = doc("slack", drift_event("app", SOURCE, big, "fp", "backups/b", AT))
+    section = slack["blocks"][1]["text"]["text"]
+    *names, tail = section.split("\n")
+    assert len(section) <= 2_900 and 0 < len(names) <= 20
+    assert tail == f"... and {300 - len(names)} more in backups/b/sync-summary.md"
+    document = json.loads(render("json", drift_event("app", SOURCE, big, "fp", None, AT)))
+    assert len(document["drift"]["changes"]) == 50 and document["drift"]["more"] == 250
+
+
+def test_every_payload_is_scrubbed_of_known_secrets_and_passwords() -> None:
+    url = "https://hooks.slack.com/services/T0/B0/WebhookTok3n"
+    register_secret(url)
+    error = (
+        f"pg_dump: connection to postgresql://reader:pw-Hunter2@db/app failed; posted to {url}; "
+        "password=pw-Hunter2"
+    )
+    for fmt in ("slack", "teams", "json"):
+        body = render(fmt, failure_event("app", SOURCE, error, "connection", 3, AT)).decode()
+        assert "pw-Hunter2" not in body and url not in body and "WebhookTok3n" not in body
+        assert "postgresql://reader:***@db/app" in body
+    assert "after 4 failures" in render("json", recovered_event("app", SOURCE, 4, AT)).decode()
+
+
+def test_backoff_doubles_with_jitter_in_its_upper_half_and_stops_at_the_cap() -> None:
+    assert [backoff_s(n, 1.0, 60.0, 0.0) for n in range(1, 9)] == [
+        0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0,
+    ]  # fmt: skip
+    assert [backoff_s(n, 1.0, 60.0, 0.999) for n in (1, 7)] == pytest.approx([1.0, 60.0], 0.01)
+    assert backoff_s(10_000, 1.0, 60.0, 0.5) == 45.0  # no overflow after a long outage
+
+
+def test_which_answers_are_worth_another_attempt() -> None:
+    assert [s for s in (400, 401, 403, 404, 408, 410, 429, 500, 502, 503) if retryable(s)] == [
+        408, 429, 500, 502, 503,
+    ]  # fmt: skip
+    assert retry_after_s("3", 60) == 3.0 and retry_after_s("9999", 60) == 60
+    assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT", 60) is None
+    assert retry_after_s(None, 60) is None and retry_after_s("-5", 60) == 0.0
+
+
+# -- settings -------------------------------------------------------------------------------------
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_webhooks_from_the_config_file_and_a_target_of_its_own(tmp_path: Path) -> None:
+    config = write(
+        tmp_path,
+        "webhook_attempts = 2\n"
+        '[[webhooks]]\nurl = "https://hooks.slack.com/services/A/B/C"\nformat = "slack"\n'
+        '[[webhooks]]\nurl = "https://ops.example/h"\nsecret = "0123456789abcdef"\n'
+        'events = ["drift", "failure"]\n'
+        '[[targets]]\nname = "app"\n'
+        '[[targets]]\nname = "billing"\n'
+        'webhooks = [{url = "https://teams.example/wf?sig=x", format = "teams"}]\n'
+        '[[targets]]\nname = "quiet"\nwebhooks = []\n',
+    )
+    settings = load_settings(config)
+    app, billing, quiet = settings.resolved_targets()
+    assert [(w.format, w.host(), w.events) for w in app.webhooks] == [
+        ("slack", "hooks.slack.com", ("drift", "resolved", "failure", "recovered")),
+        ("json", "ops.example", ("drift", "failure")),
+    ]
+    assert [w.format for w in billing.webhooks] == ["teams"] and quiet.webhooks == []
+    assert settings.webhook_attempts == 2 and settings.webhook_timeout_s == 10
+
+
+def test_webhooks_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(
+        "SCHEMA_SYNC_WEBHOOKS",
+        '[{"url": "https://hooks.slack.com/services/A/B/C", "format": "slack"}]',
+    )
+    assert [w.host() for w in load_settings().webhooks] == ["hooks.slack.com"]
+    # The URL pasted as it is, not as JSON: one line that shows how, and not the URL.
+    monkeypatch.setenv("SCHEMA_SYNC_WEBHOOKS", "https://hooks.slack.com/services/T/B/SeCrEt")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "not valid JSON" in str(caught.value) and '"format": "slack"' in str(caught.value)
+    assert "SeCrEt" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("table", "why"),
+    [
+        ('url = "hooks.slack.com/services/SeCrEt-Path"', "not an http(s) URL"),
+        ('url = "ftp://SeCrEt-Path@x/y"', "not an http(s) URL"),
+        ('url = "https://h/SeCrEt-Path"\nformat = "discord"', "Input should be 'slack'"),
+        ('url = "https://h/SeCrEt-Path"\nsecret = "SeCrEt-short"', "at least 16 characters"),
+        ('url = "https://h/SeCrEt-Path"\nevents = []', "list at least one of"),
+        ('url = "https://h/SeCrEt-Path"\nevents = ["drifts"]', "Input should be 'drift'"),
+        ('url = "https://h/SeCrEt-Path"\nchannel = "#ops"', "no such"),
+    ],
+)
+def test_a_bad_webhook_is_one_line_that_never_shows_its_url(
+    tmp_path: Path, table: str, why: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(write(tmp_path, f"[[webhooks]]\n{table}\n"))
+    message = str(caught.value)
+    assert message.startswith("invalid setting webhooks.0.") and why in message
+    assert "SeCrEt" not in message and "\n" not in message
+    with pytest.raises(SettingsError) as caught:  # and the same inside a target
+        load_settings(
+            write(tmp_path, f'[[targets]]\nname = "app"\n[[targets.webhooks]]\n{table}\n')
+        )
+    assert "targets[app].webhooks" in str(caught.value) and "SeCrEt" not in str(caught.value)
