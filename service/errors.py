@@ -14,6 +14,7 @@ class Cause(StrEnum):
     DISK = "disk"
     CATALOG = "catalog"
     VERIFY = "verify"
+    LOCK = "lock"  # another writer held the folder's write lock too long
     INTERNAL = "internal"  # a bug: an exception other than SyncError
     OTHER = "other"
 

@@ -7,7 +7,7 @@ import contextlib
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +18,7 @@ from service.compare.inventory import Inventory
 from service.compare.report import SummaryFacts, render_summary
 from service.delivery.git import GitResult, deliver
 from service.delivery.message import CommitFacts, sync_message
-from service.disk import backups, files
+from service.disk import backups, files, lock
 from service.disk.retention import DONE, FAILED, STARTED, Policy
 from service.errors import Cause, SyncError
 from service.logs import get_logger, register_secret
@@ -65,16 +65,52 @@ class Paths:
     functions_file: Path
     inventory_file: Path
     backup_dir: Path
+    write_lock: Path  # the folder whose flock every writer holds (disk/lock.py)
 
     @classmethod
     def of(cls, settings: Settings) -> Paths:
         # Relative paths resolve against the working directory (the container's workdir).
+        schema = settings.schema_file.absolute()
         return cls(
-            settings.schema_file.absolute(),
+            schema,
             settings.functions_file.absolute(),
             settings.inventory_file.absolute(),
             settings.backup_dir.absolute(),
+            schema.parent,
         )
+
+    @property
+    def managed(self) -> tuple[Path, Path, Path]:
+        return (self.schema_file, self.functions_file, self.inventory_file)
+
+
+@contextlib.asynccontextmanager
+async def writing(paths: Paths, log: Any) -> AsyncIterator[None]:
+    """The folder's write lock (disk/lock.py), then the leftovers of killed runs cleaned."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(
+                lock.writing(
+                    paths.write_lock,
+                    on_wait=lambda holder: log.warning(
+                        "lock.waiting", holder=holder, folder=str(paths.write_lock)
+                    ),
+                )
+            )
+        except lock.LockHeld as exc:
+            raise SyncError(str(exc), Cause.LOCK) from None
+        except OSError as exc:
+            raise SyncError(
+                f"cannot lock the folder {paths.write_lock} ({exc.strerror or exc}): "
+                "it must be a folder this user can create and open",
+                Cause.DISK,
+            ) from None
+        try:
+            for gone in files.remove_leftovers(paths.backup_dir, paths.managed):
+                log.info("leftover.removed", path=str(gone))
+        except OSError as exc:  # housekeeping: never the reason a run fails
+            log.warning("leftover.remove_failed", error=str(exc))
+        yield
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,29 +242,31 @@ async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutc
         server = verify_server(settings) if settings.verify != "off" else None
     except VerifyError as exc:
         raise SyncError(f"verify = {settings.verify}: {exc}", Cause.VERIFY) from None
-    files.remove_stale_incomplete(paths.backup_dir)
-    try:
-        for interrupted in backups.mark_interrupted(paths.backup_dir):
-            log.warning("backup.interrupted", backup=str(interrupted))
-    except OSError as exc:  # bookkeeping only: listing already shows such backups as failed
-        log.warning("backup.mark_failed", error=str(exc), backup_dir=str(paths.backup_dir))
-    try:
-        # The export is staged beside the backups, not in sql/: an unchanged database must not
-        # cause a single byte to be written under sql/ (editors, git and CI watch it).
-        with files.staging_dir(paths.backup_dir) as staging:
-            snapshot, outcome = await _read_and_compare(settings, paths, staging, run_id, started)
-            if outcome.drift or outcome.first_run:
-                await _write(settings, server, snapshot, paths, outcome, log)
-            else:
-                log.debug("sync.unchanged")
-    except OSError as exc:  # a full disk or a read-only folder, at any step
-        raise SyncError(
-            f"cannot write schema files or backup ({exc.strerror or exc}: "
-            f"{exc.filename or paths.schema_file.parent}); previous files are intact",
-            Cause.DISK,
-        ) from None
-    outcome.git = await deliver_to_git(settings, paths, outcome, log)
-    outcome.pruned = await asyncio.to_thread(apply_retention, settings, paths, log)
+    async with writing(paths, log):
+        try:
+            for interrupted in backups.mark_interrupted(paths.backup_dir):
+                log.warning("backup.interrupted", backup=str(interrupted))
+        except OSError as exc:  # bookkeeping only: listing already shows such backups as failed
+            log.warning("backup.mark_failed", error=str(exc), backup_dir=str(paths.backup_dir))
+        try:
+            # The export is staged beside the backups, not in sql/: an unchanged database must
+            # not cause a single byte to be written under sql/ (editors, git and CI watch it).
+            with files.staging_dir(paths.backup_dir) as staging:
+                snapshot, outcome = await _read_and_compare(
+                    settings, paths, staging, run_id, started
+                )
+                if outcome.drift or outcome.first_run:
+                    await _write(settings, server, snapshot, paths, outcome, log)
+                else:
+                    log.debug("sync.unchanged")
+        except OSError as exc:  # a full disk or a read-only folder, at any step
+            raise SyncError(
+                f"cannot write schema files or backup ({exc.strerror or exc}: "
+                f"{exc.filename or paths.schema_file.parent}); previous files are intact",
+                Cause.DISK,
+            ) from None
+        outcome.git = await deliver_to_git(settings, paths, outcome, log)
+        outcome.pruned = await asyncio.to_thread(apply_retention, settings, paths, log)
     outcome.duration_s = time.monotonic() - t0
     return outcome
 

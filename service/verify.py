@@ -1,9 +1,11 @@
 """Prove schema files reproduce production: install them into a scratch database, re-dump it
 and compare with the export the files came from.
 
-The scratch database gets a unique name (pg_schema_sync_verify_<random>) on the verify
-server, is created here and always dropped here: after success, failure, errors and
-cancellation (the drop is shielded). The files are installed by psql with ON_ERROR_STOP,
+The scratch database gets a unique name naming its owner process
+(pg_schema_sync_verify_<host>_<pid>_<start>_<random>) on the verify server, is created here
+and always dropped here: after success, failure, errors and cancellation (the drop is
+shielded); one left by a killed verify is dropped by the next verify on that server.
+The files are installed by psql with ON_ERROR_STOP,
 the password reaching psql only through its environment.
 """
 
@@ -26,8 +28,8 @@ import asyncpg
 
 from service.compare.drift import Change, Drift, DriftItem, compare, text_diff
 from service.compare.inventory import Inventory
-from service.disk import files
-from service.logs import register_secret
+from service.disk import files, owner
+from service.logs import get_logger, register_secret
 from service.production.catalog import CatalogOptions, load_inventory
 from service.production.conninfo import ConnInfo, ConnInfoError
 from service.production.db import connect
@@ -39,6 +41,7 @@ from service.production.export import (
     pg_dump_version,
     resolve_pg_dump,
 )
+from service.production.lifetime import die_with_parent
 from service.production.snapshot import both
 from service.settings.model import Settings
 
@@ -95,7 +98,7 @@ async def verify_files(
     """Install `schema_file` into a fresh scratch database on `server`, re-dump it and compare
     the dump with the files (bytes) and its catalog with `reference` (objects)."""
     t0 = time.monotonic()
-    name = SCRATCH_PREFIX + secrets.token_hex(8)
+    name = scratch_name()
     result = VerifyResult(name)
     admin_info = server if server.dbname else server.with_params(dbname="postgres")
     scratch = server.with_params(dbname=name)
@@ -103,6 +106,7 @@ async def verify_files(
     psql = resolve_tool(str(Path(dump_path).with_name("psql")), "psql")
     admin = await _admin_connect(admin_info)
     try:
+        await remove_abandoned(admin)
         try:
             await _create(admin, name, server)
             problem = await install(psql, scratch, schema_file, display_file)
@@ -123,6 +127,38 @@ async def verify_files(
             await admin.close()
     result.duration_s = time.monotonic() - t0
     return result
+
+
+def scratch_name() -> str:
+    """pg_schema_sync_verify_<host>_<pid>_<start>_<random>: the owner is in the name, written
+    in the same statement that creates it, so a killed verify's database can be told from a
+    running one's (owner.py) and dropped by the next verify."""
+    return SCRATCH_PREFIX + owner.tag().replace(".", "_") + "_" + secrets.token_hex(4)
+
+
+_SCRATCH_OWNER = re.compile(re.escape(SCRATCH_PREFIX) + r"([0-9a-f]{8})_(\d+)_(\d+|x)_[0-9a-f]+")
+
+
+async def remove_abandoned(admin: asyncpg.Connection) -> list[str]:
+    """Drop the scratch databases whose owner process is gone (a killed verify's). Those of
+    live processes, of other hosts and of older versions (no owner in the name) are kept."""
+    names = await admin.fetch(
+        "SELECT datname FROM pg_catalog.pg_database WHERE left(datname, length($1)) = $1",
+        SCRATCH_PREFIX,
+    )
+    dropped = []
+    for (name,) in names:
+        found = _SCRATCH_OWNER.fullmatch(name)
+        if found is None or owner.alive(".".join(found.groups())) is not False:
+            continue
+        try:
+            await _drop(admin, name)
+        except asyncpg.PostgresError as exc:  # not ours to drop (owner, privileges): leave it
+            get_logger().warning("verify.scratch_kept", database=name, error=str(exc))
+            continue
+        get_logger().info("verify.scratch_removed", database=name)
+        dropped.append(name)
+    return dropped
 
 
 def verify_server(settings: Settings) -> ConnInfo:
@@ -202,6 +238,7 @@ async def install(
         stderr=asyncio.subprocess.PIPE,
         env={**info.child_env(), "PGAPPNAME": "pg-schema-sync verify"},
         start_new_session=True,
+        preexec_fn=die_with_parent(),  # fork-safe: one prctl call, looked up beforehand
     )
     try:
         _, err = await proc.communicate()

@@ -23,7 +23,7 @@ from service.disk.retention import Policy
 from service.logs import get_logger
 from service.production.conninfo import ConnInfoError
 from service.settings.model import Settings
-from service.sync import Paths
+from service.sync import Paths, writing
 from service.verify import VerifyError, VerifyResult, verify_files, verify_server
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
@@ -41,8 +41,9 @@ def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.Argume
             "(verify_dsn / SCHEMA_SYNC_VERIFY_DSN; the user needs CREATEDB) with psql "
             "ON_ERROR_STOP, then re-dumps it: the dump must equal the files byte for byte and "
             "its objects must equal inventory.json. The scratch database "
-            "(pg_schema_sync_verify_<random>) is dropped afterwards, also on errors and "
-            "Ctrl-C. Exit 0 passed, 1 failed (first failing statement with file:line, a "
+            "(pg_schema_sync_verify_<host>_<pid>_<start>_<random>) is dropped afterwards, also "
+            "on errors and Ctrl-C; one a killed verify left is dropped by the next. "
+            "Exit 0 passed, 1 failed (first failing statement with file:line, a "
             "missing extension, or the objects that differ), 2 could not run."
         ),
     )
@@ -230,6 +231,13 @@ async def cmd_verify(args: argparse.Namespace) -> int:
 @_clear_errors
 async def cmd_rollback(args: argparse.Namespace) -> int:
     settings, paths = _settings(args)
+    # The whole command under the folder's write lock: the default target is decided from
+    # the backups and files as they are, so no sync may change them meanwhile.
+    async with writing(paths, get_logger(command="rollback")):
+        return await _rollback(args, settings, paths)
+
+
+async def _rollback(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     if args.backup:
         target = backups.resolve(paths.backup_dir, args.backup)
     else:
@@ -368,7 +376,11 @@ async def cmd_backups_prune(args: argparse.Namespace) -> int:
             "nothing to prune"
         )
         return EXIT_OK
-    plan = backups.prune(paths, policy, dry_run=args.dry_run)
+    if args.dry_run:
+        plan = backups.prune(paths, policy, dry_run=True)
+    else:
+        async with writing(paths, get_logger(command="prune")):
+            plan = backups.prune(paths, policy, dry_run=False)
     verb = "would delete" if args.dry_run else "deleted"
     for p in plan:
         print(f"{verb if not p.keep else 'keep':<12} {p.backup.name}  ({p.reason})")

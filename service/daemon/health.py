@@ -20,10 +20,10 @@ from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from service.disk import files
+from service.disk.lock import LOCK_NAME
 from service.settings.model import ENV_PREFIX, Settings, SettingsError
 
 STATE_NAME = ".pg-schema-sync-state.json"
-LOCK_NAME = ".pg-schema-sync.lock"
 STATE_VERSION = 1
 HEALTH_SLACK = timedelta(minutes=5)  # a run may take a while and the clock may be late
 

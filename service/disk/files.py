@@ -9,14 +9,17 @@ under a hidden temp name and renamed into place only when complete.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
+
+from service.disk import owner
 
 BACKUP_PREFIX = "schema-sync-"
 BACKUP_SCHEMA = "production-schema.sql"
@@ -64,7 +67,9 @@ def same_bytes(a: Path, b: Path) -> bool:
 def temp_path_beside(target: Path) -> Iterator[Path]:
     """A temp file name in the target's folder (same filesystem, so rename is atomic)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{target.name}.{owner.tag()}.", suffix=".tmp", dir=target.parent
+    )
     os.close(fd)
     tmp = Path(name)
     try:
@@ -104,7 +109,7 @@ def backup_name(now: datetime) -> str:
 def create_backup(backup_dir: Path, now: datetime, files: Mapping[str, Path | bytes]) -> Path:
     """Write a complete backup folder (name -> source file or bytes); return its path."""
     backup_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".incomplete-", dir=backup_dir))
+    work = Path(tempfile.mkdtemp(prefix=f".incomplete-{owner.tag()}-", dir=backup_dir))
     try:
         for name, content in files.items():
             dest = work / name
@@ -153,35 +158,60 @@ def _backup_sort_key(path: Path) -> tuple[str, int]:
 def remove_backup(folder: Path) -> None:
     """Delete a backup folder; renamed to a hidden name first, so a crash halfway never leaves
     a partial folder that looks like a backup."""
-    doomed = folder.with_name(f".deleting-{folder.name}")
+    doomed = folder.with_name(f".deleting-{owner.tag()}-{folder.name}")
     os.rename(folder, doomed)
     fsync_dir(folder.parent)
     shutil.rmtree(doomed)
 
 
-STALE_STAGING_S = 24 * 3600
+# Leftovers without an owner tag (older versions), or owned on another host: surely
+# abandoned after a day.
+STALE_UNKNOWN_S = 24 * 3600
+_LEFTOVER_FOLDERS = (".staging-*", ".incomplete-*", ".deleting-*")
 
 
 @contextlib.contextmanager
 def staging_dir(backup_dir: Path) -> Iterator[Path]:
     """A private folder under backups/ for a run's export; removed when the run ends."""
     backup_dir.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=".staging-", dir=backup_dir))
+    path = Path(tempfile.mkdtemp(prefix=f".staging-{owner.tag()}-", dir=backup_dir))
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def remove_stale_incomplete(backup_dir: Path) -> None:
-    """Leftovers of a sync killed mid-backup or mid-prune; never mistaken for a backup."""
+def remove_leftovers(backup_dir: Path, managed: Iterable[Path] = ()) -> list[Path]:
+    """What killed runs left behind - staging, incomplete and half-deleted backup folders
+    under backups/, temp files beside the managed files - and no live process owns.
+
+    Called with the folder's write lock held, so no writer that honours it is at work; the
+    owner tag in each name still protects a live process that does not (another version, a
+    stray copy), and anything whose owner cannot be checked waits a day. Returns what went."""
+    candidates: list[Path] = []
     if backup_dir.is_dir():
-        for pattern in (".incomplete-*", ".deleting-*"):
-            for p in backup_dir.glob(pattern):
-                shutil.rmtree(p, ignore_errors=True)
-        # A staging folder may belong to a run in progress (a one-shot sync beside the
-        # daemon); only a day-old one is surely abandoned by a killed process.
-        for p in backup_dir.glob(".staging-*"):
-            with contextlib.suppress(OSError):
-                if time.time() - p.stat().st_mtime > STALE_STAGING_S:
-                    shutil.rmtree(p, ignore_errors=True)
+        for pattern in _LEFTOVER_FOLDERS:
+            candidates += backup_dir.glob(pattern)
+    for target in managed:
+        if target.parent.is_dir():
+            candidates += target.parent.glob(f".{glob.escape(target.name)}.*.tmp")
+    removed = []
+    for path in candidates:
+        if _abandoned(path):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _abandoned(path: Path) -> bool:
+    found = owner.find_tag(path.name)
+    state = owner.alive(found) if found else None
+    if state is not None:
+        return not state
+    try:
+        return time.time() - path.lstat().st_mtime > STALE_UNKNOWN_S
+    except FileNotFoundError:
+        return False

@@ -67,37 +67,44 @@ class CatalogOptions:
 async def load_inventory(
     conn: asyncpg.Connection, options: CatalogOptions = CatalogOptions()
 ) -> Inventory:
-    """Every user object of the database `conn` is connected to, from one consistent snapshot."""
-    objects: list[DbObject] = []
+    """Every user object of the database `conn` is connected to, from one consistent snapshot:
+    the caller's open transaction (snapshot.py shares it with pg_dump), else one of its own."""
+    if conn.is_in_transaction():
+        return await _read(conn, options)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        # As pg_dump does: deparsed names outside pg_catalog come out schema-qualified.
-        # JIT would spend seconds compiling these wide one-off queries on big catalogs, and
-        # parallel workers start with cold catalog caches: at 10,000 tables they cost ~1 s of
-        # production CPU more than they save (measured on 2 cores).
-        await conn.execute(
-            "SELECT pg_catalog.set_config('search_path', '', true),"
-            " pg_catalog.set_config('jit', 'off', true),"
-            " pg_catalog.set_config('max_parallel_workers_per_gather', '0', true)"
+        return await _read(conn, options)
+
+
+async def _read(conn: asyncpg.Connection, options: CatalogOptions) -> Inventory:
+    objects: list[DbObject] = []
+    # As pg_dump does: deparsed names outside pg_catalog come out schema-qualified.
+    # JIT would spend seconds compiling these wide one-off queries on big catalogs, and
+    # parallel workers start with cold catalog caches: at 10,000 tables they cost ~1 s of
+    # production CPU more than they save (measured on 2 cores).
+    await conn.execute(
+        "SELECT pg_catalog.set_config('search_path', '', true),"
+        " pg_catalog.set_config('jit', 'off', true),"
+        " pg_catalog.set_config('max_parallel_workers_per_gather', '0', true)"
+    )
+    schema_filter = (
+        [schema_regex(p) for p in options.schemas],
+        [schema_regex(p) for p in options.exclude_schemas],
+    )
+    if options.schemas and not await conn.fetchval(ANY_SCHEMA_MATCHES, schema_filter[0]):
+        raise NoMatchingSchemas(
+            "no schema matches the schemas patterns "
+            f"{', '.join(repr(p) for p in options.schemas)} (pg_dump -n refuses them "
+            "too); check the schemas setting or --schema"
         )
-        schema_filter = (
-            [schema_regex(p) for p in options.schemas],
-            [schema_regex(p) for p in options.exclude_schemas],
-        )
-        if options.schemas and not await conn.fetchval(ANY_SCHEMA_MATCHES, schema_filter[0]):
-            raise NoMatchingSchemas(
-                "no schema matches the schemas patterns "
-                f"{', '.join(repr(p) for p in options.schemas)} (pg_dump -n refuses them "
-                "too); check the schemas setting or --schema"
-            )
-        for query in queries_for(server_version_num(conn)):
-            if query.only_if and not await conn.fetchval(f"SELECT {query.only_if}"):
-                continue
-            if _wanted(query, options):
-                # In batches: all 12,000 relation rows of a 10,000-table schema as records at
-                # once were ~20 MB more peak memory than the objects made from them.
-                cursor = await conn.cursor(query.sql, *(schema_filter if query.scoped else ()))
-                while rows := await cursor.fetch(FETCH_ROWS):
-                    objects.extend(_object(row, options) for row in rows)
+    for query in queries_for(server_version_num(conn)):
+        if query.only_if and not await conn.fetchval(f"SELECT {query.only_if}"):
+            continue
+        if _wanted(query, options):
+            # In batches: all 12,000 relation rows of a 10,000-table schema as records at
+            # once were ~20 MB more peak memory than the objects made from them.
+            cursor = await conn.cursor(query.sql, *(schema_filter if query.scoped else ()))
+            while rows := await cursor.fetch(FETCH_ROWS):
+                objects.extend(_object(row, options) for row in rows)
     return Inventory.of(objects)
 
 

@@ -1,10 +1,13 @@
 """pg_dump --schema-only as an asyncio subprocess, normalised while it streams to disk.
 
 Normalising makes two exports of an unchanged database byte-identical:
-- the `-- Dumped from/by ... version` lines are dropped (they change on minor upgrades);
-- the random `\\restrict` key of newer pg_dumps is replaced by one derived from the
-  file's own content: deterministic, yet not guessable by whoever writes object
-  definitions (the key would have to be a fixed point of sha256 of text containing it).
+- the `-- Dumped from/by ... version` lines of pg_dump's header are dropped (they change on
+  minor upgrades);
+- the random `\\restrict` key of newer pg_dumps (header and footer) is replaced by one
+  derived from the file's own content: deterministic, yet not guessable by whoever writes
+  object definitions (the key would have to be a fixed point of sha256 of text containing it).
+Only pg_dump's own header and footer are edited, found by their place in the output; the
+same text inside an object (a body, a literal) is copied as it is.
 Functions, procedures and aggregates (with their owner, comment and grant entries) are
 copied into a second file as they pass, in pg_dump's own deterministic order.
 """
@@ -23,6 +26,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from service.production.conninfo import ConnInfo
+from service.production.lifetime import die_with_parent
+from service.production.sqllex import Lexer
 
 
 class ExportError(RuntimeError):
@@ -38,6 +43,8 @@ class ExportOptions:
     privileges: bool = True
     comments: bool = True
     lock_wait_timeout_ms: int = 5_000
+    # pg_export_snapshot() of the catalog session: pg_dump then reads the same moment.
+    snapshot: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,13 +55,9 @@ class ExportResult:
 
 
 _VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
-# The lines the splitter acts on: an entry's header (groups 1, 2: name and type), a
-# `\\restrict` (group 3) or `\\unrestrict` line, and the dropped version lines.
-_SPECIAL = (
-    rb"(?:-- (?:Data for )?Name: (.*); Type: ([A-Z ]+); Schema: "
-    rb"|\\(?:(restrict)|unrestrict) "
-    rb"|-- Dumped (?:from database|by pg_dump) version)"
-)
+# An entry's header line (groups 1, 2: name and type): the only lines the splitter acts on,
+# and only where the lexer says they start outside every quote (sqllex.py says why).
+_SPECIAL = rb"-- (?:Data for )?Name: (.*); Type: ([A-Z ]+); Schema: "
 _SPECIAL_LINE = re.compile(_SPECIAL)  # matched at the start of a candidate line
 # A header that makes its entry a function one, read as _SPECIAL reads it (the line's last
 # "; Type: ...; Schema: " decides): a function, procedure or aggregate, or its comment or ACL.
@@ -64,21 +67,36 @@ _FUNCTION_ENTRY = (
     rb"; Schema: (?![^\n]*; Type: [A-Z ]+; Schema: )"
 )
 _NAME = rb"-- (?:Data for )?Name: "
-_NOT_HEADER = rb"\\(?:restrict|unrestrict) |-- Dumped (?:from database|by pg_dump) version"
 # Where the next line that matters may be, by section: outside the functions, a function
-# entry's header; inside, any other header; in both, the \\restrict and version lines. pg_dump
-# keeps functions together (a 10,000-table schema: 106,782 headers, 5 section changes), so the
-# regex skips the other headers in C instead of Python handling each (0.8 s of CPU at 10k).
+# entry's header; inside, any other header. pg_dump keeps functions together (a 10,000-table
+# schema: 106,782 headers, 5 section changes), so the regex skips the other headers in C
+# instead of Python handling each (0.8 s of CPU at 10k).
 # Anchored on the newline before the line rather than `^` with re.MULTILINE: a literal first
 # byte lets re skip ahead, 3x faster over a chunk. The chunk's first line is tried apart.
-_ENTER_FUNCTIONS = _NAME + _FUNCTION_ENTRY + b"|" + _NOT_HEADER
-_LEAVE_FUNCTIONS = _NAME + rb"(?!" + _FUNCTION_ENTRY + rb")|" + _NOT_HEADER
+_ENTER_FUNCTIONS = _NAME + _FUNCTION_ENTRY
+_LEAVE_FUNCTIONS = _NAME + rb"(?!" + _FUNCTION_ENTRY + rb")"
 _NEXT = {
     False: (re.compile(rb"\n(?:" + _ENTER_FUNCTIONS + b")"), re.compile(_ENTER_FUNCTIONS)),
     True: (re.compile(rb"\n(?:" + _LEAVE_FUNCTIONS + b")"), re.compile(_LEAVE_FUNCTIONS)),
 }
 _FUNCTION_TYPES = {b"FUNCTION", b"PROCEDURE", b"AGGREGATE"}
 _FUNCTION_NAME_PREFIXES = (b"FUNCTION ", b"PROCEDURE ", b"AGGREGATE ")
+# pg_dump's own lines, known by where pg_dump prints them (RestoreArchive in
+# pg_backup_archiver.c), never by what a line looks like: the header opens the output,
+# before the fixed SET preamble and the first TOC entry -
+#   "--\n-- PostgreSQL database dump\n--\n\n" [\restrict KEY\n\n] [-- Dumped from ...\n]
+#   [-- Dumped by ...\n] "\n"
+# and the footer `\unrestrict KEY\n\n` closes it, after the last entry, with the same key.
+# The same text anywhere else is an object's (a body, a literal) and is copied untouched.
+_HEADER = re.compile(
+    rb"--\n-- PostgreSQL database dump\n--\n\n"
+    rb"(?:\\restrict ([^\n]*)\n)?"
+    rb"(\n?)"
+    rb"(?:-- Dumped from database version [^\n]*\n)?"
+    rb"(?:-- Dumped by pg_dump version [^\n]*\n)?"
+)
+_HEADER_MAX = 4096  # the header and preamble fit well within it; buffered until then
+_STRINGS_OFF = b"\nSET standard_conforming_strings = off;\n"
 KEY_PLACEHOLDER = b"0" * 32
 
 
@@ -130,6 +148,8 @@ def pg_dump_argv(path: str, options: ExportOptions) -> list[str]:
         "--no-password",
         f"--lock-wait-timeout={options.lock_wait_timeout_ms}ms",
     ]
+    if options.snapshot is not None:
+        argv.append(f"--snapshot={options.snapshot}")
     # Patterns pass unchanged: the catalog side matches them exactly as pg_dump does.
     argv += [f"--schema={s}" for s in options.schemas]
     argv += [f"--exclude-schema={s}" for s in options.exclude_schemas]
@@ -179,9 +199,11 @@ class _Normalised:
 class _Splitter:
     """Routes pg_dump's output: everything to the schema file, function entries also aside.
 
-    Fed raw chunks; works on whole runs of lines between the few lines that matter (headers,
-    `\\restrict`, the dropped version lines), found by one regex per chunk: per-line Python
-    cost ~6 us, which at 10,000 tables is seconds of CPU taken from pg_dump on a small box.
+    Fed raw chunks; works on whole runs of lines between the few lines that matter (entry
+    headers), found by one regex per chunk: per-line Python cost ~6 us, which at 10,000
+    tables is seconds of CPU taken from pg_dump on a small box. A header counts only where
+    it starts outside every quote and comment (sqllex.Lexer), so no body can end or start a
+    section; pg_dump's header and footer lines are known by their place in the output.
     """
 
     def __init__(self, schema: _Normalised, functions: _Normalised) -> None:
@@ -192,6 +214,10 @@ class _Splitter:
         self.pending_separator = False
         self.held_here = False  # the held "--" is the last line of the last run of lines
         self.partial: list[bytes] = []  # an incomplete last line, waiting for its newline
+        self.head: bytes | None = b""  # the output's start, until the header is read
+        self.footer: bytes | None = None  # `\\unrestrict KEY\n` once the header had \\restrict
+        self.tail = b""  # what may be the footer: held until more output or the end
+        self.lexer = Lexer()
 
     def feed(self, chunk: bytes) -> None:
         end = chunk.rfind(b"\n") + 1
@@ -201,20 +227,68 @@ class _Splitter:
             return
         if self.partial:
             self.partial.append(chunk[:end])
-            self._lines(b"".join(self.partial))
+            self._frame(b"".join(self.partial))
             self.partial = []
         else:
-            self._lines(chunk[:end] if end < len(chunk) else chunk)
+            self._frame(chunk[:end] if end < len(chunk) else chunk)
         if end < len(chunk):
             self.partial.append(chunk[end:])
 
     def close(self) -> None:
         if self.partial:
-            self._lines(b"".join(self.partial) + b"\n")
+            self._frame(b"".join(self.partial) + b"\n")
             self.partial = []
+        if self.head is not None:
+            self._hold_footer(self._header(self.head))
+        if self.tail:
+            assert self.footer is not None and self.tail.startswith(self.footer)
+            self._lines(self.tail[len(self.footer) :])  # the footer line goes; its blank stays
+            self.tail = b""
         if self.pending_separator:
             self.pending_separator = False
             self._route(b"--\n")
+
+    def _frame(self, data: bytes) -> None:
+        """Complete lines: the header first, then everything but a possible footer."""
+        if self.head is not None:
+            self.head += data
+            if len(self.head) < _HEADER_MAX:
+                return
+            data = self._header(self.head)
+        self._hold_footer(data)
+
+    def _hold_footer(self, data: bytes) -> None:
+        """The footer is the output's last non-blank line: hold such a line while it may be."""
+        if self.footer is not None:
+            data, self.tail = self.tail + data, b""
+            at = data.rfind(self.footer)
+            if (
+                at >= 0
+                and (at == 0 or data[at - 1] == 10)  # b"\n"
+                and not data[at + len(self.footer) :].strip(b"\n")
+            ):
+                data, self.tail = data[:at], data[at:]
+        if data:
+            self._lines(data)
+
+    def _header(self, data: bytes) -> bytes:
+        """pg_dump's header: \\restrict replaced, version lines dropped; returns the rest."""
+        self.head = None
+        header = _HEADER.match(data)
+        if header is None:  # not pg_dump's plain output as we know it: nothing is touched
+            self._lines(data)
+            return b""
+        first_entry = data.find(b"\n--\n", header.end())
+        preamble = data[header.end() : first_entry if first_entry >= 0 else len(data)]
+        self.lexer.standard_strings = _STRINGS_OFF not in b"\n" + preamble
+        self._lines(data[: data.index(b"\n\n") + 2])
+        if header.group(1) is not None:
+            self.footer = b"\\unrestrict " + header.group(1) + b"\n"
+            self.schema.restrict()
+            self.functions.restrict()
+        if header.group(2):
+            self._lines(header.group(2))
+        return data[header.end() :]
 
     def _lines(self, data: bytes) -> None:
         """Complete lines (`data` ends with a newline)."""
@@ -223,16 +297,9 @@ class _Splitter:
         while (start := self._candidate(data, pos)) >= 0:
             pos = data.index(b"\n", start) + 1
             match = _SPECIAL_LINE.match(data, start)
-            if match is None:
-                continue
+            if match is None or not self.lexer.top_level(data, start):
+                continue  # inside a quote or comment: an object's text, not pg_dump's
             kind = match.group(2)
-            if kind is None:  # \\restrict, \\unrestrict or a dropped version line: left out
-                self._plain(data, at, start)
-                if match.group(3) is not None:
-                    self.schema.restrict()
-                    self.functions.restrict()
-                at = pos
-                continue
             to_functions = kind in _FUNCTION_TYPES or (
                 kind in (b"COMMENT", b"ACL") and match.group(1).startswith(_FUNCTION_NAME_PREFIXES)
             )
@@ -248,6 +315,7 @@ class _Splitter:
                     at = start - 3  # it is right above: write it with the entry
                 else:
                     self._route(b"--\n")
+        self.lexer.end_block(data)
         self._plain(data, at, len(data))
 
     def _candidate(self, data: bytes, pos: int) -> int:
@@ -295,11 +363,13 @@ async def export_schema(
     schema_out: Path,
     functions_out: Path,
     version: str | None = None,
+    started: asyncio.Event | None = None,
 ) -> ExportResult:
     """Run pg_dump and stream its normalised output into the two given paths.
 
     `version`: pg_dump's version if the caller already asked it (Debian's pg_dump is a Perl
-    wrapper: every `--version` costs tens of milliseconds).
+    wrapper: every `--version` costs tens of milliseconds). `started` is set at pg_dump's
+    first output: by then it has imported `options.snapshot` (it does so when it connects).
     """
     path = resolve_pg_dump(options.pg_dump)
     if version is None:
@@ -316,12 +386,15 @@ async def export_schema(
         stderr=asyncio.subprocess.PIPE,
         env=info.child_env(),
         start_new_session=True,
+        preexec_fn=die_with_parent(),  # fork-safe: one prctl call, looked up beforehand
     )
     stderr_task = asyncio.create_task(_read_all(proc.stderr))
     try:
         assert proc.stdout is not None
         # Large reads: a big schema is millions of lines, handled a chunk at a time.
         while chunk := await proc.stdout.read(1 << 20):
+            if started is not None:
+                started.set()
             splitter.feed(chunk)
         splitter.close()
         returncode = await proc.wait()

@@ -5,33 +5,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
+from asyncpg.transaction import Transaction
 
 from service.compare.drift import Drift, compare
 from service.compare.inventory import Inventory
 from service.errors import Cause, SyncError
-from service.logs import register_secret
+from service.logs import get_logger, register_secret
 from service.production.catalog import (
     CatalogOptions,
     NoMatchingSchemas,
     load_inventory,
     server_version_num,
 )
+from service.production.catalog_stamp import catalog_stamp
 from service.production.catalog_versions import UnsupportedServer, check_supported
 from service.production.conninfo import ConnInfo
 from service.production.db import SessionLimits, connect
 from service.production.export import (
     ExportError,
     ExportOptions,
+    ExportResult,
     check_versions,
     export_schema,
     pg_dump_version,
 )
 
+READ_ATTEMPTS = 3  # reads spoiled by concurrent DDL before the sync gives up (and retries later)
 A = TypeVar("A")
 B = TypeVar("B")
 T = TypeVar("T")
@@ -115,23 +119,162 @@ async def take_snapshot(
             check_versions(dump_major, dump_full, conn.get_server_version().major * 10_000)
         except ExportError as exc:
             raise SyncError(str(exc), Cause.PG_DUMP) from None
-
-        async def catalog() -> tuple[Inventory, T | None]:
-            inventory = await _load(conn, catalog_options, info)
-            return inventory, (await then(inventory) if then is not None else None)
-
-        result, (inventory, followed) = await both(
-            export_schema(info, export_options, schema_out, functions_out, dump_full), catalog()
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            read = await _read_once(
+                conn,
+                info,
+                catalog_options,
+                export_options,
+                schema_out,
+                functions_out,
+                dump_full,
+                then,
+            )
+            if read is not None:
+                result, inventory, followed = read
+                snapshot = Snapshot(
+                    inventory,
+                    schema_out,
+                    functions_out,
+                    _server_version(conn),
+                    result.pg_dump_version,
+                )
+                return snapshot, followed
+            get_logger().info("snapshot.moved", attempt=attempt, source=info.display())
+        raise SyncError(
+            f"the schema of {info.display()} changed during each of {READ_ATTEMPTS} reads "
+            "(DDL running): nothing written; the next sync tries again",
+            Cause.CATALOG,
         )
-        snapshot = Snapshot(
-            inventory, schema_out, functions_out, _server_version(conn), result.pg_dump_version
-        )
-        return snapshot, followed
     except ExportError as exc:
         raise SyncError(str(exc), Cause.PG_DUMP) from None
     finally:
         with contextlib.suppress(Exception):
             await conn.close()
+
+
+async def _read_once(
+    conn: asyncpg.Connection,
+    info: ConnInfo,
+    catalog_options: CatalogOptions,
+    export_options: ExportOptions,
+    schema_out: Path,
+    functions_out: Path,
+    dump_full: str,
+    then: Callable[[Inventory], Awaitable[T]] | None,
+) -> tuple[ExportResult, Inventory, T | None] | None:
+    """Export and inventory of one moment, or None when DDL committed while they were read.
+
+    The catalog session's transaction exports its snapshot and pg_dump imports it; the
+    catalog stamp (catalog_stamp.py says why it is needed too) taken in that snapshot must
+    equal the one taken after both are done, or the two may describe different states."""
+    try:
+        transaction, shared = await _shared_transaction(conn, info)
+    except asyncpg.PostgresError as exc:
+        raise SyncError(f"catalog query on {info.display()} failed: {exc}", Cause.CATALOG) from None
+    except (OSError, asyncpg.InterfaceError) as exc:
+        raise SyncError(
+            f"lost the connection to {info.display()}: {exc}", Cause.CONNECTION
+        ) from None
+    dump_started = asyncio.Event()
+
+    async def end_transaction() -> None:
+        # Read-only: nothing to commit. Errors do not matter: the reads are done.
+        with contextlib.suppress(Exception):
+            await transaction.rollback()
+
+    try:
+        before = await _stamp(conn, info)
+
+        async def release() -> None:
+            # Not idle in transaction longer than needed (the server's
+            # idle_in_transaction_session_timeout would end the session): once pg_dump has
+            # imported the snapshot, and with no shared snapshot at once.
+            if shared is not None:
+                await dump_started.wait()
+            await end_transaction()
+
+        async def followed_by(inventory: Inventory) -> T | None:
+            return await then(inventory) if then is not None else None
+
+        async def catalog() -> tuple[Inventory, T | None]:
+            inventory = await _load(conn, catalog_options, info)
+            _, followed = await both(release(), followed_by(inventory))
+            return inventory, followed
+
+        options = replace(export_options, snapshot=shared)
+        result, (inventory, followed) = await both(
+            _export(info, options, schema_out, functions_out, dump_full, dump_started), catalog()
+        )
+    finally:
+        await end_transaction()
+    if await _stamp(conn, info) != before:  # a fresh snapshot: what is committed now
+        return None
+    return result, inventory, followed
+
+
+async def _stamp(conn: asyncpg.Connection, info: ConnInfo) -> tuple[int, str]:
+    try:
+        return await catalog_stamp(conn)
+    except asyncpg.PostgresError as exc:
+        raise SyncError(f"catalog query on {info.display()} failed: {exc}", Cause.CATALOG) from None
+    except (OSError, asyncpg.InterfaceError) as exc:
+        raise SyncError(
+            f"lost the connection to {info.display()}: {exc}", Cause.CONNECTION
+        ) from None
+
+
+async def _shared_transaction(
+    conn: asyncpg.Connection, info: ConnInfo
+) -> tuple[Transaction, str | None]:
+    """A repeatable-read transaction and its exported snapshot for pg_dump, or None (said in
+    the log) where none can be exported: a hot standby before PostgreSQL 10, a server or
+    pooler that refuses it. (Not in a savepoint: a subtransaction cannot export one.)"""
+    transaction = conn.transaction(isolation="repeatable_read", readonly=True)
+    await transaction.start()
+    try:
+        snapshot_id: str = await conn.fetchval("SELECT pg_catalog.pg_export_snapshot()")
+        return transaction, snapshot_id
+    except asyncpg.PostgresError as exc:
+        await transaction.rollback()
+        get_logger().warning(
+            "snapshot.not_shared",
+            source=info.display(),
+            reason=f"pg_export_snapshot() failed: {exc}",
+            effect="pg_dump and the catalog read separate snapshots; concurrent DDL may make "
+            "a backup's export and inventory disagree",
+        )
+    transaction = conn.transaction(isolation="repeatable_read", readonly=True)
+    await transaction.start()
+    return transaction, None
+
+
+async def _export(
+    info: ConnInfo,
+    options: ExportOptions,
+    schema_out: Path,
+    functions_out: Path,
+    version: str,
+    started: asyncio.Event,
+) -> ExportResult:
+    """pg_dump on the shared snapshot; should pg_dump reach a server that does not know it
+    (a pooler, another host of a multi-host DSN), once more without, and say so."""
+    try:
+        return await export_schema(info, options, schema_out, functions_out, version, started)
+    except ExportError as exc:
+        if options.snapshot is None or "snapshot" not in str(exc):
+            raise
+        get_logger().warning(
+            "snapshot.not_shared",
+            source=info.display(),
+            reason=str(exc),
+            effect="exported again without the shared snapshot; concurrent DDL may make a "
+            "backup's export and inventory disagree",
+        )
+        started.set()  # nothing to wait for any more: the catalog's transaction may end
+        return await export_schema(
+            info, replace(options, snapshot=None), schema_out, functions_out, version, started
+        )
 
 
 async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
