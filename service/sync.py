@@ -20,6 +20,7 @@ from service.disk import backups, files
 from service.disk.retention import DONE, FAILED, STARTED, Policy
 from service.errors import Cause, SyncError
 from service.logs import get_logger, register_secret
+from service.probing import UNCHANGED, Decision, probe_and_decide, record_full_sync
 from service.production.conninfo import ConnInfo
 from service.production.db import SessionLimits
 from service.production.export import ExportOptions
@@ -54,6 +55,8 @@ class SyncOutcome:
     verify: str = "off"  # off | passed | failed | error (could not run)
     verify_problem: str | None = None
     pruned: list[Path] = field(default_factory=list)
+    skipped: str | None = None  # "unchanged": the probe matched the last full sync; no read
+    probe: Decision | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ class Paths:
             settings.inventory_file.absolute(),
             settings.backup_dir.absolute(),
         )
+
+    def outputs(self) -> list[Path]:
+        """The files a sync leaves, whose hashes the probe's record keeps."""
+        return [self.schema_file, self.functions_file, self.inventory_file]
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,23 +189,69 @@ async def _read_and_compare(
     return snapshot, outcome
 
 
-async def check_target(settings: Settings) -> SyncOutcome:
-    """Compare production with the files on disk; write nothing."""
+async def _probe(settings: Settings, paths: Paths, full: bool, log: Any) -> Decision:
+    decision = await probe_and_decide(
+        settings, paths.outputs(), paths.backup_dir, _limits(settings), full
+    )
+    fp = decision.fingerprint
+    log.debug(
+        "probe.finished",
+        result=decision.reason,
+        duration_s=round(fp.duration_s, 4) if fp else None,
+        changed_catalogs=decision.changed_catalogs or None,
+        error=decision.probe_error,
+    )
+    return decision
+
+
+def _skipped(run_id: str, started: datetime, t0: float, decision: Decision) -> SyncOutcome:
+    """The outcome of a cycle the probe skipped: the last full sync's answer, no drift."""
+    record = decision.record
+    assert record is not None
+    return SyncOutcome(
+        run_id=run_id,
+        started_at=started,
+        drift=Drift(()),
+        first_run=False,
+        counts=dict(record.counts),
+        server_version="",
+        pg_dump_version=record.pg_dump_version,
+        source=decision.reason,
+        duration_s=time.monotonic() - t0,
+        skipped=UNCHANGED,
+        probe=decision,
+    )
+
+
+async def check_target(settings: Settings, full: bool = False) -> SyncOutcome:
+    """Compare production with the files on disk; write nothing (the probe's record neither)."""
     started, t0 = datetime.now(UTC), time.monotonic()
+    run_id = uuid.uuid4().hex[:12]
+    paths = Paths.of(settings)
+    decision = await _probe(settings, paths, full, get_logger(run_id=run_id))
+    if decision.skip:
+        return _skipped(run_id, started, t0, decision)
     with tempfile.TemporaryDirectory(prefix="pg-schema-sync-check-") as tmp:
-        _, outcome = await _read_and_compare(
-            settings, Paths.of(settings), Path(tmp), uuid.uuid4().hex[:12], started
-        )
+        _, outcome = await _read_and_compare(settings, paths, Path(tmp), run_id, started)
+    outcome.probe = decision
     outcome.duration_s = time.monotonic() - t0
     return outcome
 
 
-async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutcome:
-    """One sync: on drift (or first run) write the files atomically and a backup folder."""
+async def sync_target(
+    settings: Settings, run_id: str | None = None, full: bool = False
+) -> SyncOutcome:
+    """One sync: on drift (or first run) write the files atomically and a backup folder.
+
+    The probe runs first: when the catalog, the files and the settings are as the last full
+    sync left them, nothing is read or written (`outcome.skipped`). `full` forces the read."""
     started, t0 = datetime.now(UTC), time.monotonic()
     run_id = run_id or uuid.uuid4().hex[:12]
     log = get_logger(run_id=run_id)
     paths = Paths.of(settings)
+    decision = await _probe(settings, paths, full, log)
+    if decision.skip:
+        return _skipped(run_id, started, t0, decision)
     try:
         server = verify_server(settings) if settings.verify != "off" else None
     except VerifyError as exc:
@@ -218,12 +271,26 @@ async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutc
                 await _write(settings, server, snapshot, paths, outcome, log)
             else:
                 log.debug("sync.unchanged")
+            if decision.fingerprint is not None:
+                # The files now match production as of (or after) the probe: record it.
+                await _uncancellable(
+                    asyncio.to_thread(
+                        record_full_sync,
+                        settings,
+                        paths.outputs(),
+                        paths.backup_dir,
+                        decision.fingerprint,
+                        outcome.pg_dump_version,
+                        outcome.counts,
+                    )
+                )
     except OSError as exc:  # a full disk or a read-only folder, at any step
         raise SyncError(
             f"cannot write schema files or backup ({exc.strerror or exc}: "
             f"{exc.filename or paths.schema_file.parent}); previous files are intact",
             Cause.DISK,
         ) from None
+    outcome.probe = decision
     outcome.pruned = await asyncio.to_thread(apply_retention, settings, paths, log)
     outcome.duration_s = time.monotonic() - t0
     return outcome
@@ -406,6 +473,8 @@ def outcome_fields(outcome: SyncOutcome) -> dict[str, Any]:
         "duration_s": round(outcome.duration_s, 3),
         "verify": outcome.verify,
         "pruned": [str(p) for p in outcome.pruned],
+        **({"skipped": outcome.skipped} if outcome.skipped else {}),
+        **({"full_reason": outcome.probe.reason} if outcome.probe and not outcome.skipped else {}),
     }
 
 

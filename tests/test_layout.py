@@ -27,6 +27,7 @@ FORBIDDEN = {
     "service.sync": ("service.daemon", "service.cli", "service.demo"),
     "service.verify": ("service.daemon", "service.cli", "service.demo", "service.sync"),
     "service.daemon": ("service.cli", "service.demo"),
+    "service.probing": ("service.daemon", "service.cli", "service.demo", "service.sync"),
 }
 
 

@@ -134,6 +134,12 @@ class Settings(Target, BaseSettings):
     health_max_age_s: int | None = Field(default=None, ge=1)  # default: 2 x schedule + 5 min
     retry_backoff_max_s: float = Field(default=300.0, ge=1)
 
+    # Catalog probe: skipped cycles and watch mode (README "Catalog probe")
+    full_sync_interval_s: float = Field(default=86_400.0, ge=0)  # 0: never skip a cycle
+    watch_interval_s: float | None = Field(default=None, gt=0)  # probe every N s; off when unset
+    watch_settle_s: float = Field(default=5.0, ge=0)  # fingerprint stable this long, then sync
+    watch_settle_max_s: float = Field(default=60.0, gt=0)  # sync anyway after this long
+
     # Alerts
     sentry_dsn: SecretStr | None = None
     sentry_environment: str | None = None

@@ -1,0 +1,100 @@
+"""The daemon with the catalog probe: skipped cycles stay healthy, SIGHUP still reads in full,
+and watch mode turns a hot-fix into drift.detected within seconds, one sync per migration."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.demo.cluster import ScratchCluster
+from service.production.db import connect
+from tests.conftest import FIXTURES, Database, new_database, run_cli
+from tests.daemon_proc import DaemonProcess
+
+STATE = Path("sql/schemas/.pg-schema-sync-state.json")
+RARE = "0 0 1 1 *"  # the schedule never fires during a test: the probe drives it
+
+
+@pytest.fixture
+def shop(cluster: ScratchCluster) -> Iterator[Database]:
+    d = new_database(cluster, FIXTURES / "shop.sql")
+    yield d
+    cluster.drop_database(d.name)
+
+
+def env(dsn: str, **extra: str) -> dict[str, str]:
+    return {
+        "SCHEMA_SYNC_DSN": dsn,
+        "SCHEMA_SYNC_SCHEDULE": RARE,
+        **{f"SCHEMA_SYNC_{k.upper()}": v for k, v in extra.items()},
+    }
+
+
+def test_restart_on_an_unchanged_database_skips_stays_healthy_and_sighup_reads_in_full(
+    shop: Database, tmp_path: Path
+) -> None:
+    assert run_cli("sync", cwd=tmp_path, env=env(shop.dsn)).code == 0
+    with DaemonProcess(tmp_path, env(shop.dsn, sync_on_start="true")) as d:
+        first = d.wait_for("sync.finished")
+        assert first["skipped"] == "unchanged" and first["drift_count"] == 0
+        assert first["headline"] == "skipped: unchanged" and first["files_written"] == []
+        state = json.loads((tmp_path / STATE).read_text())
+        assert state["last_success_at"] and state["last_probe_result"] == "unchanged"
+        health = run_cli("health", cwd=tmp_path, env={"SCHEMA_SYNC_SCHEDULE": RARE})
+        assert health.code == 0, health.out
+
+        d.send(signal.SIGHUP)  # sync now means now: a full read, whatever the probe says
+        second = d.wait_for("sync.finished", count=2)
+        assert "skipped" not in second and second["full_reason"] == "full sync requested"
+        d.send(signal.SIGTERM)
+        assert d.wait_exit(10) == 0
+
+
+async def _burst(db: Database, statements: int) -> None:
+    conn = await connect(db.conninfo)
+    try:
+        await conn.execute("SET default_transaction_read_only = off")
+        for i in range(statements):
+            await conn.execute(f"CREATE TABLE shop.burst_{i} (id int)")
+            await asyncio.sleep(0.005)
+    finally:
+        await conn.close()
+
+
+def test_watch_mode_reports_a_hotfix_within_seconds_and_one_sync_per_migration(
+    shop: Database, tmp_path: Path
+) -> None:
+    settings = env(shop.dsn, watch_interval_s="0.5", watch_settle_s="1", watch_settle_max_s="30")
+    with DaemonProcess(tmp_path, {**settings, "SCHEMA_SYNC_SYNC_ON_START": "true"}) as d:
+        d.wait_for("sync.finished")  # the first sync records the fingerprint
+        shop.sql(
+            "CREATE OR REPLACE FUNCTION shop.price(qty integer) RETURNS numeric"
+            " LANGUAGE sql IMMUTABLE AS $$ SELECT qty * 2 $$"
+        )
+        applied = time.time()
+        drift = d.wait_for("drift.detected", timeout=20)
+        assert (drift["kind"], drift["name"]) == ("function", "shop.price(integer)")
+        watch = d.named("sync.started", reason="watch")
+        assert len(watch) == 1
+        latency = time.time() - applied
+        print(f"\nhot-fix -> drift.detected: {latency:.2f} s (interval 0.5 s, settle 1 s)")
+
+        before = len(d.named("sync.started"))
+        asyncio.run(_burst(shop, 200))
+
+        def settled() -> bool:  # every burst table reported and no sync still running
+            done = d.named("sync.finished")
+            reported = sum(e["drift_count"] for e in done[before:])
+            return reported >= 200 and len(d.named("sync.started")) == len(done)
+
+        d.wait_until(settled, "the burst's sync", timeout=40)
+        runs = d.named("sync.started")[before:]
+        assert [e["reason"] for e in runs] in (["watch"], ["watch", "watch"]), runs
+        d.send(signal.SIGTERM)
+        assert d.wait_exit(10) == 0
