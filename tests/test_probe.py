@@ -295,3 +295,12 @@ async def test_edited_files_changed_settings_and_full_flag_read_in_full(
     assert (await check_target(stale)).probe.reason == "full_sync_interval reached"  # type: ignore[union-attr]
     record = read_record(synced.backup_dir)
     assert record is not None and record.file_hashes
+
+
+def test_xmin_from_age_arithmetic_is_the_raw_xmin(probed: Database) -> None:
+    # The probe reads xmin as (X - age(xmin)) mod 2^32 to avoid a text cast per row.
+    same = probed.sql(
+        "BEGIN; SELECT bool_and(((SELECT age('3'::xid)::int8 + 3) - age(xmin)) & 4294967295"
+        " = xmin::text::int8) FROM pg_attribute WHERE age(xmin) <> 2147483647; COMMIT"
+    )
+    assert "t" in same.split()

@@ -152,7 +152,7 @@ def test_prune_deletes_only_what_the_policy_gave_up(
         assert synced.code == 0, synced.err
         pruned = [json.loads(ln) for ln in synced.err.splitlines() if '"backup.pruned"' in ln]
         assert sorted(Path(e["backup"]).name for e in pruned) == names[:3]
-        left = sorted(p.name for p in (tmp_path / "backups").iterdir())
+        left = sorted(p.name for p in (tmp_path / "backups").glob("schema-sync-*"))
         assert left[0] == names[3] and len(left) == 2
     finally:
         cluster.drop_database(shop.name)

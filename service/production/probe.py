@@ -16,8 +16,9 @@ What xmin does not see, and how it is handled:
   reltuples, relallvisible, relfrozenxid, relminmxid and clear relhas* flags of pg_class that
   way, and pg_database's datfrozenxid/datminmxid. None of it is schema, which is why in-place
   updates are used for them. Old releases also flipped pg_index's indisvalid/indisready that
-  way during CREATE INDEX CONCURRENTLY, which *is* schema: pg_class, pg_index and pg_database
-  are therefore hashed by content (every column but the volatile ones below), not by xmin.
+  way during CREATE INDEX CONCURRENTLY, which *is* schema: pg_class and pg_database are
+  therefore hashed by content (every column but the volatile ones below), not by xmin, and
+  pg_index's state flags by content besides its xmin.
 - Freezing: since 9.4 a frozen tuple keeps its raw xmin (a flag bit marks it frozen), so the
   xmin column reads the same before and after VACUUM FREEZE, and VACUUM FULL of a catalog
   copies xmin. A pg_upgrade rewrites nothing either. tests/test_probe.py checks both.
@@ -72,6 +73,7 @@ XMIN_CATALOGS: dict[str, tuple[str, str]] = {
     "pg_constraint": ("ns", "connamespace"),
     "pg_inherits": ("rel", "inhrelid"),
     "pg_partitioned_table": ("rel", "partrelid"),
+    "pg_index": ("rel", "indrelid"),
     "pg_type": ("ns", "typnamespace"),
     "pg_enum": ("", ""),
     "pg_range": ("", ""),
@@ -135,7 +137,6 @@ CONTENT_CATALOGS: dict[str, frozenset[str]] = {
             "relhassubclass",
         }
     ),
-    "pg_index": frozenset(),
     "pg_database": frozenset({"datfrozenxid", "datminmxid", "datlastsysoid"}),
 }
 
@@ -143,13 +144,13 @@ CONTENT_CATALOGS: dict[str, frozenset[str]] = {
 PRIVILEGED: dict[str, str] = {
     "pg_user_mapping": (
         "SELECT count(*), sum(pg_catalog.hashtextextended("
-        "(u.umid, u.srvid, u.umuser, u.umoptions)::text, 0)::numeric)"
+        "(u.umid, u.srvid, u.umuser, u.umoptions)::text, 0))"
         " FROM pg_catalog.pg_user_mappings u"
     ),
     "pg_subscription": (
         "SELECT count(*), sum(pg_catalog.hashtextextended("
         "(s.oid, s.subname, s.subowner, s.subenabled, s.subslotname, s.subpublications)::text,"
-        " 0)::numeric) FROM pg_catalog.pg_subscription s"
+        " 0)) FROM pg_catalog.pg_subscription s"
         " WHERE s.subdbid = (SELECT oid FROM pg_catalog.pg_database"
         " WHERE datname = pg_catalog.current_database())"
     ),
@@ -172,7 +173,9 @@ IGNORED = frozenset(
 )
 
 # Temporary namespaces and the objects in them, as (catalog oid << 32 | object oid) keys.
-_TEMP = """tns AS (
+_TEMP = """nx AS (
+    SELECT pg_catalog.age('3'::pg_catalog.xid)::int8 + 3 AS x
+), tns AS (
     SELECT oid FROM pg_catalog.pg_namespace WHERE nspname ~ '^pg_(toast_)?temp_'
 ), trel AS (
     SELECT oid FROM pg_catalog.pg_class WHERE relnamespace IN (SELECT oid FROM tns)
@@ -200,7 +203,14 @@ _TEMP = """tns AS (
     ) keys
 )"""
 
-_HASH_XMIN = "sum(pg_catalog.hashint8extended(xmin::text::int8, 0)::numeric)"
+# hash(xmin) per row, summed. xmin::text::int8 would cost a text round trip per row (5x the
+# scan itself at 10,000 tables); age(xmin) is integer arithmetic against one xid X that stays
+# fixed for the whole transaction, so (X - age(xmin)) mod 2^32 gives xmin back. age() is
+# INT_MAX for the special xids (bootstrap, frozen before 9.4): those rows hash as 0.
+_HASH_XMIN = (
+    "sum(pg_catalog.hashint8extended(CASE WHEN pg_catalog.age(xmin) = 2147483647 THEN 0"
+    " ELSE ((SELECT x FROM nx) - pg_catalog.age(xmin)) & 4294967295 END, 0))"
+)
 
 
 def _key(classid: str, objid: str) -> str:
@@ -247,18 +257,24 @@ def build_query(present: dict[str, list[str]], readable: set[str]) -> str:
         cols = ", ".join(f"t.{c}" for c in present[catalog] if c not in volatile)
         where = {
             "pg_class": "WHERE t.relnamespace NOT IN (SELECT oid FROM tns)",
-            "pg_index": "WHERE t.indrelid NOT IN (SELECT oid FROM trel)",
             "pg_database": "WHERE t.datname = pg_catalog.current_database()",
         }[catalog]
         parts.append(
             f"SELECT '{catalog}'::text, count(*),"
-            f" sum(pg_catalog.hashtextextended(({cols})::text, 0)::numeric)"
+            f" sum(pg_catalog.hashtextextended(({cols})::text, 0))"
             f" FROM pg_catalog.{catalog} t {where}"
         )
+    # Old releases flipped these in place during CREATE/DROP INDEX CONCURRENTLY.
+    parts.append(
+        "SELECT 'pg_index flags'::text, count(*), sum(pg_catalog.hashtextextended("
+        "(t.indexrelid, t.indisvalid, t.indisready, t.indislive, t.indisclustered,"
+        " t.indisreplident)::text, 0)) FROM pg_catalog.pg_index t"
+        " WHERE t.indrelid NOT IN (SELECT oid FROM trel)"
+    )
     # Owners and grantees are printed by name: a role rename changes the dump.
     parts.append(
         "SELECT 'pg_roles'::text, count(*), sum(pg_catalog.hashtextextended("
-        "(r.oid, r.rolname)::text, 0)::numeric) FROM pg_catalog.pg_roles r"
+        "(r.oid, r.rolname)::text, 0)) FROM pg_catalog.pg_roles r"
     )
     for catalog, fallback in PRIVILEGED.items():
         if catalog not in present:
@@ -304,6 +320,11 @@ class Probe:
     def __init__(self) -> None:
         self._sql: str | None = None
         self._for: int | None = None
+
+    @property
+    def sql(self) -> str | None:
+        """The statement built for the last server probed (for the benchmark's lock check)."""
+        return self._sql
 
     async def fingerprint(self, conn: asyncpg.Connection) -> Fingerprint:
         """Run the probe on `conn`. Takes locks on catalog tables only (AccessShare)."""
