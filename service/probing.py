@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from service import __version__
 from service.disk.record import SyncRecord, hashes_of, read_record, write_record
 from service.errors import SyncError
 from service.production.db import SessionLimits
-from service.production.export import ExportError, pg_dump_version
+from service.production.export import ExportError, pg_dump_version, resolve_pg_dump
 from service.production.probe import Fingerprint, probe_once
 from service.settings.model import Settings
 
@@ -94,7 +95,7 @@ async def probe_and_decide(
     if full:
         return Decision(False, "full sync requested", fingerprint, record, changed)
     try:
-        _major, dump_version = await pg_dump_version(settings.pg_dump)
+        dump_version = await _dump_version(settings.pg_dump)
     except ExportError as exc:
         return Decision(False, "pg_dump failed", fingerprint, record, changed, str(exc))
     reason = decide(
@@ -107,6 +108,23 @@ async def probe_and_decide(
         settings.full_sync_interval_s,
     )
     return Decision(reason == UNCHANGED, reason, fingerprint, record, changed)
+
+
+_VERSIONS: dict[tuple[str, int, int, int], str] = {}
+
+
+async def _dump_version(pg_dump: str) -> str:
+    """pg_dump's version, asked once per binary (by path, inode, size and mtime): the daemon
+    would otherwise start a process every cycle of every target."""
+    path = resolve_pg_dump(pg_dump)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ExportError(f"cannot run {path}: {exc}") from None
+    key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _VERSIONS:
+        _VERSIONS[key] = (await pg_dump_version(pg_dump))[1]
+    return _VERSIONS[key]
 
 
 def record_full_sync(

@@ -313,41 +313,52 @@ class Fingerprint:
         return sorted(n for n in names if self.parts.get(n) != other.get(n))
 
 
+# Built statements by (server version, role, database): a one-shot probe on a fresh connection
+# then costs two round trips, not four. Cleared when a probe fails (privileges may have moved).
+_BUILT: dict[tuple[int, str, str], str] = {}
+
+_SESSION = """SELECT pg_catalog.current_setting('server_version_num')::int,
+    current_user::text, pg_catalog.current_database()::text,
+    pg_catalog.set_config('jit', 'off', false),
+    pg_catalog.set_config('max_parallel_workers_per_gather', '0', false)"""
+
+
 class Probe:
-    """The probe's SQL for one server, built once per connection (the catalog set depends on
-    the server version and the role's privileges)."""
+    """The probe on one connection. Its first call sets the session up: JIT off (compiling
+    would take longer than the scans) and no parallel workers (cold caches); the connection
+    is the probe's own (ProbeSession, the benchmark)."""
 
     def __init__(self) -> None:
         self._sql: str | None = None
-        self._for: int | None = None
+        self._version = 0
 
     @property
     def sql(self) -> str | None:
-        """The statement built for the last server probed (for the benchmark's lock check)."""
+        """The statement built for the server probed (for the benchmark's lock check)."""
         return self._sql
 
     async def fingerprint(self, conn: asyncpg.Connection) -> Fingerprint:
         """Run the probe on `conn`. Takes locks on catalog tables only (AccessShare)."""
         t0 = time.monotonic()
-        version = int(
-            await conn.fetchval("SELECT pg_catalog.current_setting('server_version_num')")
-        )
-        if self._sql is None or self._for != version:
-            present = {r[0]: list(r[1]) for r in await conn.fetch(_SHAPE)}
-            readable = {r[0] for r in await conn.fetch(_READABLE, list(PRIVILEGED))}
-            self._sql, self._for = build_query(present, readable), version
-        # One statement: one snapshot. JIT would spend longer compiling than the scans take,
-        # and parallel workers start with cold caches.
-        async with conn.transaction(readonly=True):
-            await conn.execute(
-                "SELECT pg_catalog.set_config('jit', 'off', true),"
-                " pg_catalog.set_config('max_parallel_workers_per_gather', '0', true)"
-            )
-            rows = await conn.fetch(self._sql)
+        if self._sql is None:
+            row = await conn.fetchrow(_SESSION)
+            assert row is not None
+            version, role, database = int(row[0]), str(row[1]), str(row[2])
+            sql = _BUILT.get((version, role, database))
+            if sql is None:
+                present = {r[0]: list(r[1]) for r in await conn.fetch(_SHAPE)}
+                readable = {r[0] for r in await conn.fetch(_READABLE, list(PRIVILEGED))}
+                sql = _BUILT[(version, role, database)] = build_query(present, readable)
+            self._sql, self._version = sql, version
+        try:
+            rows = await conn.fetch(self._sql)  # one statement: one snapshot
+        except asyncpg.PostgresError:
+            _BUILT.clear()
+            raise
         parts = {r[0]: f"{r[1]}:{r[2] or 0}" for r in rows}
         text = "\n".join(f"{k}={v}" for k, v in sorted(parts.items()))
-        digest = hashlib.sha256(f"server={version}\n{text}".encode()).hexdigest()
-        return Fingerprint(digest, parts, version, time.monotonic() - t0)
+        digest = hashlib.sha256(f"server={self._version}\n{text}".encode()).hexdigest()
+        return Fingerprint(digest, parts, self._version, time.monotonic() - t0)
 
 
 def covered_catalogs() -> set[str]:
