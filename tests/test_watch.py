@@ -98,3 +98,36 @@ def test_watch_mode_reports_a_hotfix_within_seconds_and_one_sync_per_migration(
         assert [e["reason"] for e in runs] in (["watch"], ["watch", "watch"]), runs
         d.send(signal.SIGTERM)
         assert d.wait_exit(10) == 0
+
+
+NOTIFY_SQL = Path(__file__).parent.parent / "deploy" / "pg-schema-sync-notify.sql"
+
+
+def test_push_mode_probes_on_notify_long_before_the_poll_and_survives_a_lost_listener(
+    shop: Database, tmp_path: Path
+) -> None:
+    shop.load(NOTIFY_SQL)
+    settings = env(
+        shop.dsn,
+        watch_interval_s="120",  # the poll alone would take two minutes
+        watch_settle_s="0.3",
+        listen_channel="pg_schema_sync",
+        sync_on_start="true",
+    )
+    with DaemonProcess(tmp_path, settings) as d:
+        d.wait_for("sync.finished")
+        d.wait_for("listen.started")
+        shop.sql("ALTER TABLE shop.orders ADD COLUMN pushed int")
+        drift = d.wait_for("drift.detected", timeout=15)
+        assert (drift["kind"], drift["name"]) == ("table", "shop.orders")
+        assert d.named("sync.started", reason="watch")
+
+        # A lost LISTEN connection is reported and re-established (polling goes on meanwhile).
+        shop.sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query ILIKE 'LISTEN%'"
+        )
+        d.wait_for("listen.lost", timeout=10)
+        d.wait_for("listen.started", count=2, timeout=150)
+        d.send(signal.SIGTERM)
+        assert d.wait_exit(10) == 0

@@ -56,6 +56,9 @@ class TargetRunner:
         self.running: asyncio.Task[SyncOutcome] | None = None
         self._retry: asyncio.TimerHandle | None = None
         self.watcher = Watcher(self) if settings.watch_interval_s else None
+        if settings.listen_channel and not settings.watch_interval_s:
+            # Push mode is a hint on top of watch mode's polling, never a replacement.
+            self.log.warning("listen.ignored", why="listen_channel needs watch_interval_s")
 
     # -- requests (never raise: called from signal handlers and the scheduler) ----------------
     def request(self, reason: str) -> None:

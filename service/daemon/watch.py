@@ -10,6 +10,10 @@ asked about again, so a sync that keeps failing is left to the retry back-off.
 Each probe takes a slot of the daemon-wide semaphore, like a sync. The connection is kept open
 between probes when the interval is short (reconnecting costs more than the probe then), and
 closed after each probe when it is long (a thousand idle sessions cost the server more).
+
+Push mode (`listen_channel`): a second connection LISTENs for the notifications of the event
+trigger in deploy/pg-schema-sync-notify.sql; one cuts the wait for the next probe short. The
+probe still decides, and polling goes on, also while that connection is down.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ import contextlib
 import time
 from typing import Any, Protocol
 
+import asyncpg
+
 from service.disk.record import read_record
 from service.errors import SyncError
 from service.production.db import SessionLimits
 from service.production.probe import Fingerprint, ProbeSession
+from service.production.snapshot import open_session
 from service.settings.model import Settings
 
 KEEP_OPEN_MAX_S = 30.0  # keep the probe's connection open at intervals up to this
@@ -56,17 +63,64 @@ class Watcher:
         )
         self.requested_for: str | None = None  # the fingerprint a sync was last asked for
         self._last_error: str | None = None
+        self.poked = asyncio.Event()  # push mode: a NOTIFY arrived, probe now
 
     async def run(self) -> None:
         """Until the daemon stops; never raises but CancelledError (a bug is logged)."""
+        channel = self.runner.settings.listen_channel
+        listener = asyncio.create_task(self._listen(channel)) if channel else None
         try:
-            while await self._sleep(self.interval):
+            while await self._sleep(self.interval, wake_on_notify=True):
                 try:
                     await self.check()
                 except Exception:  # a bug must not end the daemon
                     self.runner.log.exception("watch.crashed")
         finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
             await self.session.close()
+
+    async def _listen(self, channel: str) -> None:
+        """Push mode: LISTEN on a connection of its own; a notification cuts the wait short.
+        A lost connection is retried after 1 s, doubling up to the interval; meanwhile the
+        polling goes on."""
+        delay = 1.0
+        while not self.runner.stopping.is_set():
+            try:
+                if await self._listen_once(channel):
+                    delay = 1.0  # it was up: the next loss starts the back-off afresh
+            except (SyncError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.runner.log.warning("listen.failed", error=str(exc), retry_in_s=delay)
+            if not await self._sleep(delay):
+                return
+            delay = min(delay * 2, self.interval)
+
+    async def _listen_once(self, channel: str) -> bool:
+        """One LISTEN connection, until it is lost (True) or the daemon stops."""
+        runner, lost = self.runner, asyncio.Event()
+        conn = await open_session(self.session.info, self.session.limits)
+        try:
+            conn.add_termination_listener(lambda _c: lost.set())
+            await conn.add_listener(channel, lambda *_: self.poked.set())
+            runner.log.info("listen.started", channel=channel)
+            waits = {
+                asyncio.ensure_future(lost.wait()),
+                asyncio.ensure_future(runner.stopping.wait()),
+            }
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+            if lost.is_set():
+                runner.log.warning("listen.lost", channel=channel)
+                self.poked.set()  # whatever happened while it was down: probe now
+            return lost.is_set()
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), timeout=5)
 
     async def check(self) -> bool:
         """One watch step; True when it requested a sync."""
@@ -116,8 +170,17 @@ class Watcher:
         runner.probe_seen(fp.duration_s, "unchanged" if fp.digest == recorded else "changed")
         return fp
 
-    async def _sleep(self, seconds: float) -> bool:
-        """Sleep, or return False at once when the daemon stops."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.runner.stopping.wait(), timeout=seconds)
+    async def _sleep(self, seconds: float, wake_on_notify: bool = False) -> bool:
+        """Sleep (cut short by a notification when asked), or return False at once when the
+        daemon stops."""
+        waits = [asyncio.ensure_future(self.runner.stopping.wait())]
+        if wake_on_notify:
+            waits.append(asyncio.ensure_future(self.poked.wait()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        if wake_on_notify:
+            self.poked.clear()
         return not self.runner.stopping.is_set()
