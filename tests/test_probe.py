@@ -304,3 +304,31 @@ def test_xmin_from_age_arithmetic_is_the_raw_xmin(probed: Database) -> None:
         " = xmin::text::int8) FROM pg_attribute WHERE age(xmin) <> 2147483647; COMMIT"
     )
     assert "t" in same.split()
+
+
+async def test_prepared_transaction_with_ddl_is_not_drift_until_commit_prepared(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Its own small cluster: two-phase commit needs max_prepared_transactions > 0.
+    with ScratchCluster(settings={"max_prepared_transactions": "2"}) as own:
+        own.create_database("app")
+        own.psql("app", "CREATE TABLE public.t (id int)")
+        out = tmp_path_factory.mktemp("prepared")
+        settings = Settings(
+            dsn=SecretStr(own.dsn("app")),
+            schema_file=out / "sql/complete-schema.sql",
+            functions_file=out / "sql/functions.sql",
+            inventory_file=out / "sql/inventory.json",
+            backup_dir=out / "backups",
+        )
+        assert (await sync_target(settings)).first_run
+        own.psql(
+            "app",
+            "BEGIN; CREATE TABLE public.later (a int); ALTER TABLE public.t ADD COLUMN b int;"
+            " PREPARE TRANSACTION 'ddl'",
+        )
+        pending = await sync_target(settings)
+        assert pending.skipped == "unchanged" and pending.drift.items == ()
+        own.psql("app", "COMMIT PREPARED 'ddl'")
+        after = await sync_target(settings)
+        assert drift_of(after) == {("table", "public.later"), ("table", "public.t")}
