@@ -249,13 +249,13 @@ async def sync_target(
     run_id = run_id or uuid.uuid4().hex[:12]
     log = get_logger(run_id=run_id)
     paths = Paths.of(settings)
-    decision = await _probe(settings, paths, full, log)
-    if decision.skip:
-        return _skipped(run_id, started, t0, decision)
-    try:
+    try:  # before the probe: a misconfigured verify fails every cycle, skipped ones too
         server = verify_server(settings) if settings.verify != "off" else None
     except VerifyError as exc:
         raise SyncError(f"verify = {settings.verify}: {exc}", Cause.VERIFY) from None
+    decision = await _probe(settings, paths, full, log)
+    if decision.skip:
+        return _skipped(run_id, started, t0, decision)
     files.remove_stale_incomplete(paths.backup_dir)
     try:
         for interrupted in backups.mark_interrupted(paths.backup_dir):
