@@ -7,12 +7,13 @@ import asyncio
 import json
 import signal
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from service.demo.cluster import ScratchCluster
+from service.demo.cluster import ScratchCluster, free_port
 from service.production.db import connect
 from tests.conftest import FIXTURES, Database, new_database, run_cli
 from tests.daemon_proc import DaemonProcess
@@ -40,10 +41,15 @@ def test_restart_on_an_unchanged_database_skips_stays_healthy_and_sighup_reads_i
     shop: Database, tmp_path: Path
 ) -> None:
     assert run_cli("sync", cwd=tmp_path, env=env(shop.dsn)).code == 0
-    with DaemonProcess(tmp_path, env(shop.dsn, sync_on_start="true")) as d:
+    port = free_port()
+    with DaemonProcess(tmp_path, env(shop.dsn, sync_on_start="true", metrics_port=str(port))) as d:
         first = d.wait_for("sync.finished")
         assert first["skipped"] == "unchanged" and first["drift_count"] == 0
         assert first["headline"] == "skipped: unchanged" and first["files_written"] == []
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        assert 'pg_schema_sync_cycles_total{kind="skipped"} 1.0' in metrics
+        assert "pg_schema_sync_probe_duration_seconds_count 1.0" in metrics
+        assert "pg_schema_sync_last_success_timestamp_seconds" in metrics
         state = json.loads((tmp_path / STATE).read_text())
         assert state["last_success_at"] and state["last_probe_result"] == "unchanged"
         health = run_cli("health", cwd=tmp_path, env={"SCHEMA_SYNC_SCHEDULE": RARE})
