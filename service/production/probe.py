@@ -128,6 +128,7 @@ CONTENT_CATALOGS: dict[str, frozenset[str]] = {
             "relpages",
             "reltuples",
             "relallvisible",
+            "relallfrozen",  # 18+: written by VACUUM, like relallvisible
             "relfrozenxid",
             "relminmxid",
             "relrewrite",
@@ -137,7 +138,8 @@ CONTENT_CATALOGS: dict[str, frozenset[str]] = {
             "relhassubclass",
         }
     ),
-    "pg_database": frozenset({"datfrozenxid", "datminmxid", "datlastsysoid"}),
+    # dathasloginevt (17+) mirrors pg_event_trigger, which is covered, and is reset lazily.
+    "pg_database": frozenset({"datfrozenxid", "datminmxid", "datlastsysoid", "dathasloginevt"}),
 }
 
 # Read only when the role may (superuser or granted); else the view or columns in FALLBACKS.
