@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import generate, report
+from bench import catalog_probe, generate, report
 from bench.daemon import DaemonFigures, has_run_command, measure_daemon
 from bench.measure import Sample, run, tree_state
 from service.demo.cluster import ScratchCluster
@@ -283,6 +283,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-migra", action="store_true", help="do not run (or install) migra")
     p.add_argument("--no-chart", action="store_true", help="do not draw benchmark.png")
     p.add_argument("--note", default="", help="a line to put under the table's heading")
+    p.add_argument(
+        "--probe-fleet",
+        type=int,
+        default=0,
+        help="databases for the probe's fleet figure (0: skip)",
+    )
     # A server holding 10,000 tables has a catalog of ~250 MB; PostgreSQL's default of 128 MB
     # would have pg_dump and the catalog reader evict each other's pages, which no production
     # server of that size does (shared_buffers is sized to RAM, typically a quarter of it).
@@ -343,11 +349,12 @@ def main(argv: list[str] | None = None) -> int:
                 dbs.append((scale, base))
                 cluster.drop_database(drifted)
             results.daemon, results.daemon_note = _daemon(cluster, args, dbs, scratch)
+            probe_section = _probe(cluster, args, dbs, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmark.json").write_text(results.to_json())
-    table = report.markdown(results)
+    table = report.markdown(results) + "\n" + probe_section
     (args.out / "benchmark.md").write_text(table)
     if not args.no_chart:
         say(report.chart(args.out / "benchmark.json", args.out / "benchmark.png", VENVS))
@@ -371,6 +378,31 @@ def _daemon(
     except RuntimeError as exc:
         return None, f"daemon figures failed: {exc}"
     return figures, f"daemon on S={scale}"
+
+
+def _probe(
+    cluster: ScratchCluster, args: argparse.Namespace, dbs: list[tuple[int, str]], scratch: Path
+) -> str:
+    """The catalog probe's figures per scale (bench/catalog_probe.py), as a markdown section."""
+    figs = []
+    for scale, base in dbs:
+        say(f"S={scale}: catalog probe, unchanged cycle, watch latency")
+        figs.append(
+            catalog_probe.measure(
+                cluster,
+                scale,
+                base,
+                scratch,
+                probes=5 if args.quick else 20,
+                watch_interval=1.0 if args.quick else 5.0,
+                watch_runs=1 if args.quick else 3,
+                dump_runs=1 if args.quick else args.runs,
+            )
+        )
+    fleet, note = None, "Fleet figure not measured (`--probe-fleet N` measures it)."
+    if args.probe_fleet:
+        fleet = catalog_probe.measure_fleet(cluster, args.probe_fleet, 60.0, 120.0, scratch)
+    return catalog_probe.markdown(figs, fleet, note)
 
 
 def _mem_gib() -> int:

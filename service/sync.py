@@ -22,6 +22,7 @@ from service.disk import backups, files, lock
 from service.disk.retention import DONE, FAILED, STARTED, Policy
 from service.errors import Cause, SyncError
 from service.logs import get_logger, register_secret
+from service.probing import UNCHANGED, Decision, probe_and_decide, record_full_sync
 from service.production.conninfo import ConnInfo
 from service.production.db import SessionLimits
 from service.production.export import ExportOptions
@@ -57,6 +58,8 @@ class SyncOutcome:
     verify_problem: str | None = None
     pruned: list[Path] = field(default_factory=list)
     git: GitResult | None = None  # git delivery: its commit id names the change in alerts
+    skipped: str | None = None  # "unchanged": the probe matched the last full sync; no read
+    probe: Decision | None = None
 
 
 @dataclass(frozen=True)
@@ -221,27 +224,80 @@ async def _read_and_compare(
     return snapshot, outcome
 
 
-async def check_target(settings: Settings) -> SyncOutcome:
-    """Compare production with the files on disk; write nothing."""
+async def _probe(settings: Settings, paths: Paths, full: bool, log: Any) -> Decision:
+    decision = await probe_and_decide(
+        settings, list(paths.managed), paths.backup_dir, _limits(settings), full
+    )
+    fp = decision.fingerprint
+    log.debug(
+        "probe.finished",
+        result=decision.reason,
+        duration_s=round(fp.duration_s, 4) if fp else None,
+        changed_catalogs=decision.changed_catalogs or None,
+        error=decision.probe_error,
+    )
+    return decision
+
+
+def _skipped(run_id: str, started: datetime, t0: float, decision: Decision) -> SyncOutcome:
+    """The outcome of a cycle the probe skipped: the last full sync's answer, no drift."""
+    record = decision.record
+    assert record is not None
+    return SyncOutcome(
+        run_id=run_id,
+        started_at=started,
+        drift=Drift(()),
+        first_run=False,
+        counts=dict(record.counts),
+        server_version="",
+        pg_dump_version=record.pg_dump_version,
+        source=decision.reason,
+        duration_s=time.monotonic() - t0,
+        skipped=UNCHANGED,
+        probe=decision,
+    )
+
+
+async def check_target(settings: Settings, full: bool = False) -> SyncOutcome:
+    """Compare production with the files on disk; write nothing (the probe's record neither)."""
     started, t0 = datetime.now(UTC), time.monotonic()
+    run_id = uuid.uuid4().hex[:12]
+    paths = Paths.of(settings)
+    decision = await _probe(settings, paths, full, get_logger(run_id=run_id))
+    if decision.skip:
+        return _skipped(run_id, started, t0, decision)
     with tempfile.TemporaryDirectory(prefix="pg-schema-sync-check-") as tmp:
-        _, outcome = await _read_and_compare(
-            settings, Paths.of(settings), Path(tmp), uuid.uuid4().hex[:12], started
-        )
+        _, outcome = await _read_and_compare(settings, paths, Path(tmp), run_id, started)
+    outcome.probe = decision
     outcome.duration_s = time.monotonic() - t0
     return outcome
 
 
-async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutcome:
-    """One sync: on drift (or first run) write the files atomically and a backup folder."""
+async def sync_target(
+    settings: Settings, run_id: str | None = None, full: bool = False
+) -> SyncOutcome:
+    """One sync: on drift (or first run) write the files atomically and a backup folder.
+
+    The probe runs first: when the catalog, the files and the settings are as the last full
+    sync left them, nothing is read or written (`outcome.skipped`). `full` forces the read."""
     started, t0 = datetime.now(UTC), time.monotonic()
     run_id = run_id or uuid.uuid4().hex[:12]
     log = get_logger(run_id=run_id)
     paths = Paths.of(settings)
-    try:
+    try:  # before the probe: a misconfigured verify fails every cycle, skipped ones too
         server = verify_server(settings) if settings.verify != "off" else None
     except VerifyError as exc:
         raise SyncError(f"verify = {settings.verify}: {exc}", Cause.VERIFY) from None
+    decision = await _probe(settings, paths, full, log)
+    if decision.skip:
+        outcome = _skipped(run_id, started, t0, decision)
+        outcome.source = settings.conninfo().display()
+        if settings.git_repository:
+            # Nothing to read, but a push that failed earlier is retried every cycle.
+            async with writing(paths, log):
+                outcome.git = await deliver_to_git(settings, paths, outcome, log)
+            outcome.duration_s = time.monotonic() - t0
+        return outcome
     async with writing(paths, log):
         try:
             for interrupted in backups.mark_interrupted(paths.backup_dir):
@@ -259,12 +315,26 @@ async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutc
                     await _write(settings, server, snapshot, paths, outcome, log)
                 else:
                     log.debug("sync.unchanged")
+                if decision.fingerprint is not None:
+                    # The files now match production as of (or after) the probe: record it.
+                    await _uncancellable(
+                        asyncio.to_thread(
+                            record_full_sync,
+                            settings,
+                            list(paths.managed),
+                            paths.backup_dir,
+                            decision.fingerprint,
+                            outcome.pg_dump_version,
+                            outcome.counts,
+                        )
+                    )
         except OSError as exc:  # a full disk or a read-only folder, at any step
             raise SyncError(
                 f"cannot write schema files or backup ({exc.strerror or exc}: "
                 f"{exc.filename or paths.schema_file.parent}); previous files are intact",
                 Cause.DISK,
             ) from None
+        outcome.probe = decision
         outcome.git = await deliver_to_git(settings, paths, outcome, log)
         outcome.pruned = await asyncio.to_thread(apply_retention, settings, paths, log)
     outcome.duration_s = time.monotonic() - t0
@@ -473,6 +543,8 @@ def outcome_fields(outcome: SyncOutcome) -> dict[str, Any]:
         "verify": outcome.verify,
         "pruned": [str(p) for p in outcome.pruned],
         **({"git_commit": outcome.git.commit} if outcome.git and outcome.git.commit else {}),
+        **({"skipped": outcome.skipped} if outcome.skipped else {}),
+        **({"full_reason": outcome.probe.reason} if outcome.probe and not outcome.skipped else {}),
     }
 
 

@@ -28,6 +28,7 @@ FORBIDDEN = {
     "service.delivery": ("service.daemon", "service.cli", "service.demo", "service.sync"),
     "service.verify": ("service.daemon", "service.cli", "service.demo", "service.sync"),
     "service.daemon": ("service.cli", "service.demo"),
+    "service.probing": ("service.daemon", "service.cli", "service.demo", "service.sync"),
 }
 
 

@@ -132,11 +132,11 @@ def test_prune_deletes_only_what_the_policy_gave_up(
         assert dry.code == 0, dry.err
         assert f"would delete {names[0]}" in dry.out and f"would delete {names[1]}" in dry.out
         assert "would delete 2 of 4 backups" in dry.out
-        assert len(list((tmp_path / "backups").iterdir())) == 4
+        assert len(list((tmp_path / "backups").glob("schema-sync-*"))) == 4
 
         none = run_cli("backups", "prune", cwd=tmp_path)
         assert "no retention policy" in none.out
-        assert len(list((tmp_path / "backups").iterdir())) == 4
+        assert len(list((tmp_path / "backups").glob("schema-sync-*"))) == 4
 
         # The configured policy also runs after each sync.
         shop.sql("ALTER TABLE shop.orders ADD COLUMN c9 int")
@@ -152,7 +152,7 @@ def test_prune_deletes_only_what_the_policy_gave_up(
         assert synced.code == 0, synced.err
         pruned = [json.loads(ln) for ln in synced.err.splitlines() if '"backup.pruned"' in ln]
         assert sorted(Path(e["backup"]).name for e in pruned) == names[:3]
-        left = sorted(p.name for p in (tmp_path / "backups").iterdir())
+        left = sorted(p.name for p in (tmp_path / "backups").glob("schema-sync-*"))
         assert left[0] == names[3] and len(left) == 2
     finally:
         cluster.drop_database(shop.name)

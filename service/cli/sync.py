@@ -38,6 +38,7 @@ def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.Argume
         ),
     )
     add_target_option(p)
+    _add_full_option(p)
     p.set_defaults(handler=cmd_sync)
     p = sub.add_parser(
         "check",
@@ -50,6 +51,7 @@ def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.Argume
     )
     p.add_argument("--diff", action="store_true", help="also print each changed object's diff")
     add_target_option(p)
+    _add_full_option(p)
     p.set_defaults(handler=cmd_check)
     p = sub.add_parser(
         "compare",
@@ -82,20 +84,33 @@ def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.Argume
     p.set_defaults(handler=cmd_demo)
 
 
+def _add_full_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="read production in full even when the catalog probe finds nothing changed "
+        "since the last full sync",
+    )
+
+
 async def cmd_sync(args: argparse.Namespace) -> int:
     settings, targets = chosen(args)
+
+    async def sync_one(target: Settings) -> SyncOutcome:
+        return await _sync_one(target, args.full)
+
     if len(targets) == 1:
-        outcome = await _sync_one(targets[0])  # a SyncError becomes main()'s one line
+        outcome = await sync_one(targets[0])  # a SyncError becomes main()'s one line
         print_outcome(outcome)
         return EXIT_OK
-    results = await each_target(targets, settings.max_concurrent_syncs, _sync_one)
+    results = await each_target(targets, settings.max_concurrent_syncs, sync_one)
     return report_syncs(results, print_outcome)
 
 
-async def _sync_one(settings: Settings) -> SyncOutcome:
+async def _sync_one(settings: Settings, full: bool = False) -> SyncOutcome:
     log = get_logger(command="sync", target=settings.name)
     log.info("sync.started")
-    outcome = await sync_target(settings)
+    outcome = await sync_target(settings, full=full)
     log.info("sync.finished", **outcome_fields(outcome))
     return outcome
 
@@ -103,11 +118,11 @@ async def _sync_one(settings: Settings) -> SyncOutcome:
 async def cmd_check(args: argparse.Namespace) -> int:
     settings, targets = chosen(args)
     if len(targets) == 1:
-        outcome = await check_target(targets[0])
+        outcome = await check_target(targets[0], full=args.full)
         return emit_drift(outcome.drift, args.json, args.diff)
 
     async def drift_of(target: Settings) -> Drift:
-        return (await check_target(target)).drift
+        return (await check_target(target, full=args.full)).drift
 
     results = await each_target(targets, settings.max_concurrent_syncs, drift_of)
     return report_checks(results, args.json, lambda drift: emit_drift(drift, False, args.diff))
@@ -134,6 +149,8 @@ def print_outcome(outcome: SyncOutcome) -> None:
         print(f"first sync: {sum(outcome.counts.values())} objects exported")
     elif outcome.drift:
         emit_drift(outcome.drift, as_json=False, with_diff=False)
+    elif outcome.skipped:
+        print("in sync: no drift, nothing written (catalog unchanged since the last full sync)")
     else:
         print("in sync: no drift, nothing written")
     for path in outcome.files_written:

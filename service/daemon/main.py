@@ -127,6 +127,12 @@ class Daemon:
         loops = {
             asyncio.create_task(r.loop(), name=f"sync-runner:{r.name}"): r for r in self.runners
         }
+        # Watch mode: each target's probe loop; they end on stop and are awaited below.
+        watchers = [
+            asyncio.create_task(r.watcher.run(), name=f"watch:{r.name}")
+            for r in self.runners
+            if r.watcher is not None
+        ]
         try:
             stop = asyncio.create_task(self._stop.wait())
             await asyncio.wait({*loops, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -140,7 +146,7 @@ class Daemon:
                 loop.remove_signal_handler(sig)
             if scheduler.running:
                 scheduler.shutdown(wait=False)
-            for task in loops:
+            for task in [*loops, *watchers]:
                 if not task.done():
                     task.cancel()
                     with contextlib.suppress(BaseException):
@@ -164,6 +170,8 @@ class Daemon:
             ),
             "targets": [r.name for r in self.runners],
             "max_concurrent_syncs": self.settings.max_concurrent_syncs,
+            "watch_interval_s": self.settings.watch_interval_s,
+            "full_sync_interval_s": self.settings.full_sync_interval_s,
         }
         if len(self.runners) == 1:
             only = self.runners[0]

@@ -47,6 +47,20 @@ class Metrics:
         self.failures = Counter(
             f"{ns}_sync_failures", "Failed sync runs", [*per, "cause"], registry=self.registry
         )
+        # The catalog probe: most cycles of an unchanged database are skipped, not synced.
+        self.cycles = Counter(
+            f"{ns}_cycles",
+            "Successful cycles by kind: full (read production) or skipped (probe unchanged)",
+            [*per, "kind"],
+            registry=self.registry,
+        )
+        self.probe_duration = Histogram(
+            f"{ns}_probe_duration_seconds",
+            "Duration of catalog probes",
+            per,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
         self._server: Any = None
 
     def serve(self, port: int, host: str) -> None:
@@ -69,6 +83,18 @@ class Metrics:
         self.duration.labels(*t, "success").observe(duration_s)
         (self.last_success.labels(*t) if t else self.last_success).set(finished_at)
         (self.drift_objects.labels(*t) if t else self.drift_objects).set(drift_objects)
+        self.cycles.labels(*t, "full").inc()
+
+    def skipped(self, finished_at: float, target: str = "") -> None:
+        """A cycle the probe skipped: a success with no drift, without a sync duration."""
+        t = self._of(target)
+        (self.last_success.labels(*t) if t else self.last_success).set(finished_at)
+        (self.drift_objects.labels(*t) if t else self.drift_objects).set(0)
+        self.cycles.labels(*t, "skipped").inc()
+
+    def probed(self, duration_s: float, target: str = "") -> None:
+        t = self._of(target)
+        (self.probe_duration.labels(*t) if t else self.probe_duration).observe(duration_s)
 
     def failed(self, duration_s: float, cause: str, target: str = "") -> None:
         t = self._of(target)

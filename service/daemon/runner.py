@@ -21,10 +21,15 @@ import structlog
 from service.daemon.alerts import Alerts, AlertState, retry_delay_s
 from service.daemon.health import DaemonState, save_state
 from service.daemon.metrics import Metrics
+from service.daemon.watch import Watcher
 from service.errors import Cause
 from service.logs import get_logger
 from service.settings.model import Settings
 from service.sync import SyncError, SyncOutcome, outcome_fields, sync_target
+
+# "Sync now" means now: these requests read production in full even when the probe matches.
+FULL_REASONS = frozenset({"SIGHUP", "SIGUSR1"})
+PROBE_STATE_EVERY_S = 60.0
 
 
 def now() -> datetime:
@@ -50,6 +55,10 @@ class TargetRunner:
         self._reason = "start"
         self.running: asyncio.Task[SyncOutcome] | None = None
         self._retry: asyncio.TimerHandle | None = None
+        self.watcher = Watcher(self) if settings.watch_interval_s else None
+        if settings.listen_channel and not settings.watch_interval_s:
+            # Push mode is a hint on top of watch mode's polling, never a replacement.
+            self.log.warning("listen.ignored", why="listen_channel needs watch_interval_s")
 
     # -- requests (never raise: called from signal handlers and the scheduler) ----------------
     def request(self, reason: str) -> None:
@@ -104,7 +113,8 @@ class TargetRunner:
             self.save(self.state.updated(last_run_id=run_id, last_started_at=now()))
             log.info("sync.started", reason=reason)
             t0 = time.monotonic()
-            self.running = asyncio.create_task(sync_target(self.settings, run_id=run_id))
+            full = reason in FULL_REASONS
+            self.running = asyncio.create_task(sync_target(self.settings, run_id=run_id, full=full))
             try:
                 outcome = await self.running
             except asyncio.CancelledError:
@@ -134,6 +144,9 @@ class TargetRunner:
     # the state file and the metrics: whoever waits for it finds all of them up to date.
     def _succeeded(self, outcome: SyncOutcome, log: Any) -> None:
         finished = now()
+        if outcome.skipped:
+            self._skipped(outcome, finished, log)
+            return
         drift = outcome.drift if not outcome.first_run else None
         backup = str(outcome.backup) if outcome.backup else None
         delivered = outcome.git
@@ -163,18 +176,67 @@ class TargetRunner:
                 failure_alerted=alert.failure_alerted,
                 last_drift_at=finished if drift else self.state.last_drift_at,
                 last_drift_headline=drift.headline() if drift else self.state.last_drift_headline,
+                last_full_sync_at=finished,
+                **self._probe_fields(outcome, finished),
             )
         )
         if self.metrics:
             self.metrics.succeeded(
                 outcome.duration_s, len(drift) if drift else 0, time.time(), self.name
             )
+            self._probe_metrics(outcome)
         log.info(
             "sync.finished",
             **outcome_fields(outcome),
             counts=outcome.counts,
             headline="first sync" if outcome.first_run else outcome.drift.headline(),
         )
+
+    def _skipped(self, outcome: SyncOutcome, finished: datetime, log: Any) -> None:
+        """A cycle the probe skipped: a success that repeats the last full sync's answer (no
+        drift), so health, alerts and metrics treat it as one."""
+        alert = self.alerts.succeeded(self._alert_state(), outcome.drift, False, None, log)
+        self.save(
+            self.state.updated(
+                last_finished_at=finished,
+                last_success_at=finished,
+                last_error=None,
+                consecutive_failures=alert.consecutive_failures,
+                active_drift=alert.active_drift,
+                failure_alerted=alert.failure_alerted,
+                **self._probe_fields(outcome, finished),
+            )
+        )
+        if self.metrics:
+            self.metrics.skipped(time.time(), self.name)
+            self._probe_metrics(outcome)
+        log.info("sync.finished", **outcome_fields(outcome), headline="skipped: unchanged")
+
+    @staticmethod
+    def _probe_fields(outcome: SyncOutcome, when: datetime) -> dict[str, Any]:
+        decision = outcome.probe
+        if decision is None:
+            return {}
+        result = decision.reason if decision.probe_error is None else "error"
+        return {"last_probe_at": when, "last_probe_result": result}
+
+    def _probe_metrics(self, outcome: SyncOutcome) -> None:
+        fp = outcome.probe.fingerprint if outcome.probe else None
+        if self.metrics and fp is not None:
+            self.metrics.probed(fp.duration_s, self.name)
+
+    def probe_seen(self, duration_s: float | None, result: str) -> None:
+        """A watch probe's result: metrics always; the state file when the result changes or
+        once a minute (not every few seconds: it is a file under sql/ by default)."""
+        if duration_s is not None and self.metrics:
+            self.metrics.probed(duration_s, self.name)
+        last = self.state.last_probe_at
+        if (
+            result != self.state.last_probe_result
+            or last is None
+            or (now() - last).total_seconds() >= PROBE_STATE_EVERY_S
+        ):
+            self.save(self.state.updated(last_probe_at=now(), last_probe_result=result))
 
     def _failed(
         self, error: str, cause: Cause, error_class: str, duration: float, log: Any

@@ -144,6 +144,15 @@ class Settings(Target, GitFields, BaseSettings):
     health_max_age_s: int | None = Field(default=None, ge=1)  # default: 2 x schedule + 5 min
     retry_backoff_max_s: float = Field(default=300.0, ge=1)
 
+    # Catalog probe: skipped cycles and watch mode (README "Catalog probe")
+    full_sync_interval_s: float = Field(default=86_400.0, ge=0)  # 0: never skip a cycle
+    watch_interval_s: float | None = Field(default=None, gt=0)  # probe every N s; off when unset
+    watch_settle_s: float = Field(default=5.0, ge=0)  # fingerprint stable this long, then sync
+    watch_settle_max_s: float = Field(default=60.0, gt=0)  # sync anyway after this long
+    listen_channel: str | None = Field(  # push mode: LISTEN here (deploy/pg-schema-sync-notify.sql)
+        default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$"
+    )
+
     # Alerts
     sentry_dsn: SecretStr | None = None
     sentry_environment: str | None = None

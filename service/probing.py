@@ -1,0 +1,150 @@
+"""Skipped cycles: probe production first, and skip the full read when nothing changed.
+
+A cycle is skipped only when all of these hold; anything else (a probe error included) reads
+production in full, so a skip can only ever repeat the last full sync's answer:
+- the catalog fingerprint equals the one the last successful full sync recorded;
+- the schema, functions and inventory files still have the sha256 that sync left;
+- pg_dump reports the same version, and the settings that shape the files are the same;
+- that sync is younger than `full_sync_interval_s` (the safety net).
+The fingerprint is taken *before* the full read it is recorded with: DDL committed between the
+two is in the files but not in the record, so the next probe differs and reads again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from service import __version__
+from service.disk.record import SyncRecord, hashes_of, read_record, write_record
+from service.errors import SyncError
+from service.production.db import SessionLimits
+from service.production.export import ExportError, pg_dump_version, resolve_pg_dump
+from service.production.probe import Fingerprint, probe_once
+from service.settings.model import Settings
+
+UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class Decision:
+    skip: bool
+    reason: str  # UNCHANGED when skipped, else why the full read runs
+    fingerprint: Fingerprint | None = None  # to record after the full sync; None: record none
+    record: SyncRecord | None = None
+    changed_catalogs: list[str] = field(default_factory=list)
+    probe_error: str | None = None
+
+
+def settings_digest(settings: Settings, files: list[Path]) -> str:
+    """Digest of everything in the settings that shapes the files (and of this tool's version,
+    whose normalisation shapes them too)."""
+    shaping = {
+        "tool": __version__,
+        "schemas": list(settings.schemas),
+        "exclude_schemas": list(settings.exclude_schemas),
+        "owners": settings.include_owners,
+        "privileges": settings.include_privileges,
+        "comments": settings.include_comments,
+        "files": [str(p) for p in files],
+        "source": settings.conninfo().display(),
+    }
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
+
+
+def decide(
+    record: SyncRecord | None,
+    fingerprint: Fingerprint,
+    file_hashes: dict[str, str],
+    dump_version: str,
+    digest: str,
+    now: datetime,
+    full_sync_interval_s: float,
+) -> str:
+    """UNCHANGED when the cycle may be skipped, else the reason it may not (pure)."""
+    if record is None:
+        return "no record of a full sync"
+    if fingerprint.digest != record.fingerprint:
+        return "catalog changed"
+    if file_hashes != record.file_hashes:
+        return "files changed on disk"
+    if dump_version != record.pg_dump_version:
+        return "pg_dump version changed"
+    if digest != record.settings_digest:
+        return "settings changed"
+    if (now - record.recorded_at).total_seconds() >= full_sync_interval_s:
+        return "full_sync_interval reached"
+    return UNCHANGED
+
+
+async def probe_and_decide(
+    settings: Settings, files: list[Path], backup_dir: Path, limits: SessionLimits, full: bool
+) -> Decision:
+    """Probe, then decide; `full` still probes (to record the fingerprint) but never skips."""
+    record = read_record(backup_dir)
+    try:
+        fingerprint = await probe_once(settings.conninfo(), limits)
+    except SyncError as exc:
+        # The full read will fail the same way, or succeed: either is the right answer.
+        return Decision(False, "probe failed", record=record, probe_error=str(exc))
+    changed = fingerprint.changed_catalogs(record.parts) if record else []
+    if full:
+        return Decision(False, "full sync requested", fingerprint, record, changed)
+    try:
+        dump_version = await _dump_version(settings.pg_dump)
+    except ExportError as exc:
+        return Decision(False, "pg_dump failed", fingerprint, record, changed, str(exc))
+    reason = decide(
+        record,
+        fingerprint,
+        hashes_of(files),
+        dump_version,
+        settings_digest(settings, files),
+        datetime.now(UTC),
+        settings.full_sync_interval_s,
+    )
+    return Decision(reason == UNCHANGED, reason, fingerprint, record, changed)
+
+
+_VERSIONS: dict[tuple[str, int, int, int], str] = {}
+
+
+async def _dump_version(pg_dump: str) -> str:
+    """pg_dump's version, asked once per binary (by path, inode, size and mtime): the daemon
+    would otherwise start a process every cycle of every target."""
+    path = resolve_pg_dump(pg_dump)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ExportError(f"cannot run {path}: {exc}") from None
+    key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _VERSIONS:
+        _VERSIONS[key] = (await pg_dump_version(pg_dump))[1]
+    return _VERSIONS[key]
+
+
+def record_full_sync(
+    settings: Settings,
+    files: list[Path],
+    backup_dir: Path,
+    fingerprint: Fingerprint,
+    dump_version: str,
+    counts: dict[str, int],
+) -> None:
+    """After a successful full sync: what it saw, for the next cycle to compare with."""
+    write_record(
+        backup_dir,
+        SyncRecord(
+            fingerprint=fingerprint.digest,
+            recorded_at=datetime.now(UTC),
+            file_hashes=hashes_of(files),
+            pg_dump_version=dump_version,
+            settings_digest=settings_digest(settings, files),
+            counts=counts,
+            parts=fingerprint.parts,
+        ),
+    )
