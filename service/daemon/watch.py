@@ -29,7 +29,7 @@ from service.disk.record import read_record
 from service.errors import SyncError
 from service.production.db import SessionLimits
 from service.production.probe import Fingerprint, ProbeSession
-from service.production.snapshot import open_session
+from service.production.session import open_session
 from service.settings.model import Settings
 
 KEEP_OPEN_MAX_S = 30.0  # keep the probe's connection open at intervals up to this

@@ -61,7 +61,7 @@ import asyncpg
 from service.errors import Cause, SyncError
 from service.production.conninfo import ConnInfo
 from service.production.db import SessionLimits
-from service.production.snapshot import open_session
+from service.production.session import open_session
 
 # Catalogs fingerprinted by (count, sum of hash(xmin)). The second field names the column
 # holding the row's relation or namespace, for leaving out temporary objects ("" = none).

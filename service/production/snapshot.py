@@ -20,12 +20,9 @@ from service.production.catalog import (
     CatalogOptions,
     NoMatchingSchemas,
     load_inventory,
-    server_version_num,
 )
-from service.production.catalog_stamp import catalog_stamp
-from service.production.catalog_versions import UnsupportedServer, check_supported
 from service.production.conninfo import ConnInfo
-from service.production.db import SessionLimits, connect
+from service.production.db import SessionLimits
 from service.production.export import (
     ExportError,
     ExportOptions,
@@ -34,6 +31,8 @@ from service.production.export import (
     export_schema,
     pg_dump_version,
 )
+from service.production.probe import Probe
+from service.production.session import open_session
 
 READ_ATTEMPTS = 3  # reads spoiled by concurrent DDL before the sync gives up (and retries later)
 A = TypeVar("A")
@@ -48,41 +47,6 @@ class Snapshot:
     functions_file: Path
     server_version: str
     pg_dump_version: str
-
-
-async def open_session(info: ConnInfo, limits: SessionLimits) -> asyncpg.Connection:
-    """Connect to a supported server, turning every way it can fail into one clear line."""
-    conn = await _connect(info, limits)
-    try:
-        check_supported(server_version_num(conn), info.display())
-    except UnsupportedServer as exc:
-        await conn.close()
-        raise SyncError(str(exc), Cause.CATALOG) from None
-    return conn
-
-
-async def _connect(info: ConnInfo, limits: SessionLimits) -> asyncpg.Connection:
-    where = info.display()
-    try:
-        return await connect(info, limits)
-    except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
-        raise SyncError(
-            f"authentication failed for {where}: {exc}; check the password "
-            "(PGPASSWORD, SCHEMA_SYNC_PASSWORD or a passfile) and the user",
-            Cause.AUTHENTICATION,
-        ) from None
-    except asyncpg.InvalidCatalogNameError as exc:
-        raise SyncError(
-            f"cannot connect to {where}: {exc}; check the database name", Cause.AUTHENTICATION
-        ) from None
-    except asyncpg.PostgresError as exc:
-        raise SyncError(f"cannot connect to {where}: {exc}", Cause.CONNECTION) from None
-    except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
-        reason = str(exc) or type(exc).__name__
-        raise SyncError(
-            f"cannot connect to {where}: {reason}; is the server running and reachable?",
-            Cause.CONNECTION,
-        ) from None
 
 
 async def read_inventory(
@@ -166,8 +130,13 @@ async def _read_once(
     """Export and inventory of one moment, or None when DDL committed while they were read.
 
     The catalog session's transaction exports its snapshot and pg_dump imports it; the
-    catalog stamp (catalog_stamp.py says why it is needed too) taken in that snapshot must
-    equal the one taken after both are done, or the two may describe different states."""
+    catalog probe's fingerprint taken in that snapshot must equal the one taken after both are
+    done, or the two may describe different states. The snapshot alone is not enough:
+    pg_get_functiondef, pg_get_viewdef and the other deparsing functions (the inventory's and
+    pg_dump's own) read the catalog through the system caches, which see the latest committed
+    state, not the transaction's snapshot; a function replaced meanwhile would show its new
+    text in the inventory and its old one in pg_dump's MVCC read."""
+    probe = Probe()
     try:
         transaction, shared = await _shared_transaction(conn, info)
     except asyncpg.PostgresError as exc:
@@ -184,7 +153,7 @@ async def _read_once(
             await transaction.rollback()
 
     try:
-        before = await _stamp(conn, info)
+        before = await _stamp(conn, info, probe)
 
         async def release() -> None:
             # Not idle in transaction longer than needed (the server's
@@ -208,14 +177,23 @@ async def _read_once(
         )
     finally:
         await end_transaction()
-    if await _stamp(conn, info) != before:  # a fresh snapshot: what is committed now
+    if await _stamp(conn, info, probe) != before:  # a fresh snapshot: what is committed now
         return None
     return result, inventory, followed
 
 
-async def _stamp(conn: asyncpg.Connection, info: ConnInfo) -> tuple[int, str]:
+async def _stamp(conn: asyncpg.Connection, info: ConnInfo, probe: Probe) -> str:
+    """The catalog probe's fingerprint as this moment sees it: in the shared transaction its
+    snapshot, outside it a fresh one (JIT and parallel workers off, as for every read)."""
     try:
-        return await catalog_stamp(conn)
+        if conn.is_in_transaction():
+            return (await probe.fingerprint(conn)).digest
+        async with conn.transaction(readonly=True):
+            await conn.execute(
+                "SELECT pg_catalog.set_config('jit', 'off', true),"
+                " pg_catalog.set_config('max_parallel_workers_per_gather', '0', true)"
+            )
+            return (await probe.fingerprint(conn)).digest
     except asyncpg.PostgresError as exc:
         raise SyncError(f"catalog query on {info.display()} failed: {exc}", Cause.CATALOG) from None
     except (OSError, asyncpg.InterfaceError) as exc:

@@ -1,0 +1,46 @@
+"""Sessions on production: connect to a supported server, every failure one clear line."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from service.errors import Cause, SyncError
+from service.production.catalog import server_version_num
+from service.production.catalog_versions import UnsupportedServer, check_supported
+from service.production.conninfo import ConnInfo
+from service.production.db import SessionLimits, connect
+
+
+async def open_session(info: ConnInfo, limits: SessionLimits) -> asyncpg.Connection:
+    """Connect to a supported server, turning every way it can fail into one clear line."""
+    conn = await _connect(info, limits)
+    try:
+        check_supported(server_version_num(conn), info.display())
+    except UnsupportedServer as exc:
+        await conn.close()
+        raise SyncError(str(exc), Cause.CATALOG) from None
+    return conn
+
+
+async def _connect(info: ConnInfo, limits: SessionLimits) -> asyncpg.Connection:
+    where = info.display()
+    try:
+        return await connect(info, limits)
+    except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
+        raise SyncError(
+            f"authentication failed for {where}: {exc}; check the password "
+            "(PGPASSWORD, SCHEMA_SYNC_PASSWORD or a passfile) and the user",
+            Cause.AUTHENTICATION,
+        ) from None
+    except asyncpg.InvalidCatalogNameError as exc:
+        raise SyncError(
+            f"cannot connect to {where}: {exc}; check the database name", Cause.AUTHENTICATION
+        ) from None
+    except asyncpg.PostgresError as exc:
+        raise SyncError(f"cannot connect to {where}: {exc}", Cause.CONNECTION) from None
+    except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise SyncError(
+            f"cannot connect to {where}: {reason}; is the server running and reachable?",
+            Cause.CONNECTION,
+        ) from None
