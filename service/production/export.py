@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from service.production.conninfo import ConnInfo
+from service.production.conninfo import ConnInfo, tool_env
 
 
 class ExportError(RuntimeError):
@@ -97,7 +97,11 @@ async def pg_dump_version(pg_dump: str) -> tuple[int, str]:
     path = resolve_pg_dump(pg_dump)
     try:
         proc = await asyncio.create_subprocess_exec(
-            path, "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            path,
+            "--version",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=tool_env(),  # it connects nowhere: no password, no DSN
         )
         out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
     except (OSError, TimeoutError) as exc:
