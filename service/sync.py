@@ -7,7 +7,7 @@ import contextlib
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -186,9 +186,10 @@ async def check_target(settings: Settings) -> SyncOutcome:
     """Compare production with the files on disk; write nothing."""
     started, t0 = datetime.now(UTC), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="pg-schema-sync-check-") as tmp:
-        _, outcome = await _read_and_compare(
-            settings, Paths.of(settings), Path(tmp), uuid.uuid4().hex[:12], started
-        )
+        async with _bounded(settings, "check"):
+            _, outcome = await _read_and_compare(
+                settings, Paths.of(settings), Path(tmp), uuid.uuid4().hex[:12], started
+            )
     outcome.duration_s = time.monotonic() - t0
     return outcome
 
@@ -213,7 +214,10 @@ async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutc
         # The export is staged beside the backups, not in sql/: an unchanged database must not
         # cause a single byte to be written under sql/ (editors, git and CI watch it).
         with files.staging_dir(paths.backup_dir) as staging:
-            snapshot, outcome = await _read_and_compare(settings, paths, staging, run_id, started)
+            async with _bounded(settings, "sync"):
+                snapshot, outcome = await _read_and_compare(
+                    settings, paths, staging, run_id, started
+                )
             if outcome.drift or outcome.first_run:
                 await _write(settings, server, snapshot, paths, outcome, log)
             else:
@@ -299,15 +303,21 @@ async def _verify_candidate(
     assert outcome.backup is not None
     schema = outcome.backup / files.BACKUP_SCHEMA
     try:
-        result = await verify_files(
-            server,
-            schema,
-            outcome.backup / files.BACKUP_FUNCTIONS,
-            snapshot.inventory,
-            _export_options(settings),
-            settings.catalog_options(),
-            display_file=_display_path(schema),
-        )
+        async with asyncio.timeout(settings.sync_timeout_s):  # the verify server's network too
+            result = await verify_files(
+                server,
+                schema,
+                outcome.backup / files.BACKUP_FUNCTIONS,
+                snapshot.inventory,
+                _export_options(settings),
+                settings.catalog_options(),
+                display_file=_display_path(schema),
+            )
+    except TimeoutError:
+        problem = f"verify server {server.display()} gave no answer within sync_timeout_s"
+        outcome.verify, outcome.verify_problem = "error", problem
+        log_outcome(log, mode, None, problem, outcome.backup)
+        return
     except VerifyError as exc:
         outcome.verify, outcome.verify_problem = "error", str(exc)
         log_outcome(log, mode, None, str(exc), outcome.backup)
@@ -392,7 +402,28 @@ def _export_options(settings: Settings) -> ExportOptions:
 
 
 def _limits(settings: Settings) -> SessionLimits:
-    return SessionLimits(statement_timeout_ms=settings.statement_timeout_ms)
+    # lock_wait_timeout_ms bounds pg_dump's lock waits; the catalog session waits no longer.
+    return SessionLimits(
+        statement_timeout_ms=settings.statement_timeout_ms,
+        lock_timeout_ms=settings.lock_wait_timeout_ms,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _bounded(settings: Settings, what: str) -> AsyncIterator[None]:
+    """sync_timeout_s over a whole run: the last bound on every network wait (pg_dump has no
+    per-query timeout of its own). Running out cancels the run: pg_dump's group is killed,
+    started writes finish, the files stay as they were."""
+    try:
+        async with asyncio.timeout(settings.sync_timeout_s):
+            yield
+    except TimeoutError:
+        raise SyncError(
+            f"{what} timed out after {settings.sync_timeout_s:g} s (sync_timeout_s): "
+            f"{settings.conninfo().display()} stopped answering or is too slow; previous "
+            "files are intact, will retry (raise sync_timeout_s for a very large schema)",
+            Cause.TIMEOUT,
+        ) from None
 
 
 def outcome_fields(outcome: SyncOutcome) -> dict[str, Any]:

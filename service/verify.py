@@ -39,7 +39,7 @@ from service.production.export import (
     pg_dump_version,
     resolve_pg_dump,
 )
-from service.production.snapshot import both
+from service.production.snapshot import both, close_quickly
 from service.settings.model import Settings
 
 SCRATCH_PREFIX = "pg_schema_sync_verify_"
@@ -119,8 +119,7 @@ async def verify_files(
                 await drop
                 raise
     finally:
-        with contextlib.suppress(Exception):
-            await admin.close()
+        await close_quickly(admin)
     result.duration_s = time.monotonic() - t0
     return result
 
@@ -306,8 +305,7 @@ async def round_trip(
         except ExportError as exc:
             raise VerifyError(f"re-dumping the scratch database failed: {exc}") from None
         finally:
-            with contextlib.suppress(Exception):
-                await conn.close()
+            await close_quickly(conn)
         drift = compare(reference, scratch_inventory) if reference is not None else Drift(())
         pairs = [(schema_file, again_schema)]
         if functions_file is not None:

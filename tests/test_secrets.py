@@ -130,6 +130,9 @@ def test_children_get_an_allow_listed_environment_and_the_password_only_to_conne
         assert child.get("PGSSLCRL") == "/nonexistent/crl.pem"
     for child in version_calls:  # it connects nowhere: no password, no connection at all
         assert not any(k in child for k in ("PGPASSWORD", "PGHOST", "PGUSER", "PGDATABASE"))
+    for argv, _ in dumps:  # keepalives ride in argv (libpq reads no variable for them)
+        if "--schema-only" in argv:
+            assert any(a.startswith("--dbname=keepalives=1 keepalives_idle=") for a in argv)
     for child in exports:  # production's export, and verify's re-dump of its scratch copy
         assert child["PGPASSWORD"] == SECRET
     assert db.name in {child["PGDATABASE"] for child in exports}

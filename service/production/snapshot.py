@@ -57,7 +57,13 @@ async def open_session(info: ConnInfo, limits: SessionLimits) -> asyncpg.Connect
         ) from None
     except asyncpg.PostgresError as exc:
         raise SyncError(f"cannot connect to {where}: {exc}", Cause.CONNECTION) from None
-    except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+    except TimeoutError:
+        raise SyncError(
+            f"cannot connect to {where}: no answer within the connect timeout; is the server "
+            "running and reachable?",
+            Cause.TIMEOUT,
+        ) from None
+    except (OSError, asyncpg.InterfaceError) as exc:
         reason = str(exc) or type(exc).__name__
         raise SyncError(
             f"cannot connect to {where}: {reason}; is the server running and reachable?",
@@ -74,7 +80,7 @@ async def read_inventory(
         inventory = await _load(conn, options, info)
         return inventory, _server_version(conn)
     finally:
-        await conn.close()
+        await close_quickly(conn)
 
 
 async def take_snapshot(
@@ -114,8 +120,20 @@ async def take_snapshot(
     except ExportError as exc:
         raise SyncError(str(exc), Cause.PG_DUMP) from None
     finally:
-        with contextlib.suppress(Exception):
-            await conn.close()
+        await close_quickly(conn)
+
+
+CLOSE_TIMEOUT_S = 2.0
+
+
+async def close_quickly(conn: asyncpg.Connection) -> None:
+    """Close politely, but never wait on a half-open connection: asyncpg's close() waits for
+    the server's answer to Terminate, and over a partition that never comes (a stop would
+    then outlast its grace). On timeout asyncpg aborts the socket itself."""
+    with contextlib.suppress(Exception):
+        await conn.close(timeout=CLOSE_TIMEOUT_S)
+    if not conn.is_closed():
+        conn.terminate()
 
 
 async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
@@ -136,6 +154,12 @@ async def _load(conn: asyncpg.Connection, options: CatalogOptions, info: ConnInf
         return await load_inventory(conn, options)
     except asyncpg.PostgresError as exc:
         raise SyncError(f"catalog query on {info.display()} failed: {exc}", Cause.CATALOG) from None
+    except TimeoutError:
+        raise SyncError(
+            f"a catalog query on {info.display()} got no answer within statement_timeout_ms "
+            "+ 2 s: the network or server stopped answering; will retry",
+            Cause.TIMEOUT,
+        ) from None
     except (OSError, asyncpg.InterfaceError) as exc:
         raise SyncError(
             f"lost the connection to {info.display()}: {exc}", Cause.CONNECTION

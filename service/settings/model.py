@@ -120,6 +120,8 @@ class Settings(Target, BaseSettings):
     pg_dump: str = "pg_dump"
     lock_wait_timeout_ms: int = Field(default=5_000, ge=0)
     statement_timeout_ms: int = Field(default=120_000, ge=0)
+    # The whole sync's bound, network waits included (a half-open connection answers nothing).
+    sync_timeout_s: float = Field(default=600.0, gt=0)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
