@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from service.cli.common import add_target_option, emit_drift, only_one
+from service.cli.common import add_target_option, emit_drift, only_one, print_items
+from service.compare.escape import visible
 from service.compare.inventory import Inventory
 from service.disk import backups, files, rollback
 from service.disk.backups import CURRENT, Backup, BackupError
@@ -143,7 +144,7 @@ def _clear_errors(handler: Handler) -> Handler:
         try:
             return await handler(args)
         except (BackupError, VerifyError, ValueError) as exc:
-            print(f"pg-schema-sync: {exc}", file=sys.stderr)
+            print(f"pg-schema-sync: {visible(str(exc))}", file=sys.stderr)
             return EXIT_ERROR
         except OSError as exc:
             print(f"pg-schema-sync: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
@@ -202,11 +203,8 @@ def print_verify(result: VerifyResult, what: str, with_diff: bool) -> int:
     if result.problem is None:
         print(f"verify passed: {what} installs and re-dumps identically ({result.duration_s:.1f}s)")
         return EXIT_OK
-    print(f"verify failed: {result.problem.one_line()}")
-    for item in result.drift.items:
-        print(f"  {item.change.value:<8} {item.kind} {item.name}")
-        if with_diff and item.diff:
-            print("".join("    " + ln for ln in item.diff.splitlines(keepends=True)), end="")
+    print(f"verify failed: {visible(result.problem.one_line())}")
+    print_items(result.drift, with_diff)
     return EXIT_FAILED
 
 

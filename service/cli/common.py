@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from service.compare.drift import Drift
+from service.compare.escape import terminal_lines, visible
 from service.errors import SyncError
 from service.logs import configure_logging
 from service.production.conninfo import ConnInfoError
@@ -118,8 +119,9 @@ def report_syncs(results: list[Result[Any]], show: Callable[[Any], object]) -> i
     failed = [r for r in results if r.error is not None]
     for r in results:
         if r.error is not None:
-            print(f"{r.target.name}: failed: {r.error}")
-            print(f"pg-schema-sync: target {r.target.name}: {r.error}", file=sys.stderr)
+            error = visible(r.error)
+            print(f"{r.target.name}: failed: {error}")
+            print(f"pg-schema-sync: target {r.target.name}: {error}", file=sys.stderr)
         else:
             prefixed(r.target.name, lambda r=r: show(r.value))  # type: ignore[misc]
     done = len(results) - len(failed)
@@ -151,7 +153,7 @@ def report_checks(
             if r.value is not None:
                 prefixed(r.target.name, lambda r=r: emit(r.value))  # type: ignore[misc]
             else:
-                print(f"{r.target.name}: error: {r.error}")
+                print(f"{r.target.name}: error: {visible(r.error or '')}")
     if errors:
         return EXIT_ERROR
     return EXIT_DRIFT if drifted else EXIT_OK
@@ -167,6 +169,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def print_items(drift: Drift, with_diff: bool) -> None:
+    """One line per changed object (and its diff): names from production are shown with
+    their control characters written out, so none reaches the terminal raw."""
+    for item in drift.items:
+        print(f"  {item.change.value:<8} {item.kind} {visible(item.name)}")
+        if with_diff and item.diff:
+            diff = terminal_lines(item.diff)  # only \n and \t are left to split on
+            print("".join("    " + ln for ln in diff.splitlines(keepends=True)), end="")
+
+
 def emit_drift(drift: Drift, as_json: bool, with_diff: bool) -> int:
     if as_json:
         print(json.dumps(drift.as_json()))
@@ -174,8 +186,5 @@ def emit_drift(drift: Drift, as_json: bool, with_diff: bool) -> int:
         print("in sync: no drift")
     else:
         print(f"drift: {drift.headline()}")
-        for item in drift.items:
-            print(f"  {item.change.value:<8} {item.kind} {item.name}")
-            if with_diff and item.diff:
-                print("".join("    " + ln for ln in item.diff.splitlines(keepends=True)), end="")
+        print_items(drift, with_diff)
     return EXIT_DRIFT if drift else EXIT_OK
