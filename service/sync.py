@@ -81,7 +81,7 @@ class Paths:
 def read_disk_inventory(path: Path) -> Inventory | None:
     """The inventory saved by the last sync; None when absent or unreadable (a first run)."""
     try:
-        return Inventory.from_json(path.read_text(encoding="utf-8"))
+        return Inventory.from_json(files.read_regular(path).decode("utf-8"))
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError, OSError) as exc:
@@ -126,7 +126,8 @@ def file_diff(old: Path, new: Path, label: str) -> str:
     if max(sizes) > MAX_FILE_DIFF_BYTES:
         return f"(files too large to diff here: run `diff -u {old} <new export>`)\n"
     texts = [
-        p.read_text(encoding="utf-8", errors="replace") if p.exists() else "" for p in (old, new)
+        files.read_regular(p).decode("utf-8", errors="replace") if p.exists() else ""
+        for p in (old, new)
     ]
     return text_diff(texts[0], texts[1], label)
 
@@ -145,6 +146,9 @@ async def _read_and_compare(
     settings: Settings, paths: Paths, staging: Path, run_id: str, started: datetime
 ) -> tuple[Snapshot, SyncOutcome]:
     """Export and inventory production into `staging`, and compare with the files on disk."""
+    # Whether a link is read (no drift: the files are compared byte for byte) or replaced
+    # (drift: promoted over it) would depend on production; refuse it, always, up front.
+    files.refuse_links(paths.schema_file, paths.functions_file, paths.inventory_file)
     info = settings.conninfo()
     register_secret(info.password)
     staged = _staged_inventory(staging)

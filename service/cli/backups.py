@@ -172,12 +172,13 @@ def _show(path: Path) -> str:
 
 def _inputs(schema: Path, functions: Path, inventory: Path) -> tuple[Path | None, Inventory | None]:
     """(functions file if present, reference inventory if present); schema must exist."""
+    files.refuse_links(schema, functions, inventory)  # psql -f would follow them
     if not schema.is_file():
         raise VerifyError(f"{_show(schema)} does not exist: run `pg-schema-sync sync` first")
     reference = None
     if inventory.is_file():
         try:
-            reference = Inventory.from_json(inventory.read_text(encoding="utf-8"))
+            reference = Inventory.from_json(files.read_regular(inventory).decode("utf-8"))
         except (ValueError, KeyError, TypeError) as exc:
             raise VerifyError(f"{_show(inventory)} is not a readable inventory: {exc}") from None
     return (functions if functions.is_file() else None), reference

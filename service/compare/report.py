@@ -30,15 +30,15 @@ def render_summary(facts: SummaryFacts) -> str:
         "| | |",
         "|---|---|",
         f"| Source | {md_code(facts.source, in_table=True)} |",
-        f"| Server | PostgreSQL {md_code(facts.server_version, in_table=True)} |",
-        f"| pg_dump | {md_code(facts.pg_dump_version, in_table=True)} |",
+        f"| Server | PostgreSQL {facts.server_version} |",  # numbers we formatted ourselves
+        f"| pg_dump | {facts.pg_dump_version} |",
         f"| Run | {md_code(facts.run_id, in_table=True)} |",
         "",
         "## Objects",
         "",
         "| kind | count |",
         "|---|---:|",
-        *(f"| {md_code(kind, in_table=True)} | {n} |" for kind, n in sorted(facts.counts.items())),
+        *(f"| {kind} | {n} |" for kind, n in sorted(facts.counts.items())),  # our own words
         f"| **total** | **{sum(facts.counts.values())}** |",
         "",
     ]

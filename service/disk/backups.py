@@ -296,11 +296,12 @@ def inventory_of(paths: SchemaPaths, which: str) -> tuple[Inventory, Path, str]:
     """(inventory, schema file, label) of a backup name or `current`."""
     if which == CURRENT:
         path, schema = paths.inventory_file, paths.schema_file
+        files.refuse_links(paths.schema_file, paths.functions_file, paths.inventory_file)
     else:
         backup = resolve(paths.backup_dir, which)
         path, schema = backup.path / files.BACKUP_INVENTORY, backup.path / files.BACKUP_SCHEMA
     try:
-        return Inventory.from_json(path.read_text(encoding="utf-8")), schema, which
+        return Inventory.from_json(files.read_regular(path).decode("utf-8")), schema, which
     except FileNotFoundError:
         raise BackupError(f"{which}: {path} does not exist") from None
     except (ValueError, KeyError, TypeError) as exc:
@@ -314,7 +315,10 @@ def diff(paths: SchemaPaths, a: str, b: str) -> Drift:
     new, new_schema, _ = inventory_of(paths, b)
     drift = compare(old, new)
     if not drift and not files.same_bytes(old_schema, new_schema):
-        texts = [p.read_text(encoding="utf-8", errors="replace") for p in (old_schema, new_schema)]
+        texts = [
+            files.read_regular(p).decode("utf-8", errors="replace")
+            for p in (old_schema, new_schema)
+        ]
         label = files.BACKUP_SCHEMA
         item = DriftItem("file", label, Change.CHANGED, text_diff(texts[0], texts[1], label))
         drift = Drift((item,))
