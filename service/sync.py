@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from service.compare.drift import Change, Drift, DriftItem, compare, text_diff
+from service.compare.drift import (
+    FILES_VS_PRODUCTION,
+    Change,
+    Drift,
+    DriftItem,
+    compare,
+    text_diff,
+)
 from service.compare.inventory import Inventory
 from service.compare.report import SummaryFacts, render_summary
 from service.disk import backups, files
@@ -99,7 +106,8 @@ def object_drift(
         return Drift(()), False
     old = read_disk_inventory(paths.inventory_file)
     first_run = old is None
-    return compare(old or Inventory(), inventory, diffs=not first_run), first_run
+    drift = compare(old or Inventory(), inventory, not first_run, FILES_VS_PRODUCTION)
+    return drift, first_run
 
 
 def file_drift(snapshot: Snapshot, paths: Paths, drift: Drift, first_run: bool) -> Drift:
@@ -129,7 +137,7 @@ def file_diff(old: Path, new: Path, label: str) -> str:
         files.read_regular(p).decode("utf-8", errors="replace") if p.exists() else ""
         for p in (old, new)
     ]
-    return text_diff(texts[0], texts[1], label)
+    return text_diff(texts[0], texts[1], label, FILES_VS_PRODUCTION)
 
 
 def _display_path(path: Path) -> str:

@@ -131,7 +131,10 @@ def report_syncs(results: list[Result[Any]], show: Callable[[Any], object]) -> i
 
 
 def report_checks(
-    results: list[Result[Drift]], as_json: bool, emit: Callable[[Drift], object]
+    results: list[Result[Drift]],
+    as_json: bool,
+    emit: Callable[[Drift], object],
+    with_diff: bool = False,
 ) -> int:
     """Each target's drift; exit 2 if any check failed, else 1 if any drifted, else 0.
 
@@ -144,7 +147,7 @@ def report_checks(
         docs: dict[str, Any] = {}
         for r in results:
             if r.value is not None:
-                docs[r.target.name] = r.value.as_json()
+                docs[r.target.name] = r.value.as_json(with_diff)
             else:
                 docs[r.target.name] = {"error": r.error, "cause": r.cause}
         print(json.dumps({"drift": drifted, "error": bool(errors), "targets": docs}))
@@ -180,8 +183,8 @@ def print_items(drift: Drift, with_diff: bool) -> None:
 
 
 def emit_drift(drift: Drift, as_json: bool, with_diff: bool) -> int:
-    if as_json:
-        print(json.dumps(drift.as_json()))
+    if as_json:  # --diff: each change carries its diff (exact text; JSON escapes it)
+        print(json.dumps(drift.as_json(with_diff)))
     elif not drift:
         print("in sync: no drift")
     else:

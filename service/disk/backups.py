@@ -313,14 +313,15 @@ def diff(paths: SchemaPaths, a: str, b: str) -> Drift:
     by hand) is named as a changed file, as `check` does."""
     old, old_schema, _ = inventory_of(paths, a)
     new, new_schema, _ = inventory_of(paths, b)
-    drift = compare(old, new)
+    drift = compare(old, new, sides=(a, b))  # the headers name the two backups
     if not drift and not files.same_bytes(old_schema, new_schema):
         texts = [
             files.read_regular(p).decode("utf-8", errors="replace")
             for p in (old_schema, new_schema)
         ]
         label = files.BACKUP_SCHEMA
-        item = DriftItem("file", label, Change.CHANGED, text_diff(texts[0], texts[1], label))
+        diff = text_diff(texts[0], texts[1], label, (a, b))
+        item = DriftItem("file", label, Change.CHANGED, diff)
         drift = Drift((item,))
     return drift
 

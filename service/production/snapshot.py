@@ -178,4 +178,4 @@ async def compare_databases(source: ConnInfo, target: ConnInfo, options: Catalog
     (old, _), (new, _) = await asyncio.gather(
         read_inventory(source, options), read_inventory(target, options)
     )
-    return compare(old, new)
+    return compare(old, new, sides=("from", "to"))  # FROM_DSN and TO_DSN
