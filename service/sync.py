@@ -235,9 +235,11 @@ async def sync_target(settings: Settings, run_id: str | None = None) -> SyncOutc
             else:
                 log.debug("sync.unchanged")
     except OSError as exc:  # a full disk or a read-only folder, at any step
+        # A full disk fails a write(), which names no file: say both places, not a guess.
+        where = exc.filename or f"{paths.backup_dir} or {paths.schema_file.parent}"
         raise SyncError(
-            f"cannot write schema files or backup ({exc.strerror or exc}: "
-            f"{exc.filename or paths.schema_file.parent}); previous files are intact",
+            f"cannot write schema files or backup ({exc.strerror or exc}: {where}); "
+            "previous files are intact",
             Cause.DISK,
         ) from None
     outcome.pruned = await asyncio.to_thread(apply_retention, settings, paths, log)

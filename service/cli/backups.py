@@ -225,7 +225,7 @@ async def cmd_verify(args: argparse.Namespace) -> int:
 @_clear_errors
 async def cmd_rollback(args: argparse.Namespace) -> int:
     settings, paths = _settings(args)
-    if args.backup:
+    if args.backup is not None:  # `rollback ''` is a mistake, not "the default backup"
         target = backups.resolve(paths.backup_dir, args.backup)
     else:
         history = backups.list_history(paths.backup_dir)
@@ -234,6 +234,13 @@ async def cmd_rollback(args: argparse.Namespace) -> int:
         why = f" ({target.manifest.reason})" if target.manifest and target.manifest.reason else ""
         raise BackupError(
             f"backup {target.name} is marked {target.status}{why}: its files never passed; "
+            "use --force to restore it anyway"
+        )
+    if (target.manifest is None or not target.manifest.files) and not args.force:
+        # Nothing recorded what its files should hash to: damage or edits would go unnoticed.
+        what = "has no manifest" if target.manifest is None else "has a manifest listing no files"
+        raise BackupError(
+            f"backup {target.name} {what}, so its files cannot be checked: inspect it, then "
             "use --force to restore it anyway"
         )
     backups.check_intact(target)
@@ -329,6 +336,10 @@ async def cmd_backups_diff(args: argparse.Namespace) -> int:
 @_clear_errors
 async def cmd_backups_prune(args: argparse.Namespace) -> int:
     settings, paths = _settings(args)
+    if args.keep_days is not None and not (0 < args.keep_days < 36_500):
+        raise ValueError(f"--keep-days {args.keep_days}: give a number of days from 0 to 36500")
+    if args.keep_last is not None and args.keep_last < 1:
+        raise ValueError(f"--keep-last {args.keep_last}: give a count of at least 1")
     policy = Policy(
         args.keep_last if args.keep_last is not None else settings.retain_count,
         args.keep_days if args.keep_days is not None else settings.retain_days,

@@ -107,6 +107,14 @@ async def cmd_run(args: argparse.Namespace) -> int:
     except LockHeld as exc:
         print(f"pg-schema-sync: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the lock or state file's folder: `sql` a file, a read-only folder
+        where = exc.filename or "the schema folder"
+        print(
+            f"pg-schema-sync: cannot start: {exc.strerror or exc}: {where}; make the folder "
+            "writable by this user, or point schema_file/lock_file elsewhere",
+            file=sys.stderr,
+        )
+        return 2
 
 
 async def cmd_health(args: argparse.Namespace) -> int:

@@ -94,15 +94,20 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: bytes) -> Manifest:
+        """ValueError for anything but a well-formed manifest: one damaged file must read as
+        one damaged backup, never as an exception that fails every later sync."""
         doc = json.loads(data)
         if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
             raise ValueError(f"not a backup manifest (format {MANIFEST_FORMAT})")
         finished = doc.get("finished_at")
+        for key in ("files", "drift"):
+            if not isinstance(doc.get(key) or {}, dict):
+                raise ValueError(f"{key!r} is not an object")
         return cls(
             status=str(doc["status"]),
             kind=str(doc.get("kind", "sync")),
-            created_at=datetime.fromisoformat(doc["created_at"]),
-            finished_at=datetime.fromisoformat(finished) if finished else None,
+            created_at=_aware(doc["created_at"], "created_at"),
+            finished_at=_aware(finished, "finished_at") if finished else None,
             run_id=doc.get("run_id"),
             reason=doc.get("reason"),
             files={str(k): str(v) for k, v in (doc.get("files") or {}).items()},
@@ -114,6 +119,14 @@ class Manifest:
             pid=int(doc.get("pid") or 0),
             host=str(doc.get("host") or ""),
         )
+
+
+def _aware(value: object, key: str) -> datetime:
+    """A timestamp with its zone: a naive one cannot be compared with the others."""
+    when = datetime.fromisoformat(str(value))
+    if when.tzinfo is None:
+        raise ValueError(f"{key} {str(value)[:40]!r} has no time zone")
+    return when
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:

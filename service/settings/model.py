@@ -149,7 +149,7 @@ class Settings(Target, BaseSettings):
 
     # Backup retention (both unset: keep everything)
     retain_count: int | None = Field(default=None, ge=1)
-    retain_days: float | None = Field(default=None, gt=0)
+    retain_days: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     # Many databases ([[targets]] tables, or SCHEMA_SYNC_TARGETS as a JSON list)
     targets: list[TargetOverrides] = Field(default_factory=list)
