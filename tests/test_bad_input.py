@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from service.demo.cluster import ScratchCluster
 from service.disk.files import BACKUP_MANIFEST
-from tests.conftest import Database, run_cli
+from tests.conftest import Database, new_database, run_cli
 from tests.inproc import in_process
 
 Prepare = Callable[[Path], None]
@@ -126,13 +127,9 @@ CASES: list[tuple[str, list[str], dict[str, str], Prepare, str]] = [
 
 
 @pytest.fixture(scope="module")
-def synced(tmp_path_factory: pytest.TempPathFactory, cluster: object) -> Path:
+def synced(tmp_path_factory: pytest.TempPathFactory, cluster: ScratchCluster) -> Path:
     """A folder after two syncs (two backups, the files of the second in place)."""
-    from tests.conftest import new_database
-
-    db = new_database(
-        cluster,
-    )  # type: ignore[arg-type]
+    db = new_database(cluster)
     work = tmp_path_factory.mktemp("synced")
     db.sql("CREATE TABLE t (id int)")
     assert run_cli("sync", cwd=work, env={"SCHEMA_SYNC_DSN": db.dsn}).code == 0
