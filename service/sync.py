@@ -175,7 +175,7 @@ async def _read_and_compare(
         _export_options(settings),
         staging / files.BACKUP_SCHEMA,
         staging / files.BACKUP_FUNCTIONS,
-        _limits(settings),
+        session_limits(settings),
         then=while_exporting,
     )
     assert compared is not None
@@ -415,7 +415,7 @@ def _export_options(settings: Settings) -> ExportOptions:
     return settings.export_options(settings.pg_dump, settings.lock_wait_timeout_ms)
 
 
-def _limits(settings: Settings) -> SessionLimits:
+def session_limits(settings: Settings) -> SessionLimits:
     # lock_wait_timeout_ms bounds pg_dump's lock waits; the catalog session waits no longer.
     return SessionLimits(
         statement_timeout_ms=settings.statement_timeout_ms,
@@ -465,5 +465,6 @@ __all__ = [
     "check_target",
     "compare_databases",
     "outcome_fields",
+    "session_limits",
     "sync_target",
 ]

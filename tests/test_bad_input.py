@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -194,3 +196,46 @@ def test_a_damaged_manifest_is_skipped_and_reported_never_fatal_for_a_sync(
     assert listed.code == 0, listed.err
     assert backup.name in listed.out and "unreadable manifest" in listed.out
     assert in_process(["rollback", backup.name], tmp_path, env, capfd).code == 2
+
+
+def test_a_lock_timeout_follows_lock_wait_timeout_ms_and_names_the_table(
+    db: Database, cluster: ScratchCluster, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Deparsing a CHECK constraint opens its table: DDL holding it makes the catalog wait.
+    db.sql("CREATE TABLE busy (n int CHECK (n > 0))")
+    holder = subprocess.Popen(
+        [
+            str(cluster.bindir / "psql"),
+            "-X",
+            "-q",
+            "-d",
+            db.dsn,
+            "-c",
+            "BEGIN; LOCK TABLE busy IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            held = db.sql(
+                "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' "
+                "AND relation = 'busy'::regclass AND granted"
+            ).strip()
+            if held == "1":
+                break
+            time.sleep(0.05)
+        # The statement timeout (3 s) is below the old fixed lock_timeout (5 s) and above the
+        # configured lock wait (0.3 s): which one fires shows which one the session obeys.
+        env = {
+            "SCHEMA_SYNC_LOCK_WAIT_TIMEOUT_MS": "300",
+            "SCHEMA_SYNC_STATEMENT_TIMEOUT_MS": "3000",
+        }
+        result = in_process(["compare", db.dsn, db.dsn], tmp_path, env, capfd)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.code == 2, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert "gave up waiting for a lock on public.busy" in lines[0], lines[0]

@@ -21,7 +21,14 @@ from service.logs import get_logger
 from service.production.catalog import CatalogOptions
 from service.production.conninfo import ConnInfo
 from service.settings.model import Settings
-from service.sync import SyncOutcome, check_target, compare_databases, outcome_fields, sync_target
+from service.sync import (
+    SyncOutcome,
+    check_target,
+    compare_databases,
+    outcome_fields,
+    session_limits,
+    sync_target,
+)
 
 
 def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.ArgumentParser) -> None:
@@ -136,7 +143,8 @@ async def cmd_compare(args: argparse.Namespace) -> int:
     source = env.merged(ConnInfo.parse(args.from_dsn))
     target = env.merged(ConnInfo.parse(args.to_dsn))
     options: CatalogOptions = settings.catalog_options()
-    drift = await compare_databases(source, target, options)
+    # The settings' statement and lock timeouts hold here too, as for check and sync.
+    drift = await compare_databases(source, target, options, session_limits(settings))
     return emit_drift(drift, args.json, args.diff)
 
 

@@ -57,11 +57,11 @@ async def open_session(info: ConnInfo, limits: SessionLimits) -> asyncpg.Connect
         ) from None
     except asyncpg.PostgresError as exc:
         raise SyncError(f"cannot connect to {where}: {exc}", Cause.CONNECTION) from None
-    except TimeoutError:
+    except TimeoutError:  # a connection failure like a refused one (same cause, same retry)
         raise SyncError(
             f"cannot connect to {where}: no answer within the connect timeout; is the server "
             "running and reachable?",
-            Cause.TIMEOUT,
+            Cause.CONNECTION,
         ) from None
     except (OSError, asyncpg.InterfaceError) as exc:
         reason = str(exc) or type(exc).__name__
@@ -149,9 +149,36 @@ async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
         raise
 
 
+# Who holds a table exclusively (DDL running): our own wait was cancelled by lock_timeout, so
+# it can no longer be asked what it waited for; these are the likely culprits.
+_LOCKED_BY_OTHERS = """
+SELECT DISTINCT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name
+FROM pg_locks l
+JOIN pg_class c ON c.oid = l.relation
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'AccessExclusiveLock'
+  AND l.pid <> pg_backend_pid()
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY 1 LIMIT 5"""
+
+
+async def _locked_by_others(conn: asyncpg.Connection) -> list[str]:
+    with contextlib.suppress(Exception):
+        return [str(r["name"]) for r in await conn.fetch(_LOCKED_BY_OTHERS, timeout=5)]
+    return []
+
+
 async def _load(conn: asyncpg.Connection, options: CatalogOptions, info: ConnInfo) -> Inventory:
     try:
         return await load_inventory(conn, options)
+    except asyncpg.LockNotAvailableError:
+        held = await _locked_by_others(conn)
+        which = f" on {', '.join(held)} (held exclusively by another session)" if held else ""
+        raise SyncError(
+            f"catalog query on {info.display()} gave up waiting for a lock{which} after "
+            "lock_wait_timeout_ms: DDL is running on production; will retry",
+            Cause.CATALOG,
+        ) from None
     except asyncpg.PostgresError as exc:
         raise SyncError(f"catalog query on {info.display()} failed: {exc}", Cause.CATALOG) from None
     except TimeoutError:
@@ -171,11 +198,16 @@ def _server_version(conn: asyncpg.Connection) -> str:
     return f"{v.major}.{v.micro}" if v.major >= 10 else f"{v.major}.{v.minor}.{v.micro}"
 
 
-async def compare_databases(source: ConnInfo, target: ConnInfo, options: CatalogOptions) -> Drift:
+async def compare_databases(
+    source: ConnInfo,
+    target: ConnInfo,
+    options: CatalogOptions,
+    limits: SessionLimits | None = None,
+) -> Drift:
     """What differs going from `source` to `target`: catalog only, both read concurrently."""
     register_secret(source.password)
     register_secret(target.password)
     (old, _), (new, _) = await asyncio.gather(
-        read_inventory(source, options), read_inventory(target, options)
+        read_inventory(source, options, limits), read_inventory(target, options, limits)
     )
     return compare(old, new, sides=("from", "to"))  # FROM_DSN and TO_DSN
