@@ -182,15 +182,23 @@ async def _load(conn: asyncpg.Connection, options: CatalogOptions, info: ConnInf
     except asyncpg.PostgresError as exc:
         raise SyncError(f"catalog query on {info.display()} failed: {exc}", Cause.CATALOG) from None
     except TimeoutError:
-        raise SyncError(
-            f"a catalog query on {info.display()} got no answer within statement_timeout_ms "
-            "+ 2 s: the network or server stopped answering; will retry",
-            Cause.TIMEOUT,
-        ) from None
+        raise _query_timeout(info) from None
     except (OSError, asyncpg.InterfaceError) as exc:
+        if isinstance(exc.__context__, TimeoutError):
+            # The client-side bound fired and asyncpg dropped the connection; the transaction's
+            # ROLLBACK then failed on it and hid the timeout.
+            raise _query_timeout(info) from None
         raise SyncError(
             f"lost the connection to {info.display()}: {exc}", Cause.CONNECTION
         ) from None
+
+
+def _query_timeout(info: ConnInfo) -> SyncError:
+    return SyncError(
+        f"a catalog query on {info.display()} got no answer within statement_timeout_ms "
+        "+ 2 s: the network or server stopped answering; will retry",
+        Cause.TIMEOUT,
+    )
 
 
 def _server_version(conn: asyncpg.Connection) -> str:
