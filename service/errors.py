@@ -9,6 +9,7 @@ class Cause(StrEnum):
     """Why a sync failed."""
 
     CONNECTION = "connection"
+    TIMEOUT = "timeout"  # a bound on a network wait ran out (half-open connection, partition)
     AUTHENTICATION = "authentication"
     PG_DUMP = "pg_dump"
     DISK = "disk"

@@ -11,7 +11,9 @@ from typing import Any, Literal, TextIO
 import structlog
 
 _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|dsn|pgpassword", re.IGNORECASE)
-_URI_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@")
+# Any scheme (postgresql+psycopg2://, mysql://, https://...): a DSN we reject still reaches
+# error text before it is rejected, and its password must not.
+_URI_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)\S*@")
 _KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 _known_secrets: set[str] = set()
 

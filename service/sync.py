@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from service.compare.drift import Change, Drift, DriftItem, compare, text_diff
+from service.compare.drift import (
+    FILES_VS_PRODUCTION,
+    Change,
+    Drift,
+    DriftItem,
+    compare,
+    text_diff,
+)
 from service.compare.inventory import Inventory
 from service.compare.report import SummaryFacts, render_summary
 from service.delivery.git import GitResult, deliver
@@ -123,7 +130,7 @@ async def writing(paths: Paths, log: Any) -> AsyncIterator[None]:
 def read_disk_inventory(path: Path) -> Inventory | None:
     """The inventory saved by the last sync; None when absent or unreadable (a first run)."""
     try:
-        return Inventory.from_json(path.read_text(encoding="utf-8"))
+        return Inventory.from_json(files.read_regular(path).decode("utf-8"))
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError, OSError) as exc:
@@ -141,7 +148,8 @@ def object_drift(
         return Drift(()), False
     old = read_disk_inventory(paths.inventory_file)
     first_run = old is None
-    return compare(old or Inventory(), inventory, diffs=not first_run), first_run
+    drift = compare(old or Inventory(), inventory, not first_run, FILES_VS_PRODUCTION)
+    return drift, first_run
 
 
 def file_drift(snapshot: Snapshot, paths: Paths, drift: Drift, first_run: bool) -> Drift:
@@ -168,9 +176,10 @@ def file_diff(old: Path, new: Path, label: str) -> str:
     if max(sizes) > MAX_FILE_DIFF_BYTES:
         return f"(files too large to diff here: run `diff -u {old} <new export>`)\n"
     texts = [
-        p.read_text(encoding="utf-8", errors="replace") if p.exists() else "" for p in (old, new)
+        files.read_regular(p).decode("utf-8", errors="replace") if p.exists() else ""
+        for p in (old, new)
     ]
-    return text_diff(texts[0], texts[1], label)
+    return text_diff(texts[0], texts[1], label, FILES_VS_PRODUCTION)
 
 
 def _display_path(path: Path) -> str:
@@ -187,6 +196,9 @@ async def _read_and_compare(
     settings: Settings, paths: Paths, staging: Path, run_id: str, started: datetime
 ) -> tuple[Snapshot, SyncOutcome]:
     """Export and inventory production into `staging`, and compare with the files on disk."""
+    # Whether a link is read (no drift: the files are compared byte for byte) or replaced
+    # (drift: promoted over it) would depend on production; refuse it, always, up front.
+    files.refuse_links(paths.schema_file, paths.functions_file, paths.inventory_file)
     info = settings.conninfo()
     register_secret(info.password)
     staged = _staged_inventory(staging)
@@ -205,7 +217,7 @@ async def _read_and_compare(
         _export_options(settings),
         staging / files.BACKUP_SCHEMA,
         staging / files.BACKUP_FUNCTIONS,
-        _limits(settings),
+        session_limits(settings),
         then=while_exporting,
     )
     assert compared is not None
@@ -226,7 +238,7 @@ async def _read_and_compare(
 
 async def _probe(settings: Settings, paths: Paths, full: bool, log: Any) -> Decision:
     decision = await probe_and_decide(
-        settings, list(paths.managed), paths.backup_dir, _limits(settings), full
+        settings, list(paths.managed), paths.backup_dir, session_limits(settings), full
     )
     fp = decision.fingerprint
     log.debug(
@@ -267,7 +279,8 @@ async def check_target(settings: Settings, full: bool = False) -> SyncOutcome:
     if decision.skip:
         return _skipped(run_id, started, t0, decision)
     with tempfile.TemporaryDirectory(prefix="pg-schema-sync-check-") as tmp:
-        _, outcome = await _read_and_compare(settings, paths, Path(tmp), run_id, started)
+        async with _bounded(settings, "check"):
+            _, outcome = await _read_and_compare(settings, paths, Path(tmp), run_id, started)
     outcome.probe = decision
     outcome.duration_s = time.monotonic() - t0
     return outcome
@@ -308,9 +321,10 @@ async def sync_target(
             # The export is staged beside the backups, not in sql/: an unchanged database must
             # not cause a single byte to be written under sql/ (editors, git and CI watch it).
             with files.staging_dir(paths.backup_dir) as staging:
-                snapshot, outcome = await _read_and_compare(
-                    settings, paths, staging, run_id, started
-                )
+                async with _bounded(settings, "sync"):
+                    snapshot, outcome = await _read_and_compare(
+                        settings, paths, staging, run_id, started
+                    )
                 if outcome.drift or outcome.first_run:
                     await _write(settings, server, snapshot, paths, outcome, log)
                 else:
@@ -329,9 +343,11 @@ async def sync_target(
                         )
                     )
         except OSError as exc:  # a full disk or a read-only folder, at any step
+            # A full disk fails a write(), which names no file: say both places, not a guess.
+            where = exc.filename or f"{paths.backup_dir} or {paths.schema_file.parent}"
             raise SyncError(
-                f"cannot write schema files or backup ({exc.strerror or exc}: "
-                f"{exc.filename or paths.schema_file.parent}); previous files are intact",
+                f"cannot write schema files or backup ({exc.strerror or exc}: {where}); "
+                "previous files are intact",
                 Cause.DISK,
             ) from None
         outcome.probe = decision
@@ -435,15 +451,21 @@ async def _verify_candidate(
     assert outcome.backup is not None
     schema = outcome.backup / files.BACKUP_SCHEMA
     try:
-        result = await verify_files(
-            server,
-            schema,
-            outcome.backup / files.BACKUP_FUNCTIONS,
-            snapshot.inventory,
-            _export_options(settings),
-            settings.catalog_options(),
-            display_file=_display_path(schema),
-        )
+        async with asyncio.timeout(settings.sync_timeout_s):  # the verify server's network too
+            result = await verify_files(
+                server,
+                schema,
+                outcome.backup / files.BACKUP_FUNCTIONS,
+                snapshot.inventory,
+                _export_options(settings),
+                settings.catalog_options(),
+                display_file=_display_path(schema),
+            )
+    except TimeoutError:
+        problem = f"verify server {server.display()} gave no answer within sync_timeout_s"
+        outcome.verify, outcome.verify_problem = "error", problem
+        log_outcome(log, mode, None, problem, outcome.backup)
+        return
     except VerifyError as exc:
         outcome.verify, outcome.verify_problem = "error", str(exc)
         log_outcome(log, mode, None, str(exc), outcome.backup)
@@ -527,8 +549,29 @@ def _export_options(settings: Settings) -> ExportOptions:
     return settings.export_options(settings.pg_dump, settings.lock_wait_timeout_ms)
 
 
-def _limits(settings: Settings) -> SessionLimits:
-    return SessionLimits(statement_timeout_ms=settings.statement_timeout_ms)
+def session_limits(settings: Settings) -> SessionLimits:
+    # lock_wait_timeout_ms bounds pg_dump's lock waits; the catalog session waits no longer.
+    return SessionLimits(
+        statement_timeout_ms=settings.statement_timeout_ms,
+        lock_timeout_ms=settings.lock_wait_timeout_ms,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _bounded(settings: Settings, what: str) -> AsyncIterator[None]:
+    """sync_timeout_s over a whole run: the last bound on every network wait (pg_dump has no
+    per-query timeout of its own). Running out cancels the run: pg_dump's group is killed,
+    started writes finish, the files stay as they were."""
+    try:
+        async with asyncio.timeout(settings.sync_timeout_s):
+            yield
+    except TimeoutError:
+        raise SyncError(
+            f"{what} timed out after {settings.sync_timeout_s:g} s (sync_timeout_s): "
+            f"{settings.conninfo().display()} stopped answering or is too slow; previous "
+            "files are intact, will retry (raise sync_timeout_s for a very large schema)",
+            Cause.TIMEOUT,
+        ) from None
 
 
 def outcome_fields(outcome: SyncOutcome) -> dict[str, Any]:
@@ -559,5 +602,6 @@ __all__ = [
     "check_target",
     "compare_databases",
     "outcome_fields",
+    "session_limits",
     "sync_target",
 ]

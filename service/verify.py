@@ -42,6 +42,7 @@ from service.production.export import (
     resolve_pg_dump,
 )
 from service.production.lifetime import die_with_parent
+from service.production.session import close_quickly
 from service.production.snapshot import both
 from service.settings.model import Settings
 
@@ -123,8 +124,7 @@ async def verify_files(
                 await drop
                 raise
     finally:
-        with contextlib.suppress(Exception):
-            await admin.close()
+        await close_quickly(admin)
     result.duration_s = time.monotonic() - t0
     return result
 
@@ -343,8 +343,7 @@ async def round_trip(
         except ExportError as exc:
             raise VerifyError(f"re-dumping the scratch database failed: {exc}") from None
         finally:
-            with contextlib.suppress(Exception):
-                await conn.close()
+            await close_quickly(conn)
         drift = compare(reference, scratch_inventory) if reference is not None else Drift(())
         pairs = [(schema_file, again_schema)]
         if functions_file is not None:

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from service.cli.common import add_target_option, emit_drift, only_one
+from service.cli.common import add_target_option, emit_drift, only_one, print_items
+from service.compare.escape import visible
 from service.compare.inventory import Inventory
 from service.delivery.git import GitResult, deliver
 from service.delivery.message import CommitFacts, rollback_message
@@ -148,7 +149,7 @@ def _clear_errors(handler: Handler) -> Handler:
         try:
             return await handler(args)
         except (BackupError, VerifyError, ValueError) as exc:
-            print(f"pg-schema-sync: {exc}", file=sys.stderr)
+            print(f"pg-schema-sync: {visible(str(exc))}", file=sys.stderr)
             return EXIT_ERROR
         except OSError as exc:
             print(f"pg-schema-sync: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
@@ -176,12 +177,13 @@ def _show(path: Path) -> str:
 
 def _inputs(schema: Path, functions: Path, inventory: Path) -> tuple[Path | None, Inventory | None]:
     """(functions file if present, reference inventory if present); schema must exist."""
+    files.refuse_links(schema, functions, inventory)  # psql -f would follow them
     if not schema.is_file():
         raise VerifyError(f"{_show(schema)} does not exist: run `pg-schema-sync sync` first")
     reference = None
     if inventory.is_file():
         try:
-            reference = Inventory.from_json(inventory.read_text(encoding="utf-8"))
+            reference = Inventory.from_json(files.read_regular(inventory).decode("utf-8"))
         except (ValueError, KeyError, TypeError) as exc:
             raise VerifyError(f"{_show(inventory)} is not a readable inventory: {exc}") from None
     return (functions if functions.is_file() else None), reference
@@ -207,11 +209,8 @@ def print_verify(result: VerifyResult, what: str, with_diff: bool) -> int:
     if result.problem is None:
         print(f"verify passed: {what} installs and re-dumps identically ({result.duration_s:.1f}s)")
         return EXIT_OK
-    print(f"verify failed: {result.problem.one_line()}")
-    for item in result.drift.items:
-        print(f"  {item.change.value:<8} {item.kind} {item.name}")
-        if with_diff and item.diff:
-            print("".join("    " + ln for ln in item.diff.splitlines(keepends=True)), end="")
+    print(f"verify failed: {visible(result.problem.one_line())}")
+    print_items(result.drift, with_diff)
     return EXIT_FAILED
 
 
@@ -238,7 +237,7 @@ async def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 async def _rollback(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
-    if args.backup:
+    if args.backup is not None:  # `rollback ''` is a mistake, not "the default backup"
         target = backups.resolve(paths.backup_dir, args.backup)
     else:
         history = backups.list_history(paths.backup_dir)
@@ -247,6 +246,13 @@ async def _rollback(args: argparse.Namespace, settings: Settings, paths: Paths) 
         why = f" ({target.manifest.reason})" if target.manifest and target.manifest.reason else ""
         raise BackupError(
             f"backup {target.name} is marked {target.status}{why}: its files never passed; "
+            "use --force to restore it anyway"
+        )
+    if (target.manifest is None or not target.manifest.files) and not args.force:
+        # Nothing recorded what its files should hash to: damage or edits would go unnoticed.
+        what = "has no manifest" if target.manifest is None else "has a manifest listing no files"
+        raise BackupError(
+            f"backup {target.name} {what}, so its files cannot be checked: inspect it, then "
             "use --force to restore it anyway"
         )
     backups.check_intact(target)
@@ -366,6 +372,10 @@ async def cmd_backups_diff(args: argparse.Namespace) -> int:
 @_clear_errors
 async def cmd_backups_prune(args: argparse.Namespace) -> int:
     settings, paths = _settings(args)
+    if args.keep_days is not None and not (0 < args.keep_days < 36_500):
+        raise ValueError(f"--keep-days {args.keep_days}: give a number of days from 0 to 36500")
+    if args.keep_last is not None and args.keep_last < 1:
+        raise ValueError(f"--keep-last {args.keep_last}: give a count of at least 1")
     policy = Policy(
         args.keep_last if args.keep_last is not None else settings.retain_count,
         args.keep_days if args.keep_days is not None else settings.retain_days,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from service.compare.drift import Drift
+from service.compare.escape import terminal_lines, visible
 from service.errors import SyncError
 from service.logs import configure_logging
 from service.production.conninfo import ConnInfoError
@@ -118,8 +119,9 @@ def report_syncs(results: list[Result[Any]], show: Callable[[Any], object]) -> i
     failed = [r for r in results if r.error is not None]
     for r in results:
         if r.error is not None:
-            print(f"{r.target.name}: failed: {r.error}")
-            print(f"pg-schema-sync: target {r.target.name}: {r.error}", file=sys.stderr)
+            error = visible(r.error)
+            print(f"{r.target.name}: failed: {error}")
+            print(f"pg-schema-sync: target {r.target.name}: {error}", file=sys.stderr)
         else:
             prefixed(r.target.name, lambda r=r: show(r.value))  # type: ignore[misc]
     done = len(results) - len(failed)
@@ -129,7 +131,10 @@ def report_syncs(results: list[Result[Any]], show: Callable[[Any], object]) -> i
 
 
 def report_checks(
-    results: list[Result[Drift]], as_json: bool, emit: Callable[[Drift], object]
+    results: list[Result[Drift]],
+    as_json: bool,
+    emit: Callable[[Drift], object],
+    with_diff: bool = False,
 ) -> int:
     """Each target's drift; exit 2 if any check failed, else 1 if any drifted, else 0.
 
@@ -142,7 +147,7 @@ def report_checks(
         docs: dict[str, Any] = {}
         for r in results:
             if r.value is not None:
-                docs[r.target.name] = r.value.as_json()
+                docs[r.target.name] = r.value.as_json(with_diff)
             else:
                 docs[r.target.name] = {"error": r.error, "cause": r.cause}
         print(json.dumps({"drift": drifted, "error": bool(errors), "targets": docs}))
@@ -151,7 +156,7 @@ def report_checks(
             if r.value is not None:
                 prefixed(r.target.name, lambda r=r: emit(r.value))  # type: ignore[misc]
             else:
-                print(f"{r.target.name}: error: {r.error}")
+                print(f"{r.target.name}: error: {visible(r.error or '')}")
     if errors:
         return EXIT_ERROR
     return EXIT_DRIFT if drifted else EXIT_OK
@@ -167,15 +172,22 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def print_items(drift: Drift, with_diff: bool) -> None:
+    """One line per changed object (and its diff): names from production are shown with
+    their control characters written out, so none reaches the terminal raw."""
+    for item in drift.items:
+        print(f"  {item.change.value:<8} {item.kind} {visible(item.name)}")
+        if with_diff and item.diff:
+            diff = terminal_lines(item.diff)  # only \n and \t are left to split on
+            print("".join("    " + ln for ln in diff.splitlines(keepends=True)), end="")
+
+
 def emit_drift(drift: Drift, as_json: bool, with_diff: bool) -> int:
-    if as_json:
-        print(json.dumps(drift.as_json()))
+    if as_json:  # --diff: each change carries its diff (exact text; JSON escapes it)
+        print(json.dumps(drift.as_json(with_diff)))
     elif not drift:
         print("in sync: no drift")
     else:
         print(f"drift: {drift.headline()}")
-        for item in drift.items:
-            print(f"  {item.change.value:<8} {item.kind} {item.name}")
-            if with_diff and item.diff:
-                print("".join("    " + ln for ln in item.diff.splitlines(keepends=True)), end="")
+        print_items(drift, with_diff)
     return EXIT_DRIFT if drift else EXIT_OK

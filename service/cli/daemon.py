@@ -7,6 +7,7 @@ import sys
 from datetime import UTC, datetime
 
 from service.cli.common import add_target_option, chosen, settings_from
+from service.compare.escape import visible
 from service.disk.lock import LockHeld
 from service.logs import configure_logging
 from service.settings.model import SettingsError
@@ -106,6 +107,14 @@ async def cmd_run(args: argparse.Namespace) -> int:
     except LockHeld as exc:
         print(f"pg-schema-sync: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the lock or state file's folder: `sql` a file, a read-only folder
+        where = exc.filename or "the schema folder"
+        print(
+            f"pg-schema-sync: cannot start: {exc.strerror or exc}: {where}; make the folder "
+            "writable by this user, or point schema_file/lock_file elsewhere",
+            file=sys.stderr,
+        )
+        return 2
 
 
 async def cmd_health(args: argparse.Namespace) -> int:
@@ -120,7 +129,8 @@ async def cmd_health(args: argparse.Namespace) -> int:
             state = load_state(state_path)
             result = verdict(state, datetime.now(UTC), trigger, target.health_max_age_s)
             where = f" ({state_path})" if state is None else ""
-            lines.append((target.name, result.healthy, f"{result.reason}{where}"))
+            # The reason may quote the last error, and with it an object's name: shown safely.
+            lines.append((target.name, result.healthy, visible(f"{result.reason}{where}")))
     except (SettingsError, ValueError) as exc:
         print(f"unhealthy: {exc}")
         return EXIT_UNHEALTHY

@@ -13,6 +13,7 @@ from typing import Any
 from service import __version__
 from service.cli import alerts, backups, daemon, git, sync
 from service.cli.common import EXIT_ERROR
+from service.compare.escape import visible
 from service.errors import SyncError
 from service.logs import configure_logging
 from service.production.conninfo import ConnInfoError
@@ -84,5 +85,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (SettingsError, SyncError, ConnInfoError) as exc:
-        print(f"pg-schema-sync: {exc}", file=sys.stderr)
+        # The message may quote an object name or a server's words: no raw control characters.
+        print(f"pg-schema-sync: {visible(str(exc), keep=chr(10))}", file=sys.stderr)
         return EXIT_ERROR

@@ -21,7 +21,14 @@ from service.logs import get_logger
 from service.production.catalog import CatalogOptions
 from service.production.conninfo import ConnInfo
 from service.settings.model import Settings
-from service.sync import SyncOutcome, check_target, compare_databases, outcome_fields, sync_target
+from service.sync import (
+    SyncOutcome,
+    check_target,
+    compare_databases,
+    outcome_fields,
+    session_limits,
+    sync_target,
+)
 
 
 def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.ArgumentParser) -> None:
@@ -119,13 +126,30 @@ async def cmd_check(args: argparse.Namespace) -> int:
     settings, targets = chosen(args)
     if len(targets) == 1:
         outcome = await check_target(targets[0], full=args.full)
+        if outcome.first_run:
+            _say_no_files(targets[0], args.json)
         return emit_drift(outcome.drift, args.json, args.diff)
 
     async def drift_of(target: Settings) -> Drift:
-        return (await check_target(target, full=args.full)).drift
+        outcome = await check_target(target, full=args.full)
+        if outcome.first_run:
+            _say_no_files(target, True)  # on stderr: stdout holds the per-target reports
+        return outcome.drift
 
     results = await each_target(targets, settings.max_concurrent_syncs, drift_of)
-    return report_checks(results, args.json, lambda drift: emit_drift(drift, False, args.diff))
+    emit = lambda drift: emit_drift(drift, False, args.diff)  # noqa: E731
+    return report_checks(results, args.json, emit, args.diff)
+
+
+def _say_no_files(target: Settings, to_stderr: bool) -> None:
+    """A check before the first sync lists every object as added; say why, and what to do."""
+    where = target.inventory_file.parent
+    name = "" if target.name == "default" else f" (target {target.name})"
+    print(
+        f"no schema files yet in {where}{name}: every object in production is new to them; "
+        "run `pg-schema-sync sync` to write them",
+        file=sys.stderr if to_stderr else sys.stdout,
+    )
 
 
 async def cmd_compare(args: argparse.Namespace) -> int:
@@ -134,7 +158,8 @@ async def cmd_compare(args: argparse.Namespace) -> int:
     source = env.merged(ConnInfo.parse(args.from_dsn))
     target = env.merged(ConnInfo.parse(args.to_dsn))
     options: CatalogOptions = settings.catalog_options()
-    drift = await compare_databases(source, target, options)
+    # The settings' statement and lock timeouts hold here too, as for check and sync.
+    drift = await compare_databases(source, target, options, session_limits(settings))
     return emit_drift(drift, args.json, args.diff)
 
 

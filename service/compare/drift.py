@@ -41,8 +41,11 @@ class DriftItem:
     change: Change
     diff: str  # unified diff of the definition (old -> new); the whole text for added/removed
 
-    def as_json(self) -> dict[str, str]:
-        return {"kind": self.kind, "name": self.name, "change": self.change.value}
+    def as_json(self, with_diff: bool = False) -> dict[str, str]:
+        doc = {"kind": self.kind, "name": self.name, "change": self.change.value}
+        if with_diff:
+            doc["diff"] = self.diff
+        return doc
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,17 @@ class Drift:
             h.update(f"{item.change}\0{item.kind}\0{item.name}\0{item.diff}\n".encode())
         return h.hexdigest()[:32]
 
-    def as_json(self) -> dict[str, Any]:
-        return {"drift": bool(self), "changes": [i.as_json() for i in self.items]}
+    def as_json(self, with_diff: bool = False) -> dict[str, Any]:
+        return {"drift": bool(self), "changes": [i.as_json(with_diff) for i in self.items]}
 
 
-def compare(old: Inventory, new: Inventory, diffs: bool = True) -> Drift:
+# Which side of a diff is which, for readers: `---`/`+++` lines say files/... and production/...
+# rather than git's a/ and b/, which tell nobody which one is production.
+FILES_VS_PRODUCTION = ("files", "production")
+Sides = tuple[str, str]
+
+
+def compare(old: Inventory, new: Inventory, diffs: bool = True, sides: Sides = ("a", "b")) -> Drift:
     """What changed going from `old` to `new`, keyed by object; no I/O, no database.
 
     `diffs=False` leaves each item's diff empty: a first sync lists every object as added and
@@ -88,28 +97,28 @@ def compare(old: Inventory, new: Inventory, diffs: bool = True) -> Drift:
         if not diffs:
             diff = ""
         elif change is Change.ADDED:
-            diff = whole_diff(obj.definition, key)
+            diff = whole_diff(obj.definition, key, "+", sides)
         elif change is Change.REMOVED:
-            diff = whole_diff(obj.definition, key, "-")
+            diff = whole_diff(obj.definition, key, "-", sides)
         else:
-            diff = text_diff(old.objects[key].definition, obj.definition, key)
+            diff = text_diff(old.objects[key].definition, obj.definition, key, sides)
         items.append(DriftItem(obj.kind, obj.name, change, diff))
     return Drift(tuple(items))
 
 
-def text_diff(old: str, new: str, label: str) -> str:
-    """Unified diff of two texts, labelled a/LABEL and b/LABEL."""
+def text_diff(old: str, new: str, label: str, sides: Sides = ("a", "b")) -> str:
+    """Unified diff of two texts, labelled SIDE/LABEL (a/ and b/ unless told which is which)."""
     lines = difflib.unified_diff(
         old.splitlines(keepends=True),
         new.splitlines(keepends=True),
-        fromfile=f"a/{label}",
-        tofile=f"b/{label}",
+        fromfile=f"{sides[0]}/{label}",
+        tofile=f"{sides[1]}/{label}",
         n=3,
     )
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
-def whole_diff(text: str, label: str, sign: str = "+") -> str:
+def whole_diff(text: str, label: str, sign: str = "+", sides: Sides = ("a", "b")) -> str:
     """text_diff("", text, label) for `+`, text_diff(text, "", label) for `-`, without difflib.
 
     A first sync adds every object: difflib's matcher per object was most of compare()'s time.
@@ -126,7 +135,7 @@ def whole_diff(text: str, label: str, sign: str = "+") -> str:
         body = body[: -len(sign)] if text.endswith("\n") else body + "\n"
     span = "1" if count == 1 else f"1,{count}"
     hunk = f"@@ -0,0 +{span} @@\n" if sign == "+" else f"@@ -{span} +0,0 @@\n"
-    head = f"--- a/{label}\n+++ b/{label}\n"
+    head = f"--- {sides[0]}/{label}\n+++ {sides[1]}/{label}\n"
     return head + hunk + body
 
 

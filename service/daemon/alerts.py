@@ -30,7 +30,7 @@ def retry_delay_s(cause: Cause, failures: int, cap_s: float, base_s: float = 5.0
     Only connection failures are retried early: they are usually a restart or a network blip,
     while a wrong password or a broken pg_dump will not fix itself in a few seconds.
     """
-    if cause is not Cause.CONNECTION or failures < 1:
+    if cause not in (Cause.CONNECTION, Cause.TIMEOUT) or failures < 1:
         return None
     return float(min(cap_s, base_s * 2 ** min(failures - 1, 20)))
 

@@ -97,9 +97,15 @@ def parse_schedule(expr: str, timezone: str) -> BaseTrigger:
                 minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week, timezone=tz
             )
 
-        if dom != "*" and dow != "*":
-            return OrTrigger([cron(dom, "*"), cron("*", dow)])
-        return cron(dom, dow)
+        trigger: BaseTrigger = (
+            OrTrigger([cron(dom, "*"), cron("*", dow)])
+            if dom != "*" and dow != "*"
+            else cron(dom, dow)
+        )
+        if trigger.get_next_fire_time(None, datetime.now(tz)) is None:
+            # "0 0 30 2 *" (February 30th) parses, and would leave the daemon idle forever.
+            raise ValueError("it never fires (no such date)")
+        return trigger
     except ValueError as exc:
         raise SettingsError(
             f"invalid setting schedule={expr!r} (from {ENV_PREFIX}SCHEDULE or the config file): "

@@ -29,7 +29,7 @@ from service.disk.record import read_record
 from service.errors import SyncError
 from service.production.db import SessionLimits
 from service.production.probe import Fingerprint, ProbeSession
-from service.production.session import open_session
+from service.production.session import close_quickly, open_session
 from service.settings.model import Settings
 
 KEEP_OPEN_MAX_S = 30.0  # keep the probe's connection open at intervals up to this
@@ -119,8 +119,7 @@ class Watcher:
                 self.poked.set()  # whatever happened while it was down: probe now
             return lost.is_set()
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), timeout=5)
+            await close_quickly(conn)
 
     async def check(self) -> bool:
         """One watch step; True when it requested a sync."""

@@ -212,6 +212,9 @@ class ScratchCluster:
 
     # -- internals -------------------------------------------------------------------------
     def _run(self, argv: list[str]) -> None:
+        # Named by the program (and pg_ctl's action), not by the last argument: that was
+        # "--no-sync" for initdb and "start" for pg_ctl, and runuser hid the program.
+        what = Path(argv[0]).name + (f" {argv[-1]}" if Path(argv[0]).name == "pg_ctl" else "")
         if self.run_as:
             argv = ["runuser", "-u", self.run_as, "--", *argv]
         proc = subprocess.run(
@@ -219,6 +222,7 @@ class ScratchCluster:
         )
         if proc.returncode != 0:
             log = self.logfile.read_text(errors="replace")[-2000:] if self.logfile.exists() else ""
-            raise ClusterError(
-                f"{Path(argv[-1]).name} failed ({proc.returncode}): {proc.stderr.strip()} {log}"
-            )
+            rc = proc.returncode  # runuser reports a signalled child as 128 + signal
+            signo = -rc if rc < 0 else rc - 128 if rc in (130, 143) else 0
+            how = f"was interrupted (signal {signo})" if signo else f"failed (exit {rc})"
+            raise ClusterError(f"{what} {how}: {proc.stderr.strip()} {log}".strip())

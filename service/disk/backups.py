@@ -94,15 +94,20 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: bytes) -> Manifest:
+        """ValueError for anything but a well-formed manifest: one damaged file must read as
+        one damaged backup, never as an exception that fails every later sync."""
         doc = json.loads(data)
         if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
             raise ValueError(f"not a backup manifest (format {MANIFEST_FORMAT})")
         finished = doc.get("finished_at")
+        for key in ("files", "drift"):
+            if not isinstance(doc.get(key) or {}, dict):
+                raise ValueError(f"{key!r} is not an object")
         return cls(
             status=str(doc["status"]),
             kind=str(doc.get("kind", "sync")),
-            created_at=datetime.fromisoformat(doc["created_at"]),
-            finished_at=datetime.fromisoformat(finished) if finished else None,
+            created_at=_aware(doc["created_at"], "created_at"),
+            finished_at=_aware(finished, "finished_at") if finished else None,
             run_id=doc.get("run_id"),
             reason=doc.get("reason"),
             files={str(k): str(v) for k, v in (doc.get("files") or {}).items()},
@@ -114,6 +119,14 @@ class Manifest:
             pid=int(doc.get("pid") or 0),
             host=str(doc.get("host") or ""),
         )
+
+
+def _aware(value: object, key: str) -> datetime:
+    """A timestamp with its zone: a naive one cannot be compared with the others."""
+    when = datetime.fromisoformat(str(value))
+    if when.tzinfo is None:
+        raise ValueError(f"{key} {str(value)[:40]!r} has no time zone")
+    return when
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
@@ -296,11 +309,12 @@ def inventory_of(paths: SchemaPaths, which: str) -> tuple[Inventory, Path, str]:
     """(inventory, schema file, label) of a backup name or `current`."""
     if which == CURRENT:
         path, schema = paths.inventory_file, paths.schema_file
+        files.refuse_links(paths.schema_file, paths.functions_file, paths.inventory_file)
     else:
         backup = resolve(paths.backup_dir, which)
         path, schema = backup.path / files.BACKUP_INVENTORY, backup.path / files.BACKUP_SCHEMA
     try:
-        return Inventory.from_json(path.read_text(encoding="utf-8")), schema, which
+        return Inventory.from_json(files.read_regular(path).decode("utf-8")), schema, which
     except FileNotFoundError:
         raise BackupError(f"{which}: {path} does not exist") from None
     except (ValueError, KeyError, TypeError) as exc:
@@ -312,11 +326,15 @@ def diff(paths: SchemaPaths, a: str, b: str) -> Drift:
     by hand) is named as a changed file, as `check` does."""
     old, old_schema, _ = inventory_of(paths, a)
     new, new_schema, _ = inventory_of(paths, b)
-    drift = compare(old, new)
+    drift = compare(old, new, sides=(a, b))  # the headers name the two backups
     if not drift and not files.same_bytes(old_schema, new_schema):
-        texts = [p.read_text(encoding="utf-8", errors="replace") for p in (old_schema, new_schema)]
+        texts = [
+            files.read_regular(p).decode("utf-8", errors="replace")
+            for p in (old_schema, new_schema)
+        ]
         label = files.BACKUP_SCHEMA
-        item = DriftItem("file", label, Change.CHANGED, text_diff(texts[0], texts[1], label))
+        diff = text_diff(texts[0], texts[1], label, (a, b))
+        item = DriftItem("file", label, Change.CHANGED, diff)
         drift = Drift((item,))
     return drift
 

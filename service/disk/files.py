@@ -9,17 +9,21 @@ under a hidden temp name and renamed into place only when complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from service.disk import owner
+from service.errors import Cause, SyncError
 
 BACKUP_PREFIX = "schema-sync-"
 BACKUP_SCHEMA = "production-schema.sql"
@@ -29,6 +33,49 @@ BACKUP_SUMMARY = "sync-summary.md"
 BACKUP_MANIFEST = "manifest.json"
 # What a backup must hold to be restored; the summary and manifest are for people and tools.
 BACKUP_RESTORABLE = (BACKUP_SCHEMA, BACKUP_FUNCTIONS, BACKUP_INVENTORY)
+
+
+class LinkRefused(SyncError):
+    """A managed file is a symbolic link (or no regular file): reading it would copy whatever
+    it points at into summaries, diffs and backups that others may read."""
+
+    def __init__(self, path: Path, what: str = "a symbolic link") -> None:
+        super().__init__(
+            f"{path} is {what}: pg-schema-sync never follows links inside the folders it "
+            "manages (another file's content would be copied into summaries, diffs and "
+            "backups); replace it with a regular file, or remove it and run `sync`",
+            Cause.DISK,
+        )
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open a file we manage for reading, refusing a symlink in its last component (the folder
+    itself may be a link someone configured on purpose) and anything but a regular file (a
+    FIFO would block, a device would read forever). O_NOFOLLOW: no window between a check
+    and the open."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LinkRefused(path) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LinkRefused(path, "not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def read_regular(path: Path) -> bytes:
+    with open_regular(path) as fh:
+        return fh.read()
+
+
+def refuse_links(*paths: Path) -> None:
+    """LinkRefused for the first of `paths` that is a symlink (missing ones are fine), for
+    readers that hand a path to another program (psql -f) instead of reading it here."""
+    for path in paths:
+        if path.is_symlink():
+            raise LinkRefused(path)
 
 
 def fsync_dir(path: Path) -> None:
@@ -41,7 +88,7 @@ def fsync_dir(path: Path) -> None:
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
@@ -54,7 +101,7 @@ def same_bytes(a: Path, b: Path) -> bool:
             return False
     except FileNotFoundError:
         return False
-    with open(a, "rb") as fa, open(b, "rb") as fb:
+    with open_regular(a) as fa, open_regular(b) as fb:
         while True:
             ca, cb = fa.read(1 << 20), fb.read(1 << 20)
             if ca != cb:
@@ -97,9 +144,15 @@ def write_atomically(target: Path, data: bytes) -> None:
 
 
 def copy_atomically(source: Path, target: Path) -> None:
+    """Copy `source` over `target`: a symlink at `target` is replaced, never followed."""
     with temp_path_beside(target) as tmp:
-        shutil.copyfile(source, tmp)
+        _copy_regular(source, tmp)
         replace_atomically(tmp, target)
+
+
+def _copy_regular(source: Path, dest: Path) -> None:
+    with open_regular(source) as src, open(dest, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
 
 
 def backup_name(now: datetime) -> str:
@@ -116,7 +169,7 @@ def create_backup(backup_dir: Path, now: datetime, files: Mapping[str, Path | by
             if isinstance(content, bytes):
                 dest.write_bytes(content)
             else:
-                shutil.copyfile(content, dest)
+                _copy_regular(content, dest)
             with open(dest, "rb+") as fh:
                 os.fsync(fh.fileno())
         os.chmod(work, 0o755)  # noqa: S103 - backups are meant to be read by the team

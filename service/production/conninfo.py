@@ -52,6 +52,42 @@ _KEYWORD_TO_ENV = {
 _ENV_TO_KEYWORD = {v: k for k, v in _KEYWORD_TO_ENV.items()}
 
 
+# What a child takes from our environment (allow-list, not deny-list: the daemon's own
+# SCHEMA_SYNC_DSN, SCHEMA_SYNC_VERIFY_DSN, SENTRY_DSN and whatever else a container injects
+# never reach pg_dump or psql): where programs are, HOME for ~/.pgpass and ~/.postgresql/
+# certificates, the locale and time zone of its messages.
+_TOOL_VARS = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PGSYSCONFDIR", "PGLOCALEDIR")
+# libpq's connection-security variables that asyncpg has no use for but psql would honour;
+# passed so pg_dump connects as psql would. No session settings (PGCLIENTENCODING,
+# PGDATESTYLE, PGTZ...): they would change the export's bytes.
+_LIBPQ_PASSTHROUGH = (
+    "PGSSLCRL",
+    "PGSSLCRLDIR",
+    "PGSSLCERTMODE",
+    "PGSSLMINPROTOCOLVERSION",
+    "PGSSLMAXPROTOCOLVERSION",
+    "PGSSLNEGOTIATION",
+    "PGSSLCOMPRESSION",
+    "PGGSSENCMODE",
+    "PGGSSLIB",
+    "PGKRBSRVNAME",
+    "PGREQUIREAUTH",
+    "PGREQUIREPEER",
+    "PGCHANNELBINDING",
+    "PGLOADBALANCEHOSTS",
+)
+
+
+def tool_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child that connects nowhere (`pg_dump --version`)."""
+    src = os.environ if base is None else base
+    return {
+        k: v
+        for k, v in src.items()
+        if k in _TOOL_VARS or k in _LIBPQ_PASSTHROUGH or k.startswith("LC_")
+    }
+
+
 class ConnInfoError(ValueError):
     """A connection string that cannot be understood."""
 
@@ -69,14 +105,21 @@ class ConnInfo:
         dsn = dsn.strip()
         if dsn.startswith(("postgresql://", "postgres://")):
             params = _parse_uri(dsn)
-        elif "=" in dsn:
-            params = _parse_keywords(dsn)
+        elif _SCHEME_RE.match(dsn) or "=" not in dsn:
+            # Never echo the text: a foreign URI (postgresql+psycopg2://, mysql://) carries its
+            # password where we would not look for it, and it would reach logs and alerts.
+            raise ConnInfoError(
+                "not a libpq connection string: use postgresql://user@host:port/dbname or "
+                "keyword=value pairs (host=... dbname=...); the text is not shown, it may "
+                "hold a password"
+            )
         else:
-            params = {"dbname": dsn} if dsn else {}
+            params = _parse_keywords(dsn)
         password = params.pop("password", None)
         unknown = sorted(set(params) - set(_KEYWORD_TO_ENV))
         if unknown:
-            raise ConnInfoError(f"unknown connection parameter {unknown[0]!r}")
+            raise ConnInfoError(f"unknown connection parameter {unknown[0][:40]!r}")
+        _check_port(params.get("port"), "port in the connection string")
         return cls(params=params, password=password)
 
     @classmethod
@@ -85,6 +128,7 @@ class ConnInfo:
         env = os.environ if environ is None else environ
         params = {kw: env[var] for var, kw in _ENV_TO_KEYWORD.items() if env.get(var)}
         password = params.pop("password", None)
+        _check_port(params.get("port"), "PGPORT")
         return cls(params=params, password=password)
 
     def merged(self, other: ConnInfo) -> ConnInfo:
@@ -102,7 +146,9 @@ class ConnInfo:
 
     @property
     def port(self) -> int:
-        return int(self.params.get("port") or 5432)
+        # The first of a multi-host list (libpq's "5432,5433"); checked numeric when parsed.
+        first = (self.params.get("port") or "").split(",")[0]
+        return int(first) if first.isdigit() else 5432
 
     @property
     def user(self) -> str | None:
@@ -119,10 +165,9 @@ class ConnInfo:
         return f"{user}@{self.host}:{self.port}/{db}"
 
     def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """Environment for a libpq child (pg_dump, psql): every PG* variable is ours."""
-        env = {
-            k: v for k, v in (os.environ if base is None else base).items() if k not in LIBPQ_ENV
-        }
+        """Environment for a libpq child (pg_dump, psql): an allow-list of ours plus this
+        connection's parameters; the password only here, never in argv."""
+        env = tool_env(base)
         for kw, value in self.params.items():
             env[_KEYWORD_TO_ENV[kw]] = value
         if self.password is not None:
@@ -147,6 +192,23 @@ class ConnInfo:
         if "application_name" in self.params:
             kwargs["server_settings"] = {"application_name": self.params["application_name"]}
         return kwargs
+
+
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _check_port(value: str | None, where: str) -> None:
+    """libpq takes a port list ("5432" or "5432,5433"); anything else fails late and obscurely."""
+    if value is None or value == "":
+        return
+    for part in value.split(","):
+        if part and not (part.isdigit() and 1 <= int(part) <= 65535):
+            # PGPORT's value is shown; a DSN's is not (in "user:secret/db", a URI missing
+            # its "@", the password is where the port would be).
+            shown = f" {part[:20]!r}" if where.startswith("PG") else ""
+            raise ConnInfoError(
+                f"invalid {where}{shown}: a port is a number from 1 to 65535; fix {where}"
+            )
 
 
 def _default_user() -> str:
@@ -198,8 +260,10 @@ def _parse_keywords(dsn: str) -> dict[str, str]:
         match = _KEYWORD_RE.match(dsn, pos)
         if not match:
             if dsn[pos:].strip():
+                # Position only: the text near it may be a password.
                 raise ConnInfoError(
-                    "cannot parse connection string near " + repr(dsn[pos : pos + 20])
+                    f"cannot parse the connection string at character {pos + 1}: "
+                    "expected keyword=value (quote values with spaces in single quotes)"
                 )
             break
         key, value = match.group(1), match.group(2)

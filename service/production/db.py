@@ -15,6 +15,13 @@ class SessionLimits:
     lock_timeout_ms: int = 5_000
     application_name: str = "pg-schema-sync"
 
+    @property
+    def command_timeout_s(self) -> float | None:
+        """The client's own bound on each query: statement_timeout is enforced by the server,
+        so over a dead network (answers never come) only this one ends the wait. A little
+        above the server's, so a slow query still fails with the server's clearer message."""
+        return self.statement_timeout_ms / 1000 + 2 if self.statement_timeout_ms else None
+
 
 async def connect(info: ConnInfo, limits: SessionLimits | None = None) -> asyncpg.Connection:
     """A read-only session: every transaction read-only, bounded statement and lock waits."""
@@ -31,5 +38,7 @@ async def connect(info: ConnInfo, limits: SessionLimits | None = None) -> asyncp
         "idle_in_transaction_session_timeout": str(limits.statement_timeout_ms),
     }
     # No prepared-statement cache: each catalog query runs once per sync.
-    conn: asyncpg.Connection = await asyncpg.connect(statement_cache_size=0, **kwargs)
+    conn: asyncpg.Connection = await asyncpg.connect(
+        statement_cache_size=0, command_timeout=limits.command_timeout_s, **kwargs
+    )
     return conn

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from service.production.conninfo import ConnInfo
+from service.production.conninfo import ConnInfo, tool_env
 from service.production.lifetime import die_with_parent
 from service.production.sqllex import Lexer
 
@@ -98,6 +98,7 @@ _HEADER = re.compile(
 _HEADER_MAX = 4096  # the header and preamble fit well within it; buffered until then
 _STRINGS_OFF = b"\nSET standard_conforming_strings = off;\n"
 KEY_PLACEHOLDER = b"0" * 32
+KEEPALIVES = "keepalives=1 keepalives_idle=30 keepalives_interval=10 keepalives_count=3"
 
 
 def resolve_pg_dump(pg_dump: str) -> str:
@@ -115,7 +116,11 @@ async def pg_dump_version(pg_dump: str) -> tuple[int, str]:
     path = resolve_pg_dump(pg_dump)
     try:
         proc = await asyncio.create_subprocess_exec(
-            path, "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            path,
+            "--version",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=tool_env(),  # it connects nowhere: no password, no DSN
         )
         out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
     except (OSError, TimeoutError) as exc:
@@ -147,6 +152,10 @@ def pg_dump_argv(path: str, options: ExportOptions) -> list[str]:
         "--schema-only",
         "--no-password",
         f"--lock-wait-timeout={options.lock_wait_timeout_ms}ms",
+        # TCP keepalives (libpq reads them from no environment variable): a peer that vanished
+        # is noticed in about a minute rather than the kernel's two hours. The rest of the
+        # connection still comes from the environment; nothing secret is here.
+        "--dbname=" + KEEPALIVES,
     ]
     if options.snapshot is not None:
         argv.append(f"--snapshot={options.snapshot}")

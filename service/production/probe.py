@@ -50,8 +50,6 @@ pg_subscription are read through what a non-superuser may see when it cannot rea
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import time
 from dataclasses import dataclass
@@ -61,7 +59,7 @@ import asyncpg
 from service.errors import Cause, SyncError
 from service.production.conninfo import ConnInfo
 from service.production.db import SessionLimits
-from service.production.session import open_session
+from service.production.session import close_quickly, open_session
 
 # Catalogs fingerprinted by (count, sum of hash(xmin)). The second field names the column
 # holding the row's relation or namespace, for leaving out temporary objects ("" = none).
@@ -389,6 +387,13 @@ class ProbeSession:
             raise SyncError(
                 f"catalog probe on {self.info.display()} failed: {exc}", Cause.CATALOG
             ) from None
+        except TimeoutError:  # the session's client-side bound (command_timeout) fired
+            await self.close()
+            raise SyncError(
+                f"catalog probe on {self.info.display()} got no answer within "
+                f"{self.limits.command_timeout_s:g} s; is the network to it alive?",
+                Cause.TIMEOUT,
+            ) from None
         except (OSError, asyncpg.InterfaceError) as exc:
             await self.close()
             raise SyncError(
@@ -404,10 +409,7 @@ class ProbeSession:
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), timeout=5)
-            if not conn.is_closed():
-                conn.terminate()
+            await close_quickly(conn)
 
 
 async def probe_once(info: ConnInfo, limits: SessionLimits) -> Fingerprint:

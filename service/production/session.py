@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import asyncpg
 
 from service.errors import Cause, SyncError
@@ -17,7 +19,7 @@ async def open_session(info: ConnInfo, limits: SessionLimits) -> asyncpg.Connect
     try:
         check_supported(server_version_num(conn), info.display())
     except UnsupportedServer as exc:
-        await conn.close()
+        await close_quickly(conn)
         raise SyncError(str(exc), Cause.CATALOG) from None
     return conn
 
@@ -38,9 +40,28 @@ async def _connect(info: ConnInfo, limits: SessionLimits) -> asyncpg.Connection:
         ) from None
     except asyncpg.PostgresError as exc:
         raise SyncError(f"cannot connect to {where}: {exc}", Cause.CONNECTION) from None
-    except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+    except TimeoutError:  # a connection failure like a refused one (same cause, same retry)
+        raise SyncError(
+            f"cannot connect to {where}: no answer within the connect timeout; is the server "
+            "running and reachable?",
+            Cause.CONNECTION,
+        ) from None
+    except (OSError, asyncpg.InterfaceError) as exc:
         reason = str(exc) or type(exc).__name__
         raise SyncError(
             f"cannot connect to {where}: {reason}; is the server running and reachable?",
             Cause.CONNECTION,
         ) from None
+
+
+CLOSE_TIMEOUT_S = 2.0
+
+
+async def close_quickly(conn: asyncpg.Connection) -> None:
+    """Close politely, but never wait on a half-open connection: asyncpg's close() waits for
+    the server's answer to Terminate, and over a partition that never comes (a stop would
+    then outlast its grace). On timeout asyncpg aborts the socket itself."""
+    with contextlib.suppress(Exception):
+        await conn.close(timeout=CLOSE_TIMEOUT_S)
+    if not conn.is_closed():
+        conn.terminate()

@@ -32,7 +32,7 @@ from service.production.export import (
     pg_dump_version,
 )
 from service.production.probe import Probe
-from service.production.session import open_session
+from service.production.session import close_quickly, open_session
 
 READ_ATTEMPTS = 3  # reads spoiled by concurrent DDL before the sync gives up (and retries later)
 A = TypeVar("A")
@@ -58,7 +58,7 @@ async def read_inventory(
         inventory = await _load(conn, options, info)
         return inventory, _server_version(conn)
     finally:
-        await conn.close()
+        await close_quickly(conn)
 
 
 async def take_snapshot(
@@ -113,8 +113,7 @@ async def take_snapshot(
     except ExportError as exc:
         raise SyncError(str(exc), Cause.PG_DUMP) from None
     finally:
-        with contextlib.suppress(Exception):
-            await conn.close()
+        await close_quickly(conn)
 
 
 async def _read_once(
@@ -268,17 +267,58 @@ async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
         raise
 
 
+# Who holds a table exclusively (DDL running): our own wait was cancelled by lock_timeout, so
+# it can no longer be asked what it waited for; these are the likely culprits.
+_LOCKED_BY_OTHERS = """
+SELECT DISTINCT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name
+FROM pg_locks l
+JOIN pg_class c ON c.oid = l.relation
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'AccessExclusiveLock'
+  AND l.pid <> pg_backend_pid()
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY 1 LIMIT 5"""
+
+
+async def _locked_by_others(conn: asyncpg.Connection) -> list[str]:
+    with contextlib.suppress(Exception):
+        return [str(r["name"]) for r in await conn.fetch(_LOCKED_BY_OTHERS, timeout=5)]
+    return []
+
+
 async def _load(conn: asyncpg.Connection, options: CatalogOptions, info: ConnInfo) -> Inventory:
     try:
         return await load_inventory(conn, options)
     except NoMatchingSchemas as exc:
         raise SyncError(f"{exc} ({info.display()})", Cause.CATALOG) from None
+    except asyncpg.LockNotAvailableError:
+        held = await _locked_by_others(conn)
+        which = f" on {', '.join(held)} (held exclusively by another session)" if held else ""
+        raise SyncError(
+            f"catalog query on {info.display()} gave up waiting for a lock{which} after "
+            "lock_wait_timeout_ms: DDL is running on production; will retry",
+            Cause.CATALOG,
+        ) from None
     except asyncpg.PostgresError as exc:
         raise SyncError(f"catalog query on {info.display()} failed: {exc}", Cause.CATALOG) from None
+    except TimeoutError:
+        raise _query_timeout(info) from None
     except (OSError, asyncpg.InterfaceError) as exc:
+        if isinstance(exc.__context__, TimeoutError):
+            # The client-side bound fired and asyncpg dropped the connection; the transaction's
+            # ROLLBACK then failed on it and hid the timeout.
+            raise _query_timeout(info) from None
         raise SyncError(
             f"lost the connection to {info.display()}: {exc}", Cause.CONNECTION
         ) from None
+
+
+def _query_timeout(info: ConnInfo) -> SyncError:
+    return SyncError(
+        f"a catalog query on {info.display()} got no answer within statement_timeout_ms "
+        "+ 2 s: the network or server stopped answering; will retry",
+        Cause.TIMEOUT,
+    )
 
 
 def _server_version(conn: asyncpg.Connection) -> str:
@@ -286,11 +326,16 @@ def _server_version(conn: asyncpg.Connection) -> str:
     return f"{v.major}.{v.micro}" if v.major >= 10 else f"{v.major}.{v.minor}.{v.micro}"
 
 
-async def compare_databases(source: ConnInfo, target: ConnInfo, options: CatalogOptions) -> Drift:
+async def compare_databases(
+    source: ConnInfo,
+    target: ConnInfo,
+    options: CatalogOptions,
+    limits: SessionLimits | None = None,
+) -> Drift:
     """What differs going from `source` to `target`: catalog only, both read concurrently."""
     register_secret(source.password)
     register_secret(target.password)
     (old, _), (new, _) = await asyncio.gather(
-        read_inventory(source, options), read_inventory(target, options)
+        read_inventory(source, options, limits), read_inventory(target, options, limits)
     )
-    return compare(old, new)
+    return compare(old, new, sides=("from", "to"))  # FROM_DSN and TO_DSN

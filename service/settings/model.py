@@ -130,6 +130,8 @@ class Settings(Target, GitFields, BaseSettings):
     pg_dump: str = "pg_dump"
     lock_wait_timeout_ms: int = Field(default=5_000, ge=0)
     statement_timeout_ms: int = Field(default=120_000, ge=0)
+    # The whole sync's bound, network waits included (a half-open connection answers nothing).
+    sync_timeout_s: float = Field(default=600.0, gt=0)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -171,7 +173,7 @@ class Settings(Target, GitFields, BaseSettings):
 
     # Backup retention (both unset: keep everything)
     retain_count: int | None = Field(default=None, ge=1)
-    retain_days: float | None = Field(default=None, gt=0)
+    retain_days: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     # Many databases ([[targets]] tables, or SCHEMA_SYNC_TARGETS as a JSON list)
     targets: list[TargetOverrides] = Field(default_factory=list)

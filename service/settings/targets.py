@@ -49,7 +49,7 @@ class TargetOverrides(ConnectionFields, GitOverrides):
     verify: Literal["off", "warn", "require"] | None = None
     verify_dsn: SecretStr | None = None
     retain_count: int | None = Field(default=None, ge=1)
-    retain_days: float | None = Field(default=None, gt=0)
+    retain_days: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @field_validator("name")
     @classmethod
