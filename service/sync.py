@@ -275,11 +275,13 @@ async def check_target(settings: Settings, full: bool = False) -> SyncOutcome:
     started, t0 = datetime.now(UTC), time.monotonic()
     run_id = uuid.uuid4().hex[:12]
     paths = Paths.of(settings)
-    decision = await _probe(settings, paths, full, get_logger(run_id=run_id))
+    deadline = _deadline(settings)
+    async with _bounded(settings, "check", deadline):
+        decision = await _probe(settings, paths, full, get_logger(run_id=run_id))
     if decision.skip:
         return _skipped(run_id, started, t0, decision)
     with tempfile.TemporaryDirectory(prefix="pg-schema-sync-check-") as tmp:
-        async with _bounded(settings, "check"):
+        async with _bounded(settings, "check", deadline):
             _, outcome = await _read_and_compare(settings, paths, Path(tmp), run_id, started)
     outcome.probe = decision
     outcome.duration_s = time.monotonic() - t0
@@ -301,7 +303,9 @@ async def sync_target(
         server = verify_server(settings) if settings.verify != "off" else None
     except VerifyError as exc:
         raise SyncError(f"verify = {settings.verify}: {exc}", Cause.VERIFY) from None
-    decision = await _probe(settings, paths, full, log)
+    deadline = _deadline(settings)  # one bound over the probe and the read it may lead to
+    async with _bounded(settings, "sync", deadline):
+        decision = await _probe(settings, paths, full, log)
     if decision.skip:
         outcome = _skipped(run_id, started, t0, decision)
         outcome.source = settings.conninfo().display()
@@ -321,7 +325,7 @@ async def sync_target(
             # The export is staged beside the backups, not in sql/: an unchanged database must
             # not cause a single byte to be written under sql/ (editors, git and CI watch it).
             with files.staging_dir(paths.backup_dir) as staging:
-                async with _bounded(settings, "sync"):
+                async with _bounded(settings, "sync", deadline):
                     snapshot, outcome = await _read_and_compare(
                         settings, paths, staging, run_id, started
                     )
@@ -557,13 +561,17 @@ def session_limits(settings: Settings) -> SessionLimits:
     )
 
 
+def _deadline(settings: Settings) -> float:
+    return asyncio.get_running_loop().time() + settings.sync_timeout_s
+
+
 @contextlib.asynccontextmanager
-async def _bounded(settings: Settings, what: str) -> AsyncIterator[None]:
-    """sync_timeout_s over a whole run: the last bound on every network wait (pg_dump has no
-    per-query timeout of its own). Running out cancels the run: pg_dump's group is killed,
-    started writes finish, the files stay as they were."""
+async def _bounded(settings: Settings, what: str, deadline: float) -> AsyncIterator[None]:
+    """sync_timeout_s over a whole run (the probe, then the read): the last bound on every
+    network wait (pg_dump has no per-query timeout of its own). Running out cancels the run:
+    pg_dump's group is killed, started writes finish, the files stay as they were."""
     try:
-        async with asyncio.timeout(settings.sync_timeout_s):
+        async with asyncio.timeout_at(deadline):
             yield
     except TimeoutError:
         raise SyncError(

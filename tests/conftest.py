@@ -103,3 +103,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("docker")
         for line in FIGURES:
             terminalreporter.write_line(line)
+
+
+def backup_names(folder: Path) -> list[str]:
+    """The backup folders a user would list (the probe's record file sits beside them)."""
+    return sorted(p.name for p in folder.glob("schema-sync-*") if p.is_dir())

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import structlog
 
 from service.cli.main import main
 from tests.conftest import CliResult
@@ -23,7 +24,13 @@ def in_process(
             mp.setenv(key, value)
         mp.chdir(cwd)
         capfd.readouterr()
-        code = main(args)
+        # main() points structlog at this test's captured stderr, which is closed after it:
+        # later in-process code must log where it did before.
+        logging_before = structlog.get_config()
+        try:
+            code = main(args)
+        finally:
+            structlog.configure(**logging_before)
         out, err = capfd.readouterr()
     result = CliResult.__new__(CliResult)
     result.code, result.out, result.err = code, out, err

@@ -14,7 +14,7 @@ import pytest
 
 from service.demo.cluster import ScratchCluster
 from service.disk.files import BACKUP_MANIFEST
-from tests.conftest import Database, new_database, run_cli
+from tests.conftest import Database, backup_names, new_database, run_cli
 from tests.inproc import in_process
 
 Prepare = Callable[[Path], None]
@@ -30,18 +30,18 @@ def _sql_is_a_file(work: Path) -> None:
 
 
 def _manifest_without_files(work: Path) -> None:
-    backup = sorted((work / "backups").iterdir())[0]
+    backup = work / "backups" / backup_names(work / "backups")[0]
     doc = json.loads((backup / BACKUP_MANIFEST).read_text())
     doc["files"] = {}
     (backup / BACKUP_MANIFEST).write_text(json.dumps(doc))
 
 
 def _manifest_missing(work: Path) -> None:
-    (sorted((work / "backups").iterdir())[0] / BACKUP_MANIFEST).unlink()
+    ((work / "backups" / backup_names(work / "backups")[0]) / BACKUP_MANIFEST).unlink()
 
 
 def _first_backup(work: Path) -> str:
-    return sorted((work / "backups").iterdir())[0].name
+    return (work / "backups" / backup_names(work / "backups")[0]).name
 
 
 CASES: list[tuple[str, list[str], dict[str, str], Prepare, str]] = [
@@ -185,7 +185,7 @@ def test_a_damaged_manifest_is_skipped_and_reported_never_fatal_for_a_sync(
     env = {"SCHEMA_SYNC_DSN": db.dsn, "SCHEMA_SYNC_RETAIN_COUNT": "5"}
     db.sql("CREATE TABLE t (id int)")
     assert in_process(["sync"], tmp_path, env, capfd).code == 0
-    backup = next((tmp_path / "backups").iterdir())
+    backup = tmp_path / "backups" / backup_names(tmp_path / "backups")[0]
     doc = json.loads((backup / BACKUP_MANIFEST).read_text())
     (backup / BACKUP_MANIFEST).write_text(json.dumps(damage(doc)))
     db.sql("CREATE TABLE u (id int)")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Database
+from tests.conftest import Database, backup_names
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -67,7 +67,7 @@ def test_wheel_installs_into_a_fresh_venv_and_syncs_into_the_working_folder(
     out = _run([command, "sync"], project, env)
     assert "first sync" in out
     assert (project / "sql/schemas/complete-schema.sql").is_file()  # where it was run
-    assert len(list((project / "backups").iterdir())) == 1
+    assert len(backup_names(project / "backups")) == 1
     after = (
         sorted(p.name for p in (REPO / "backups").iterdir()) if (REPO / "backups").exists() else []
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Database, run_cli
+from tests.conftest import Database, backup_names, run_cli
 from tests.inproc import in_process
 
 SECRET = "TOP-SECRET-contents-of-a-root-only-file"
@@ -44,7 +44,7 @@ def test_symlinked_schema_file_is_refused_by_every_reader_in_one_line(
         ["check", "--diff"],
         ["sync"],
         ["rollback"],
-        ["backups", "diff", before[0], "current", "--diff"],
+        ["backups", "diff", backup_names(work / "backups")[0], "current", "--diff"],
         ["verify"],
     ):
         result = in_process(args, work, env, capfd)

@@ -56,10 +56,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from service.errors import Cause, SyncError
 from service.production.conninfo import ConnInfo
 from service.production.db import SessionLimits
-from service.production.session import close_quickly, open_session
+from service.production.session import catalog_errors, close_quickly, open_session
 
 # Catalogs fingerprinted by (count, sum of hash(xmin)). The second field names the column
 # holding the row's relation or namespace, for leaving out temporary objects ("" = none).
@@ -381,24 +380,8 @@ class ProbeSession:
             self._conn = await open_session(self.info, self.limits)
             self._probe = Probe()
         try:
-            return await self._probe.fingerprint(self._conn)
-        except asyncpg.PostgresError as exc:
-            await self.close()
-            raise SyncError(
-                f"catalog probe on {self.info.display()} failed: {exc}", Cause.CATALOG
-            ) from None
-        except TimeoutError:  # the session's client-side bound (command_timeout) fired
-            await self.close()
-            raise SyncError(
-                f"catalog probe on {self.info.display()} got no answer within "
-                f"{self.limits.command_timeout_s:g} s; is the network to it alive?",
-                Cause.TIMEOUT,
-            ) from None
-        except (OSError, asyncpg.InterfaceError) as exc:
-            await self.close()
-            raise SyncError(
-                f"lost the connection to {self.info.display()}: {exc}", Cause.CONNECTION
-            ) from None
+            with catalog_errors(self.info):
+                return await self._probe.fingerprint(self._conn)
         except BaseException:
             await self.close()
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import asyncpg
 
@@ -65,3 +66,30 @@ async def close_quickly(conn: asyncpg.Connection) -> None:
         await conn.close(timeout=CLOSE_TIMEOUT_S)
     if not conn.is_closed():
         conn.terminate()
+
+
+@contextlib.contextmanager
+def catalog_errors(info: ConnInfo) -> Iterator[None]:
+    """Every way a statement on the catalog session can fail, as one line with its cause."""
+    try:
+        yield
+    except asyncpg.PostgresError as exc:
+        raise SyncError(f"catalog query on {info.display()} failed: {exc}", Cause.CATALOG) from None
+    except TimeoutError:
+        raise _query_timeout(info) from None
+    except (OSError, asyncpg.InterfaceError) as exc:
+        if isinstance(exc.__context__, TimeoutError):
+            # The client-side bound fired and asyncpg dropped the connection; the transaction's
+            # ROLLBACK then failed on it and hid the timeout.
+            raise _query_timeout(info) from None
+        raise SyncError(
+            f"lost the connection to {info.display()}: {exc}", Cause.CONNECTION
+        ) from None
+
+
+def _query_timeout(info: ConnInfo) -> SyncError:
+    return SyncError(
+        f"a catalog query on {info.display()} got no answer within statement_timeout_ms "
+        "+ 2 s: the network or server stopped answering; will retry",
+        Cause.TIMEOUT,
+    )

@@ -32,7 +32,7 @@ from service.production.export import (
     pg_dump_version,
 )
 from service.production.probe import Probe
-from service.production.session import close_quickly, open_session
+from service.production.session import catalog_errors, close_quickly, open_session
 
 READ_ATTEMPTS = 3  # reads spoiled by concurrent DDL before the sync gives up (and retries later)
 A = TypeVar("A")
@@ -136,14 +136,8 @@ async def _read_once(
     state, not the transaction's snapshot; a function replaced meanwhile would show its new
     text in the inventory and its old one in pg_dump's MVCC read."""
     probe = Probe()
-    try:
+    with catalog_errors(info):
         transaction, shared = await _shared_transaction(conn, info)
-    except asyncpg.PostgresError as exc:
-        raise SyncError(f"catalog query on {info.display()} failed: {exc}", Cause.CATALOG) from None
-    except (OSError, asyncpg.InterfaceError) as exc:
-        raise SyncError(
-            f"lost the connection to {info.display()}: {exc}", Cause.CONNECTION
-        ) from None
     dump_started = asyncio.Event()
 
     async def end_transaction() -> None:
@@ -184,7 +178,7 @@ async def _read_once(
 async def _stamp(conn: asyncpg.Connection, info: ConnInfo, probe: Probe) -> str:
     """The catalog probe's fingerprint as this moment sees it: in the shared transaction its
     snapshot, outside it a fresh one (JIT and parallel workers off, as for every read)."""
-    try:
+    with catalog_errors(info):
         if conn.is_in_transaction():
             return (await probe.fingerprint(conn)).digest
         async with conn.transaction(readonly=True):
@@ -193,12 +187,6 @@ async def _stamp(conn: asyncpg.Connection, info: ConnInfo, probe: Probe) -> str:
                 " pg_catalog.set_config('max_parallel_workers_per_gather', '0', true)"
             )
             return (await probe.fingerprint(conn)).digest
-    except asyncpg.PostgresError as exc:
-        raise SyncError(f"catalog query on {info.display()} failed: {exc}", Cause.CATALOG) from None
-    except (OSError, asyncpg.InterfaceError) as exc:
-        raise SyncError(
-            f"lost the connection to {info.display()}: {exc}", Cause.CONNECTION
-        ) from None
 
 
 async def _shared_transaction(
@@ -287,38 +275,19 @@ async def _locked_by_others(conn: asyncpg.Connection) -> list[str]:
 
 
 async def _load(conn: asyncpg.Connection, options: CatalogOptions, info: ConnInfo) -> Inventory:
-    try:
-        return await load_inventory(conn, options)
-    except NoMatchingSchemas as exc:
-        raise SyncError(f"{exc} ({info.display()})", Cause.CATALOG) from None
-    except asyncpg.LockNotAvailableError:
-        held = await _locked_by_others(conn)
-        which = f" on {', '.join(held)} (held exclusively by another session)" if held else ""
-        raise SyncError(
-            f"catalog query on {info.display()} gave up waiting for a lock{which} after "
-            "lock_wait_timeout_ms: DDL is running on production; will retry",
-            Cause.CATALOG,
-        ) from None
-    except asyncpg.PostgresError as exc:
-        raise SyncError(f"catalog query on {info.display()} failed: {exc}", Cause.CATALOG) from None
-    except TimeoutError:
-        raise _query_timeout(info) from None
-    except (OSError, asyncpg.InterfaceError) as exc:
-        if isinstance(exc.__context__, TimeoutError):
-            # The client-side bound fired and asyncpg dropped the connection; the transaction's
-            # ROLLBACK then failed on it and hid the timeout.
-            raise _query_timeout(info) from None
-        raise SyncError(
-            f"lost the connection to {info.display()}: {exc}", Cause.CONNECTION
-        ) from None
-
-
-def _query_timeout(info: ConnInfo) -> SyncError:
-    return SyncError(
-        f"a catalog query on {info.display()} got no answer within statement_timeout_ms "
-        "+ 2 s: the network or server stopped answering; will retry",
-        Cause.TIMEOUT,
-    )
+    with catalog_errors(info):
+        try:
+            return await load_inventory(conn, options)
+        except NoMatchingSchemas as exc:
+            raise SyncError(f"{exc} ({info.display()})", Cause.CATALOG) from None
+        except asyncpg.LockNotAvailableError:
+            held = await _locked_by_others(conn)
+            which = f" on {', '.join(held)} (held exclusively by another session)" if held else ""
+            raise SyncError(
+                f"catalog query on {info.display()} gave up waiting for a lock{which} after "
+                "lock_wait_timeout_ms: DDL is running on production; will retry",
+                Cause.CATALOG,
+            ) from None
 
 
 def _server_version(conn: asyncpg.Connection) -> str:
