@@ -25,15 +25,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import SecretStr
 
 from bench import generate
+from bench.daemon import Daemon
 from service.demo.cluster import ScratchCluster
 from service.production.db import connect
 from service.production.probe import Probe
@@ -186,59 +185,6 @@ def _pg_dump_s(cluster: ScratchCluster, db: str, scratch: Path, runs: int) -> fl
     return statistics.median(walls)
 
 
-class _Daemon:
-    """`python -m service run`, its JSON lines collected by a thread."""
-
-    def __init__(self, work: Path, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service", "run"],
-            cwd=work,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-        self.events: list[tuple[float, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            with self._lock:
-                self.events.append((time.time(), event))
-
-    def count(self, name: str) -> int:
-        with self._lock:
-            return sum(1 for _, e in self.events if e.get("event") == name)
-
-    def wait(self, name: str, count: int, timeout: float) -> tuple[float, dict[str, Any]]:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            with self._lock:
-                hits = [(t, e) for t, e in self.events if e.get("event") == name]
-            if len(hits) >= count:
-                return hits[count - 1]
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited with {self.proc.returncode}")
-            time.sleep(0.05)
-        raise RuntimeError(f"timed out waiting for {count} x {name}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-
 def _watch_latency(
     cluster: ScratchCluster, db: str, work: Path, fig: ProbeFigures, interval: float, n: int
 ) -> None:
@@ -252,7 +198,7 @@ def _watch_latency(
         SCHEMA_SYNC_LOG_FORMAT="json",
     )
     fig.watch_interval_s = interval
-    daemon = _Daemon(work, env)
+    daemon = Daemon(work, env)
     try:
         daemon.wait("sync.finished", 1, 900)
         for i in range(n):
@@ -318,7 +264,7 @@ def measure_fleet(
         SCHEMA_SYNC_LOG_FORMAT="json",
     )
     fig = FleetFigures(databases, interval)
-    daemon = _Daemon(work, env)
+    daemon = Daemon(work, env)
     try:
         daemon.wait("sync.finished", databases, 1800)  # every target's first sync
         time.sleep(min(interval, 5.0))  # let the first syncs' connections end

@@ -59,7 +59,9 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14, 15)
 
 
-class _Daemon:
+class Daemon:
+    """`python -m service run`, its JSON lines collected (with their arrival time) by a thread."""
+
     def __init__(self, cwd: Path, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "service", "run", "--log-format", "json"],
@@ -70,7 +72,7 @@ class _Daemon:
             text=True,
             start_new_session=True,
         )
-        self.events: list[dict[str, Any]] = []
+        self.events: list[tuple[float, dict[str, Any]]] = []
         self.cond = threading.Condition()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -83,16 +85,21 @@ class _Daemon:
             except ValueError:
                 continue
             with self.cond:
-                self.events.append(event)
+                self.events.append((time.time(), event))
                 self.cond.notify_all()
         with self.cond:
             self.cond.notify_all()
 
-    def wait_for(self, name: str, count: int, timeout: float) -> dict[str, Any]:
+    def count(self, name: str) -> int:
+        with self.cond:
+            return sum(1 for _, e in self.events if e.get("event") == name)
+
+    def wait(self, name: str, count: int, timeout: float) -> tuple[float, dict[str, Any]]:
+        """The count-th `name` event and when it arrived (time.time())."""
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
-                hits = [e for e in self.events if e.get("event") == name]
+                hits = [(t, e) for t, e in self.events if e.get("event") == name]
                 if len(hits) >= count:
                     return hits[count - 1]
                 left = deadline - time.monotonic()
@@ -100,6 +107,9 @@ class _Daemon:
                     err = self.proc.stderr.read() if self.proc.stderr else ""
                     raise RuntimeError(f"daemon: no {count} x {name} ({err.strip()[-300:]})")
                 self.cond.wait(min(left, 0.2))
+
+    def wait_for(self, name: str, count: int, timeout: float) -> dict[str, Any]:
+        return self.wait(name, count, timeout)[1]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -117,7 +127,7 @@ def measure_daemon(
     """Start the daemon, watch it idle, poke it with SIGHUP, stop it."""
     figures = DaemonFigures(idle_window_s=idle_s)
     env = {**env, "SCHEMA_SYNC_SCHEDULE": NEVER, "SCHEMA_SYNC_SYNC_ON_START": "false"}
-    daemon = _Daemon(cwd, env)
+    daemon = Daemon(cwd, env)
     try:
         daemon.wait_for("daemon.started", 1, 60)
         pid = daemon.proc.pid
