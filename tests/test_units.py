@@ -97,6 +97,18 @@ def test_drift_fingerprint_is_stable_and_specific() -> None:
     assert compare(a, b).fingerprint() != compare(b, a).fingerprint()
 
 
+def test_drift_fingerprint_ignores_which_side_the_diff_headers_name() -> None:
+    # Headers say files/ and production/ now (a/ and b/ before): an unresolved drift that was
+    # alerted on must stay the same drift, or every upgrade would alert on it once more.
+    a = _inv(table_a="1", table_gone="x")
+    b = _inv(table_a="2", table_new="y")
+    before_labels = compare(a, b)
+    labelled = compare(a, b, sides=("files", "production"))
+    assert "--- files/" in labelled.items[0].diff
+    assert labelled.fingerprint() == before_labels.fingerprint()
+    assert labelled.fingerprint() != compare(a, _inv(table_a="3", table_new="y")).fingerprint()
+
+
 def test_inventory_json_round_trip() -> None:
     inv = _inv(table_a="id int", function_f="body ü")
     assert Inventory.from_json(inv.to_json()) == inv

@@ -73,11 +73,25 @@ class Drift:
         """Stable hash of what drifted: the same unresolved drift always hashes the same."""
         h = hashlib.sha256()
         for item in self.items:
-            h.update(f"{item.change}\0{item.kind}\0{item.name}\0{item.diff}\n".encode())
+            diff = _as_a_b(item.diff)
+            h.update(f"{item.change}\0{item.kind}\0{item.name}\0{diff}\n".encode())
         return h.hexdigest()[:32]
 
     def as_json(self, with_diff: bool = False) -> dict[str, Any]:
         return {"drift": bool(self), "changes": [i.as_json(with_diff) for i in self.items]}
+
+
+def _as_a_b(diff: str) -> str:
+    """The diff with its header's sides named a/ and b/: which side is which is for readers,
+    not part of what drifted. Fingerprints then do not move when the labels do (they were a/
+    and b/ before the labels said files/ and production/, so a drift already alerted on is
+    still the same drift after an upgrade)."""
+    head = diff.split("\n", 2)
+    if len(head) == 3 and head[0].startswith("--- ") and head[1].startswith("+++ "):
+        old, new = head[0][4:].partition("/"), head[1][4:].partition("/")
+        if old[1] and new[1]:
+            return f"--- a/{old[2]}\n+++ b/{new[2]}\n{head[2]}"
+    return diff
 
 
 # Which side of a diff is which, for readers: `---`/`+++` lines say files/... and production/...
