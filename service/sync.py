@@ -7,7 +7,7 @@ import contextlib
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,10 +97,24 @@ class Paths:
 @contextlib.asynccontextmanager
 async def writing(paths: Paths, log: Any) -> AsyncIterator[None]:
     """The folder's write lock (disk/lock.py), then the leftovers of killed runs cleaned."""
+    async with _locked(lock.writing, paths, log):
+        try:
+            for gone in files.remove_leftovers(paths.backup_dir, paths.managed):
+                log.info("leftover.removed", path=str(gone))
+        except OSError as exc:  # housekeeping: never the reason a run fails
+            log.warning("leftover.remove_failed", error=str(exc))
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _locked(
+    how: Callable[..., contextlib.AbstractAsyncContextManager[None]], paths: Paths, log: Any
+) -> AsyncIterator[None]:
+    """The folder's lock taken `how` (lock.writing or lock.reading), its failures one line."""
     async with contextlib.AsyncExitStack() as stack:
         try:
             await stack.enter_async_context(
-                lock.writing(
+                how(
                     paths.write_lock,
                     on_wait=lambda holder: log.warning(
                         "lock.waiting", holder=holder, folder=str(paths.write_lock)
@@ -115,11 +129,6 @@ async def writing(paths: Paths, log: Any) -> AsyncIterator[None]:
                 "it must be a folder this user can create and open",
                 Cause.DISK,
             ) from None
-        try:
-            for gone in files.remove_leftovers(paths.backup_dir, paths.managed):
-                log.info("leftover.removed", path=str(gone))
-        except OSError as exc:  # housekeeping: never the reason a run fails
-            log.warning("leftover.remove_failed", error=str(exc))
         yield
 
 
@@ -275,14 +284,18 @@ async def check_target(settings: Settings, full: bool = False) -> SyncOutcome:
     started, t0 = datetime.now(UTC), time.monotonic()
     run_id = uuid.uuid4().hex[:12]
     paths = Paths.of(settings)
-    deadline = _deadline(settings)
-    async with _bounded(settings, "check", deadline):
-        decision = await _probe(settings, paths, full, get_logger(run_id=run_id))
-    if decision.skip:
-        return _skipped(run_id, started, t0, decision)
-    with tempfile.TemporaryDirectory(prefix="pg-schema-sync-check-") as tmp:
+    log = get_logger(run_id=run_id)
+    # Shared: checks run side by side, but never while a sync or rollback is halfway through
+    # replacing the files (a mix of old and new files would read as drift that is not there).
+    async with _locked(lock.reading, paths, log):
+        deadline = _deadline(settings)
         async with _bounded(settings, "check", deadline):
-            _, outcome = await _read_and_compare(settings, paths, Path(tmp), run_id, started)
+            decision = await _probe(settings, paths, full, log)
+        if decision.skip:
+            return _skipped(run_id, started, t0, decision)
+        with tempfile.TemporaryDirectory(prefix="pg-schema-sync-check-") as tmp:
+            async with _bounded(settings, "check", deadline):
+                _, outcome = await _read_and_compare(settings, paths, Path(tmp), run_id, started)
     outcome.probe = decision
     outcome.duration_s = time.monotonic() - t0
     return outcome

@@ -1,4 +1,5 @@
-"""One writer at a time per folder: sync, rollback and prune wait for the write lock."""
+"""One writer at a time per folder: sync, rollback and prune wait for the write lock, and
+`check` reads no files a writer is halfway through replacing."""
 
 from __future__ import annotations
 
@@ -81,6 +82,8 @@ def _waits_for(command: subprocess.Popen[str], holder_pid: int) -> bool:
         (["sync"], "first sync"),
         (["rollback"], "no earlier good backup"),
         (["backups", "prune", "--keep-last", "1"], "deleted 0 of 0 backups"),
+        # a reader too: files half-replaced by a writer would read as drift that is not there
+        (["check"], "no schema files yet"),
     ],
 )
 def test_a_writing_command_waits_for_the_folders_writer_and_leaves_its_work_alone(

@@ -52,13 +52,42 @@ async def writing(
     The lock is a flock on the folder itself: taking it creates and writes nothing, so a run
     that changes nothing leaves every byte and mtime under sql/ as it was."""
     os.makedirs(folder, exist_ok=True)
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    async with _flocked(folder, fcntl.LOCK_EX, wait_s, on_wait):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def reading(
+    folder: Path, wait_s: float = WRITE_WAIT_S, on_wait: Callable[[str], None] | None = None
+) -> AsyncIterator[None]:
+    """The folder's lock shared, for a reader of its files (`check`): no writer is halfway
+    through replacing them meanwhile, which would read as drift that is not there. A folder
+    that does not exist has no files to read and gets no lock (a reader creates nothing)."""
+    async with _flocked(folder, fcntl.LOCK_SH, wait_s, on_wait, missing_ok=True):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _flocked(
+    folder: Path,
+    mode: int,
+    wait_s: float,
+    on_wait: Callable[[str], None] | None,
+    missing_ok: bool = False,
+) -> AsyncIterator[None]:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
+        yield
+        return
     try:
         deadline = time.monotonic() + wait_s
         told = False
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 holder = _flock_holder(fd)
