@@ -10,6 +10,8 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
+from service.compare.escape import terminal_lines
+
 _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|dsn|pgpassword", re.IGNORECASE)
 # Any scheme (postgresql+psycopg2://, mysql://, https://...): a DSN we reject still reaches
 # error text before it is rejected, and its password must not.
@@ -44,6 +46,22 @@ def scrub(value: Any, key: str = "") -> Any:
     return value
 
 
+def _visible(value: Any) -> Any:
+    if isinstance(value, str):
+        return terminal_lines(value)
+    if isinstance(value, dict):
+        return {k: _visible(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_visible(v) for v in value)
+    return value
+
+
+def _visible_processor(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    return {k: _visible(v) for k, v in event_dict.items()}
+
+
 def _scrub_processor(
     _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
@@ -62,6 +80,9 @@ def configure_logging(
         if as_json
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
+    # JSON escapes control characters itself; a terminal would run them (object names from
+    # production reach log events, and anyone with CREATE chooses those).
+    shown: list[Any] = [] if as_json else [_visible_processor]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -69,6 +90,7 @@ def configure_logging(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             _scrub_processor,
+            *shown,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from datetime import UTC, datetime
 
+import structlog
+
 from service.compare.drift import Change, compare, text_diff, whole_diff
 from service.compare.inventory import DbObject, Inventory
 from service.compare.report import SummaryFacts, render_summary
-from service.logs import redact, register_secret, scrub
+from service.logs import configure_logging, get_logger, redact, register_secret, scrub
 from service.production.conninfo import ConnInfo
 
 
@@ -182,3 +185,22 @@ def test_drift_without_diffs_names_the_same_changes() -> None:
     assert [i.as_json() for i in bare.items] == [i.as_json() for i in full.items]
     assert all(i.diff == "" for i in bare.items)
     assert all(i.diff for i in full.items)
+
+
+def test_console_logs_show_control_characters_instead_of_running_them() -> None:
+    # A table named with an escape sequence reaches log events (drift.detected names objects);
+    # on a terminal it must read as text. JSON escapes them itself and stays exact.
+    saved = structlog.get_config()
+    try:
+        for fmt in ("console", "json"):
+            out = io.StringIO()
+            configure_logging(fmt, "info", stream=out)
+            get_logger().warning("drift.detected", name="public.t\x1b[2J\x1b]0;pwned\x07")
+            text = out.getvalue()
+            assert "\x1b" not in text and "\x07" not in text, (fmt, text)
+            assert ("\\x1b[2J" in text) == (fmt == "console"), (fmt, text)
+            if fmt == "json":
+                line = json.loads(text)
+                assert line["name"] == "public.t\x1b[2J\x1b]0;pwned\x07"
+    finally:
+        structlog.configure(**saved)
