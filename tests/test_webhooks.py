@@ -27,7 +27,7 @@ from service.demo.cluster import ScratchCluster
 from service.settings.webhooks import WebhookSettings
 from tests.conftest import FIXTURES, Database, new_database, run_cli
 from tests.daemon_proc import DaemonProcess, pg_dump_wrapper
-from tests.test_webhook_messages import readme_verifier
+from tests.test_webhook_messages import documented_verifier
 
 AT = datetime(2026, 11, 29, tzinfo=UTC)
 DRIFT = Drift((DriftItem("table", "shop.orders", Change.CHANGED, "-a\n+b\n"),))
@@ -311,8 +311,8 @@ def test_daemon_sends_one_message_per_drift_across_a_restart_and_one_per_failure
     assert documents[1]["resolved_fingerprint"] == drift["fingerprint"]
     assert documents[2]["failure"]["consecutive_failures"] == 1
     assert "postgresql://hook_reader:***@x/y" in documents[2]["failure"]["error"]
-    verified = readme_verifier()
-    for headers, body in json_posts:  # what the README tells a receiver to check
+    verified = documented_verifier()
+    for headers, body in json_posts:  # what docs/webhooks.md tells a receiver to check
         assert verified(SECRET.encode(), dict(headers), body)
     slack = [json.loads(body)["text"] for _, body in posts(httpserver, "/slack/Slack-Secret-Path")]
     assert len(slack) == 2  # its filter: drift and failure only

@@ -150,7 +150,7 @@ class DaemonState:
     consecutive_failures: int = 0
     active_drift: str | None = None  # fingerprint alerted and not yet resolved
     failure_alerted: bool = False
-    # The catalog probe (README "Catalog probe"): most cycles of an unchanged database skip.
+    # The catalog probe (docs/probe.md): most cycles of an unchanged database skip.
     last_probe_at: datetime | None = None
     last_probe_result: str | None = None  # unchanged | catalog changed | ... | error
     last_full_sync_at: datetime | None = None

@@ -257,7 +257,7 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 def verify_signature(
     secret: str, timestamp: str, body: bytes, header: str, now: int, tolerance_s: int = 300
 ) -> bool:
-    """What a receiver does (also documented in the README): fresh timestamp, equal MAC."""
+    """What a receiver does (also documented in docs/webhooks.md): fresh timestamp, equal MAC."""
     try:
         ts = int(timestamp)
     except ValueError:
