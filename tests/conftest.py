@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -19,6 +20,42 @@ from service.production.conninfo import ConnInfo
 from service.production.db import connect
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--docker-tests",
+        choices=("include", "only", "skip"),
+        default="include",
+        help="the tests marked docker: with the rest (default), only them, or all but them. "
+        "Unlike -m it combines with the caller's own -m and -k (./dev test runs the two sets "
+        "side by side).",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A terminated run unwinds like Ctrl-C, so fixtures still stop their servers: pg_ctl starts
+    # PostgreSQL in a session of its own, which a killed pytest would leave running.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    choice = config.getoption("--docker-tests")
+    if choice == "include":
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        wanted = (item.get_closest_marker("docker") is not None) == (choice == "only")
+        (keep if wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
