@@ -87,6 +87,7 @@ class Runner:
         self.width = max(len(p.name) for p in parts)
         self.out_lock = threading.Lock()
         self.interrupted: signal.Signals | None = None
+        self.signals_seen = self.signals_handled = 0
         self.giving_up = False  # a part failed (or we were interrupted): start nothing new
         self.leftovers: list[str] = []
         names = {p.name for p in parts}
@@ -101,10 +102,32 @@ class Runner:
     # -- signals: the handler only records the request; the loop acts on it ----------------
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.interrupted = signal.Signals(signum)
+        self.signals_seen += 1
+
+    def on_interrupt(self, running: list[Part]) -> None:
+        """The first signal stops every part; a second one hurries them (SIGTERM, SIGKILL)."""
+        if self.signals_seen == self.signals_handled or self.interrupted is None:
+            return
+        self.signals_handled = self.signals_seen
+        self.giving_up = True
+        for p in running:
+            if not p.stopping:
+                self.say(f"{p.name}: stopping ({self.interrupted.name})")
+                p.result = "stopped"
+                self.signal_part(p, signal.SIGINT)
+            elif p.stopping[-1][1] != signal.SIGKILL:
+                hurry = signal.SIGTERM if p.stopping[-1][1] == signal.SIGINT else signal.SIGKILL
+                self.say(f"{p.name}: {self.interrupted.name} again: {hurry.name}")
+                self.signal_part(p, hurry)
 
     def say(self, text: str) -> None:
-        with self.out_lock:
-            sys.stdout.buffer.write(f"==> {text}\n".encode())
+        self.show(f"==> {text}\n".encode())
+
+    def show(self, data: bytes) -> None:
+        # A closed stdout (piped into `head`) must not stop the copying: the logs stay whole
+        # and a part never blocks on a pipe nobody reads.
+        with self.out_lock, contextlib.suppress(OSError):
+            sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
 
     # -- one part ------------------------------------------------------------------------
@@ -143,11 +166,7 @@ class Runner:
             for line in iter(stream.readline, b""):
                 log.write(line)
                 log.flush()
-                with self.out_lock:
-                    sys.stdout.buffer.write(
-                        prefix + line + (b"" if line.endswith(b"\n") else b"\n")
-                    )
-                    sys.stdout.buffer.flush()
+                self.show(prefix + line + (b"" if line.endswith(b"\n") else b"\n"))
 
     def _copy_raw(self, part: Part, stream: BinaryIO, log: BinaryIO) -> None:
         # Chunks, not lines: a prompt without a newline (pdb's) shows at once.
@@ -155,8 +174,7 @@ class Runner:
             while chunk := os.read(stream.fileno(), 65536):
                 log.write(chunk)
                 log.flush()
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.buffer.flush()
+                self.show(chunk)
 
     def signal_part(self, part: Part, sig: signal.Signals) -> None:
         assert part.proc is not None
@@ -214,12 +232,20 @@ class Runner:
         t0, load0 = time.monotonic(), loadavg()
         running: list[Part] = []
         pending = list(self.parts)
+        try:
+            self.loop(pending, running)
+        except BaseException:
+            for p in running:  # a fault of ours must not leave the parts running
+                if p.proc is not None:
+                    with contextlib.suppress(OSError):
+                        (os.kill if self.serial else os.killpg)(p.proc.pid, signal.SIGTERM)
+            raise
+        self.sweep()
+        return self.report(time.monotonic() - t0, load0)
+
+    def loop(self, pending: list[Part], running: list[Part]) -> None:
         while pending or running:
-            if self.interrupted and not self.giving_up:
-                self.giving_up = True
-                self.say(f"{self.interrupted.name}: stopping every part")
-                for p in running:
-                    self.stop(p, self.interrupted.name)
+            self.on_interrupt(running)
             for p in list(running):
                 if self.reap(p):
                     running.remove(p)
@@ -243,8 +269,6 @@ class Runner:
                     elif not self.keep_going:
                         self.giving_up = True
             time.sleep(POLL_S)
-        self.sweep()
-        return self.report(time.monotonic() - t0, load0)
 
     def sweep(self) -> None:
         """End what a part left running, by pid: processes that carry this run's marker."""

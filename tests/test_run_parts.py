@@ -119,7 +119,26 @@ def test_ctrl_c_stops_every_part_and_the_run_exits_130(tmp_path: Path) -> None:
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130, out
     assert sorted((tmp_path / "stopped").read_text().split()) == ["one", "two"]
-    assert "SIGINT: stopping every part" in out and "one  stopped" in out
+    assert "one: stopping (SIGINT)" in out and "one  stopped" in out
+
+
+def test_a_second_ctrl_c_hurries_a_part_that_ignores_the_first(tmp_path: Path) -> None:
+    stubborn = sh("sleep 60 & trap '' INT; trap 'echo term > got; exit 143' TERM; touch up; wait")
+    proc = runner(tmp_path, f"stubborn={stubborn}")  # the default grace: 150 s
+    wait_until(lambda: (tmp_path / "up").exists())
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.stdout is not None
+    seen = ""
+    while "stubborn: stopping (SIGINT)" not in seen:  # the first one was acted on
+        line = proc.stdout.readline()
+        assert line, seen
+        seen += line
+    os.kill(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    out = seen + out
+    assert proc.returncode == 130, out
+    assert "stubborn: SIGINT again: SIGTERM" in out
+    assert (tmp_path / "got").read_text() == "term\n"
 
 
 def test_a_part_that_ignores_sigint_is_terminated(tmp_path: Path) -> None:
