@@ -60,6 +60,7 @@ class Part:
     reader: threading.Thread | None = None
     started: float = 0.0
     ended: float = 0.0
+    cpu: float = 0.0
     result: str = "not run"  # passed | failed (exit N) | stopped | timed out | not run
     stopping: list[tuple[float, signal.Signals]] = field(default_factory=list)
 
@@ -212,9 +213,13 @@ class Runner:
     def reap(self, part: Part) -> bool:
         """True when the part has just ended; records its result."""
         assert part.proc is not None
-        rc = part.proc.poll()
-        if rc is None:
+        # wait4, not poll: it also tells the CPU time the part and the children it waited for
+        # used -- with the wall time, how much of a part was work and how much waiting.
+        pid, status, usage = os.wait4(part.proc.pid, os.WNOHANG)
+        if pid == 0:
             return False
+        rc = part.proc.returncode = os.waitstatus_to_exitcode(status)
+        part.cpu = usage.ru_utime + usage.ru_stime
         if part.reader is not None:
             part.reader.join(timeout=5)  # grandchildren holding the pipe must not hang us
         part.ended = time.monotonic()
@@ -222,7 +227,7 @@ class Runner:
             part.result = "passed" if rc == 0 else f"failed (exit {rc})"
         elif part.result == "stopped" and rc == 0:
             part.result = "passed"  # it finished as we asked it to stop
-        self.say(f"{part.name}: {part.result} after {part.seconds:.0f} s")
+        self.say(f"{part.name}: {part.result} after {part.seconds:.0f} s ({part.cpu:.0f} s CPU)")
         return True
 
     # -- the run -------------------------------------------------------------------------
@@ -297,8 +302,10 @@ class Runner:
                 self.say(f"{p.name} {p.result}: its whole log ({p.log})")
                 sys.stdout.buffer.write(p.log.read_bytes())
                 sys.stdout.buffer.write(b"\n")
-        lines = [
-            f"{p.name:<{self.width}}  {p.result:<16} {p.seconds:6.0f} s  {p.log}"
+        w = self.width
+        lines = [f"{'part':<{w}}  {'result':<16} {'wall':>7} {'CPU':>7}  log"]
+        lines += [
+            f"{p.name:<{w}}  {p.result:<16} {p.seconds:5.0f} s {p.cpu:5.0f} s  {p.log}"
             for p in self.parts
         ]
         if self.leftovers:

@@ -63,7 +63,7 @@ def test_parts_run_side_by_side_prefixed_logged_and_the_run_passes(tmp_path: Pat
     logs = tmp_path / "logs"
     assert (logs / "alpha.log").read_text() == "from-a\na-saw-b\n"
     summary = (logs / "summary.txt").read_text()
-    assert summary.splitlines()[0].split()[:2] == ["alpha", "passed"]
+    assert summary.splitlines()[1].split()[:2] == ["alpha", "passed"]
     assert summary.splitlines()[-1].startswith("passed: ")
     assert summary in out
 
