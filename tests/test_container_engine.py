@@ -414,7 +414,7 @@ def test_stop_during_a_sync_exits_0_within_the_grace_period_and_keeps_the_files(
             "-d",
             "trails",
             "-c",
-            "BEGIN; LOCK TABLE trails.trails IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(20);",
+            "BEGIN; LOCK TABLE trails.trails IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);",
         ],
         cwd=stack.folder,
         env=stack.env,
@@ -422,7 +422,16 @@ def test_stop_during_a_sync_exits_0_within_the_grace_period_and_keeps_the_files(
         stderr=subprocess.DEVNULL,
     )
     try:
-        time.sleep(2)
+        # Until production shows the lock taken: on a busy machine `docker-compose exec` alone
+        # took longer than the fixed 2 s this waited, and the sync then ran and finished.
+        held = (
+            "SELECT 'lock ' || 'held' FROM pg_locks WHERE granted AND mode = "
+            "'AccessExclusiveLock' AND relation = 'trails.trails'::regclass"
+        )
+        deadline = time.monotonic() + 60
+        while "lock held" not in stack.psql(held).stdout:
+            assert holder.poll() is None and time.monotonic() < deadline, "no lock after 60 s"
+            time.sleep(0.5)
         stack.sighup()
         t0 = time.monotonic()
         stack.compose("stop", SERVICE, timeout=90)
