@@ -432,7 +432,11 @@ def test_stop_during_a_sync_exits_0_within_the_grace_period_and_keeps_the_files(
         while "lock held" not in stack.psql(held).stdout:
             assert holder.poll() is None and time.monotonic() < deadline, "no lock after 60 s"
             time.sleep(0.5)
-        stack.sighup()
+        # The stop follows the SIGHUP at once: the sync waits for the lock only
+        # lock_wait_timeout_ms (5 s), less than reading the logs for sync.started took under
+        # load. The logs show afterwards that the stop came while that sync ran.
+        syncs_before = sum(1 for e in stack.events() if e.get("reason") == "SIGHUP")
+        stack.compose("kill", "-s", "HUP", SERVICE)
         t0 = time.monotonic()
         stack.compose("stop", SERVICE, timeout=90)
         elapsed = time.monotonic() - t0
@@ -443,6 +447,7 @@ def test_stop_during_a_sync_exits_0_within_the_grace_period_and_keeps_the_files(
     assert elapsed < grace, elapsed
     state = stack.inspect()["State"]
     assert state["Running"] is False and state["ExitCode"] == 0, state
+    stack.wait_for("sync.started", count=syncs_before + 1, timeout=5, reason="SIGHUP")
     stopping = stack.wait_for("daemon.stopping", timeout=5)
     assert stopping["signal"] == "SIGTERM" and stopping["sync_running"] is True, stopping
     stopped = stack.wait_for("daemon.stopped", timeout=5)
