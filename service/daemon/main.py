@@ -32,6 +32,7 @@ from service.disk.lock import hold
 from service.logs import get_logger, register_secret
 from service.production.conninfo import ConnInfoError
 from service.settings.model import Settings, SettingsError, select
+from service.settings.shards import Shard, ShardError
 
 EXIT_STOPPED = 0  # stopped by a signal after a graceful stop (or a cancel after the grace)
 EXIT_FORCED = 1  # a second signal abandoned the graceful stop
@@ -61,9 +62,12 @@ class Daemon:
         stopping: asyncio.Event,
         alerts: Alerts,
         metrics: Metrics | None,
+        shard: Shard | None = None,
+        configured: int = 1,
     ) -> None:
         self.settings, self.runners, self.triggers = settings, runners, triggers
         self.alerts, self.metrics = alerts, metrics
+        self.shard, self.configured = shard, configured
         self.log = get_logger()
         self._stop = stopping
         self._abort = asyncio.Event()
@@ -169,6 +173,8 @@ class Daemon:
                 else None
             ),
             "targets": [r.name for r in self.runners],
+            "shard": str(self.shard) if self.shard else None,
+            "targets_configured": self.configured,
             "max_concurrent_syncs": self.settings.max_concurrent_syncs,
             "watch_interval_s": self.settings.watch_interval_s,
             "full_sync_interval_s": self.settings.full_sync_interval_s,
@@ -275,11 +281,24 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
     fleet = bool(settings.targets)
     parse_schedule(settings.schedule, settings.timezone)  # the defaults' own errors first
     try:
-        targets = select(settings.resolved_targets(), only)
-    except ValueError as exc:
+        shard = settings.serving_shard()
+        every = settings.resolved_targets()
+        targets = select(every, only, shard)
+    except (ShardError, ValueError) as exc:
         raise SettingsError(str(exc)) from None
-    triggers = [_checked(t, fleet) for t in targets]
+    # Every target's settings are checked, not only this shard's: a config one shard refuses,
+    # every shard refuses, and moving a target to another shard never reveals a broken one.
+    checked = {t.name: _checked(t, fleet) for t in every}
+    triggers = [checked[t.name] for t in targets]
     log = get_logger()
+    if shard is not None and not targets:
+        # Not an error: with more shards than a small fleet needs, some serve nothing.
+        log.info(
+            "shard.empty",
+            shard=str(shard),
+            targets_configured=len(every),
+            message=f"shard {shard} serves none of the {len(every)} targets; it stays up",
+        )
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     logging.getLogger("apscheduler").addHandler(_SchedulerErrors())
     logging.getLogger("apscheduler").propagate = False
@@ -290,6 +309,12 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
         metrics = None
         if settings.metrics_port is not None:
             metrics = Metrics(by_target=fleet)
+            metrics.serving(
+                len(targets),
+                len(every),
+                shard.index if shard else None,
+                shard.count if shard else None,
+            )
             try:
                 metrics.serve(settings.metrics_port, settings.metrics_host)
             except OSError as exc:
@@ -336,7 +361,9 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
                         stopping,
                     )
                 )
-            daemon = Daemon(settings, runners, triggers, stopping, alerts, metrics)
+            daemon = Daemon(
+                settings, runners, triggers, stopping, alerts, metrics, shard, len(every)
+            )
             code = await daemon.run()
             return code
         finally:
