@@ -167,9 +167,7 @@ def test_targets_lists_every_target_with_its_shard(
     listed = in_process(
         ["targets", "--config", str(config), "--shard-count", "4", "--json"], tmp_path, {}, capfd
     ).json()
-    assert {t["name"]: t["shard"] for t in listed["targets"]} == {
-        n: PINNED[n][3] for n in PINNED
-    }
+    assert {t["name"]: t["shard"] for t in listed["targets"]} == {n: PINNED[n][3] for n in PINNED}
     assert listed["per_shard"] == [sum(1 for r in PINNED.values() if r[3] == i) for i in range(4)]
 
     one = in_process(["targets", "--config", str(config), "--shard", "2/4"], tmp_path, {}, capfd)
