@@ -416,24 +416,39 @@ def test_the_network_allows_dns_postgres_https_out_and_only_prometheus_in(
         assert [e["port"] for e in monitor["endpoints"]] == ["metrics"]
 
 
-def test_a_fleet_of_another_size_keeps_the_shard_count_with_the_replicas(
-    tools: Tools, tmp_path: Path
-) -> None:
-    """An overlay of your own with more replicas and the replacement docs/kubernetes.md gives."""
+def test_an_overlay_of_your_own_as_the_docs_write_it(tools: Tools, tmp_path: Path) -> None:
+    """docs/kubernetes.md's own overlay: your image by digest, your target list, 5 shards
+    with the replacement copied from the fleet overlay: every pod agrees on the count."""
     text = (DEPLOY / "overlays" / "fleet" / "kustomization.yaml").read_text()
     replacement = text[text.index("replacements:") :]
     mine = tmp_path / "mine"
     mine.mkdir()
+    digest = "sha256:" + "ab" * 32
+    (mine / "pg-schema-sync.toml").write_text(
+        'host = "db.internal"\n[[targets]]\nname = "a"\n[[targets]]\nname = "b"\n'
+    )
     (mine / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
         f"resources:\n  - {os.path.relpath(DEPLOY / 'overlays' / 'fleet', mine)}\n"
+        "images:\n  - name: pg-schema-sync\n    newName: registry.internal/pg-schema-sync\n"
+        f"    digest: {digest}\n"
+        "configMapGenerator:\n  - name: pg-schema-sync-config\n    behavior: replace\n"
+        "    files:\n      - pg-schema-sync.toml\n"
         "replicas:\n  - name: pg-schema-sync\n    count: 5\n" + replacement
     )
     result = tools("kubectl", "kustomize", str(mine))
     assert result.returncode == 0, result.stderr
-    pod = workload(load_all(result.stdout))
+    docs = load_all(result.stdout)
+    pod = workload(docs)
     env = {e["name"]: e.get("value") for e in main_container(pod)["env"]}
     assert (pod["spec"]["replicas"], env["SCHEMA_SYNC_SHARD_COUNT"]) == (5, "5")
+    spec = pod["spec"]["template"]["spec"]
+    images = {c["image"] for c in [*spec["containers"], *spec["initContainers"]]}
+    assert images == {f"registry.internal/pg-schema-sync@{digest}"}
+    config = one(docs, "ConfigMap")
+    assert 'name = "b"' in config["data"]["pg-schema-sync.toml"]
+    volume = next(v for v in spec["volumes"] if v["name"] == "config")
+    assert volume["configMap"]["name"] == config["metadata"]["name"]
 
 
 def test_the_passfile_copy_is_private_to_the_daemon(

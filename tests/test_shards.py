@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from service.demo.cluster import free_port
 from service.settings.shards import ShardError, assign, resolve, shard_of
+from tests.conftest import run_cli
+from tests.daemon_proc import DaemonProcess
 from tests.inproc import in_process
 
 # Never change this table. Each row is a target name and the shard that serves it among
@@ -212,4 +217,38 @@ def test_health_of_a_shard_with_no_targets_is_healthy_and_says_so(
             ["health", "--config", str(config), "--shard", "0/8", *flags], tmp_path, {}, capfd
         )
         word = "alive" if flags else "healthy"
-        assert (result.code, result.out) == (0, f"{word}: shard 0/8 serves none of the 1 targets\n")
+        assert (result.code, result.out) == (0, f"{word}: shard 0/8 serves none of 1 target\n")
+
+
+def test_a_shard_with_no_targets_starts_says_so_once_and_stays_healthy(tmp_path: Path) -> None:
+    config = fleet_config(tmp_path, ["pg-schema-sync"])  # shard 7 of 8
+    port = free_port()
+    env = {"SCHEMA_SYNC_METRICS_PORT": str(port), "POD_NAME": "pg-schema-sync-0"}
+    args = ["--config", str(config), "--shard", "auto", "--shard-count", "8"]
+    with DaemonProcess(tmp_path, env, *args) as d:
+        started = d.wait_for("daemon.started", timeout=60)
+        assert (started["targets"], started["shard"], started["targets_configured"]) == (
+            [],
+            "0/8",
+            1,
+        )
+        [empty] = d.named("shard.empty")
+        assert empty["shard"] == "0/8" and "stays up" in empty["message"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        assert 'pg_schema_sync_shard_info{count="8",index="0",shard="0/8"} 1.0' in text
+        assert "pg_schema_sync_targets_served 0.0" in text
+        d.send(signal.SIGHUP)  # nothing to sync: asked anyway, it stays up and quiet
+        health = run_cli("health", *args, cwd=tmp_path, env={"POD_NAME": "pg-schema-sync-0"})
+        assert (health.code, health.out) == (0, "healthy: shard 0/8 serves none of 1 target\n")
+        d.send(signal.SIGTERM)
+        assert d.wait_exit(20) == 0, d.tail()
+    # One line says the shard is empty; nothing else happens between start and stop.
+    assert [e["event"] for e in d.events] == [
+        "shard.empty",
+        "daemon.started",
+        "daemon.stopping",
+        "daemon.stopped",
+    ]
+    assert d.err_lines == []
+    assert not (tmp_path / "sql").exists()  # no target folder, no lock taken

@@ -38,6 +38,11 @@ def add_target_option(parser: argparse.ArgumentParser, default: Any = None) -> N
     )
 
 
+def counted(n: int, noun: str = "target") -> str:
+    """`1 target`, `30 targets`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def add_shard_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shard",

@@ -6,7 +6,13 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
-from service.cli.common import add_shard_options, add_target_option, chosen, settings_from
+from service.cli.common import (
+    add_shard_options,
+    add_target_option,
+    chosen,
+    counted,
+    settings_from,
+)
 from service.compare.escape import visible
 from service.disk.lock import LockHeld
 from service.logs import configure_logging
@@ -163,9 +169,9 @@ async def cmd_health(args: argparse.Namespace) -> int:
         print(f"unhealthy: {exc}")
         return EXIT_UNHEALTHY
     good, bad = ("alive", "not alive") if args.liveness else ("healthy", "unhealthy")
-    of_shard = f" (shard {shard}: {len(lines)} of {configured} targets)" if shard else ""
+    of_shard = f" (shard {shard}: {len(lines)} of {counted(configured)})" if shard else ""
     if shard is not None and not lines:
-        print(f"{good}: shard {shard} serves none of the {configured} targets")
+        print(f"{good}: shard {shard} serves none of {counted(configured)}")
         return EXIT_HEALTHY
     if not settings.targets:  # today's single target: today's one line
         [(_, healthy, reason)] = lines
@@ -173,7 +179,7 @@ async def cmd_health(args: argparse.Namespace) -> int:
         return EXIT_HEALTHY if healthy else EXIT_UNHEALTHY
     sick = [name for name, healthy, _ in lines if not healthy]
     if sick:
-        print(f"{bad}: {len(sick)} of {len(lines)} targets: {', '.join(sick)}{of_shard}")
+        print(f"{bad}: {len(sick)} of {counted(len(lines))}: {', '.join(sick)}{of_shard}")
     else:
         print(f"{good}: all {len(lines)} targets{of_shard}")
     for name, healthy, reason in lines:

@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from service.cli.common import add_shard_options, add_target_option
+from service.cli.common import add_shard_options, add_target_option, counted
 
 DESCRIPTION = """\
 List the configured targets ([[targets]], or the one unnamed target) with the database each
@@ -93,12 +93,12 @@ async def cmd_targets(args: argparse.Namespace) -> int:
         print(json.dumps(doc))
         return 0
     if shard is not None and args.target is None and not args.all:
-        print(f"shard {shard} serves {len(rows)} of {len(every)} targets")
+        print(f"shard {shard} serves {len(rows)} of {counted(len(every))}")
     elif per_shard is not None:
         counts = ", ".join(map(str, per_shard))
-        print(f"{len(every)} targets over {count} shards ({counts} per shard)")
+        print(f"{counted(len(every))} over {counted(len(per_shard), 'shard')} ({counts} per shard)")
     else:
-        print(f"{len(every)} targets (not sharded)")
+        print(f"{counted(len(every))} (not sharded)")
     width = max((len(r["name"]) for r in listed), default=0)
     for r in listed:
         where = f"  shard {r['shard']}/{count}" if count is not None else ""

@@ -73,6 +73,7 @@ class Daemon:
         self._abort = asyncio.Event()
         self._stop_signal = ""
         self._by_job = {f"sync:{r.name}": r for r in runners}
+        self._scheduler_stopped = False
 
     # -- requests (signal handlers and the cron jobs: set events, never raise) -----------------
     def request_all(self, reason: str) -> None:
@@ -148,13 +149,20 @@ class Daemon:
         finally:
             for sig in (*SYNC_NOW, *STOP):
                 loop.remove_signal_handler(sig)
-            if scheduler.running:
-                scheduler.shutdown(wait=False)
+            self._stop_scheduler(scheduler)
             for task in [*loops, *watchers]:
                 if not task.done():
                     task.cancel()
                     with contextlib.suppress(BaseException):
                         await task
+
+    def _stop_scheduler(self, scheduler: AsyncIOScheduler) -> None:
+        # Once: AsyncIOScheduler stops in a loop callback, so `running` stays true until the
+        # loop next runs; a second shutdown queued before that raises SchedulerNotRunningError
+        # (seen with a shard of no targets, whose stop has nothing to await in between).
+        if scheduler.running and not self._scheduler_stopped:
+            self._scheduler_stopped = True
+            scheduler.shutdown(wait=False)
 
     def _log_started(self, jobs: list[Any]) -> None:
         def next_run(job: Any) -> str | None:
@@ -213,7 +221,7 @@ class Daemon:
             running=[r.name for r in busy],
             grace_s=self.settings.stop_grace_s if busy else 0,
         )
-        scheduler.shutdown(wait=False)
+        self._stop_scheduler(scheduler)
         for task, runner in loops.items():
             runner.cancel_retry()
             if runner.running is None:  # idle or waiting for a slot: nothing to lose
@@ -297,7 +305,8 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
             "shard.empty",
             shard=str(shard),
             targets_configured=len(every),
-            message=f"shard {shard} serves none of the {len(every)} targets; it stays up",
+            message=f"shard {shard} serves none of the configured targets ({len(every)}); "
+            "it stays up",
         )
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     logging.getLogger("apscheduler").addHandler(_SchedulerErrors())
