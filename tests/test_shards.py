@@ -92,6 +92,7 @@ def test_shards_get_even_shares_of_a_large_fleet(count: int) -> None:
         ("-1/3", None, {}, "write INDEX/COUNT"),
         ("1/3/4", None, {}, "write INDEX/COUNT"),
         ("one/three", None, {}, "write INDEX/COUNT"),
+        ("\uff11/\uff13", None, {}, "write INDEX/COUNT"),  # fullwidth digits: not a shard
         ("1/3", 4, {}, "it says 3 shards but shard_count is 4"),
         ("auto", None, {"HOSTNAME": "pg-schema-sync-1"}, "needs the number of shards"),
         ("auto", 3, {}, "neither is set"),

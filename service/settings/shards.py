@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 MAX_SHARDS = 10_000  # a sanity bound: far above any fleet, and it keeps a typo from looping
-SPEC_RE = re.compile(r"(\d{1,6})/(\d{1,6})")
-ORDINAL_RE = re.compile(r"-(\d{1,6})$")  # a StatefulSet pod is <name>-<ordinal>
+SPEC_RE = re.compile(r"([0-9]{1,6})/([0-9]{1,6})")  # ASCII digits only
+ORDINAL_RE = re.compile(r"-([0-9]{1,6})$")  # a StatefulSet pod is <name>-<ordinal>
 POD_NAME_VARS = ("POD_NAME", "HOSTNAME")  # POD_NAME from the downward API wins, if set
 AUTO = "auto"
 
