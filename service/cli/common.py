@@ -38,6 +38,37 @@ def add_target_option(parser: argparse.ArgumentParser, default: Any = None) -> N
     )
 
 
+def counted(n: int, noun: str = "target") -> str:
+    """`1 target`, `30 targets`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def add_shard_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shard",
+        metavar="INDEX/COUNT",
+        help="serve only the targets that fall to shard INDEX of COUNT (0/3, 1/3, 2/3), or "
+        "'auto': INDEX from the pod name's ordinal (pg-schema-sync-2 -> 2), COUNT from "
+        "--shard-count (default: $SCHEMA_SYNC_SHARD; unset: every target)",
+    )
+    parser.add_argument(
+        "--shard-count",
+        type=int,
+        metavar="N",
+        help="the number of shards, for --shard auto (default: $SCHEMA_SYNC_SHARD_COUNT)",
+    )
+
+
+def shard_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """--shard and --shard-count as settings: they beat SCHEMA_SYNC_SHARD(_COUNT)."""
+    overrides: dict[str, Any] = {}
+    if getattr(args, "shard", None) is not None:
+        overrides["shard"] = args.shard
+    if getattr(args, "shard_count", None) is not None:
+        overrides["shard_count"] = args.shard_count
+    return overrides
+
+
 def filter_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The filter flags as settings; they beat the config, a target's own filters included."""
     overrides: dict[str, Any] = {}
@@ -59,7 +90,8 @@ def chosen(args: argparse.Namespace) -> tuple[Settings, list[Settings]]:
     """(the settings, the targets the command addresses); SettingsError for an unknown name."""
     settings = settings_from(args)
     try:
-        targets = select(settings.resolved_targets(), getattr(args, "target", None))
+        shard = settings.serving_shard()
+        targets = select(settings.resolved_targets(), getattr(args, "target", None), shard)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     flags = filter_overrides(args)
@@ -163,7 +195,7 @@ def report_checks(
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.config, **filter_overrides(args))
+    settings = load_settings(args.config, **filter_overrides(args), **shard_overrides(args))
     # One-shot commands speak through their output and exit code; their logs stay at warning
     # unless a level was asked for (flag, SCHEMA_SYNC_LOG_LEVEL or the config file).
     explicit = "log_level" in settings.model_fields_set

@@ -6,7 +6,13 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
-from service.cli.common import add_target_option, chosen, settings_from
+from service.cli.common import (
+    add_shard_options,
+    add_target_option,
+    chosen,
+    counted,
+    settings_from,
+)
 from service.compare.escape import visible
 from service.disk.lock import LockHeld
 from service.logs import configure_logging
@@ -30,6 +36,14 @@ targets:
   its own schedule (default: the global one); syncs of different targets overlap, at most
   `max_concurrent_syncs` (default 4) at a time, one at a time per target, so a slow or
   unreachable database never delays the others. --target NAME runs only that one.
+
+shards:
+  --shard INDEX/COUNT (SCHEMA_SYNC_SHARD) serves only the targets whose name hashes to shard
+  INDEX of COUNT (rendezvous hashing: from COUNT to COUNT+1 shards about 1/(COUNT+1) of the
+  targets move, all to the new shard). --shard auto takes INDEX from the pod name's ordinal
+  (pg-schema-sync-3 -> 3; POD_NAME or HOSTNAME) and COUNT from --shard-count
+  (SCHEMA_SYNC_SHARD_COUNT). A shard with no targets starts, logs shard.empty and stays
+  healthy. `pg-schema-sync targets` lists where each target is served.
 
 signals:
   SIGHUP, SIGUSR1   sync now, every target (e.g. `kill -HUP <pid>`,
@@ -60,7 +74,14 @@ otherwise before the second scheduled run after it plus 5 minutes (one missed ru
 Before the first success the daemon's start time counts instead. Exit 1 otherwise (also when
 the daemon stopped, the state file is missing or the settings are invalid), with the reason.
 With targets: exit 1 if any target is unhealthy; the first line names them, then one line per
-target (--target NAME checks one).
+target (--target NAME checks one). With --shard (or SCHEMA_SYNC_SHARD) only that shard's
+targets, and the first line says which shard and how many of the configured targets it
+serves; a shard with no targets is healthy.
+
+--liveness asks a narrower question, for a Kubernetes livenessProbe: is the daemon itself
+working? Syncs that fail (an unreachable database) count as work; exit 1 only when the daemon
+stopped, or no sync of a target started or finished within the time the schedule allows
+plus sync_timeout_s. A restart cures a stuck daemon, never a database.
 Docker: HEALTHCHECK CMD pg-schema-sync health
 """
 
@@ -78,6 +99,7 @@ def register(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_target_option(p)
+    add_shard_options(p)
     p.set_defaults(handler=cmd_run)
     p = sub.add_parser(
         "health",
@@ -87,6 +109,12 @@ def register(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_target_option(p)
+    add_shard_options(p)
+    p.add_argument(
+        "--liveness",
+        action="store_true",
+        help="only: is the daemon working (failed syncs count)? for a livenessProbe",
+    )
     p.set_defaults(handler=cmd_health)
 
 
@@ -118,31 +146,42 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def cmd_health(args: argparse.Namespace) -> int:
-    from service.daemon.health import default_paths, load_state, parse_schedule, verdict
+    from service.daemon.health import alive, default_paths, load_state, parse_schedule, verdict
 
     lines: list[tuple[str, bool, str]] = []  # (target, healthy, reason)
     try:
         settings, targets = chosen(args)
+        shard = settings.serving_shard()
+        configured = len(settings.resolved_targets())
         for target in targets:
             trigger = parse_schedule(target.schedule, target.timezone)
             state_path, _ = default_paths(target)
             state = load_state(state_path)
-            result = verdict(state, datetime.now(UTC), trigger, target.health_max_age_s)
+            now = datetime.now(UTC)
+            if args.liveness:
+                result = alive(state, now, trigger, target.health_max_age_s, target.sync_timeout_s)
+            else:
+                result = verdict(state, now, trigger, target.health_max_age_s)
             where = f" ({state_path})" if state is None else ""
             # The reason may quote the last error, and with it an object's name: shown safely.
             lines.append((target.name, result.healthy, visible(f"{result.reason}{where}")))
     except (SettingsError, ValueError) as exc:
         print(f"unhealthy: {exc}")
         return EXIT_UNHEALTHY
+    good, bad = ("alive", "not alive") if args.liveness else ("healthy", "unhealthy")
+    of_shard = f" (shard {shard}: {len(lines)} of {counted(configured)})" if shard else ""
+    if shard is not None and not lines:
+        print(f"{good}: shard {shard} serves none of {counted(configured)}")
+        return EXIT_HEALTHY
     if not settings.targets:  # today's single target: today's one line
         [(_, healthy, reason)] = lines
-        print(f"{'healthy' if healthy else 'unhealthy'}: {reason}")
+        print(f"{good if healthy else bad}: {reason}{of_shard}")
         return EXIT_HEALTHY if healthy else EXIT_UNHEALTHY
     sick = [name for name, healthy, _ in lines if not healthy]
     if sick:
-        print(f"unhealthy: {len(sick)} of {len(lines)} targets: {', '.join(sick)}")
+        print(f"{bad}: {len(sick)} of {counted(len(lines))}: {', '.join(sick)}{of_shard}")
     else:
-        print(f"healthy: all {len(lines)} targets")
+        print(f"{good}: all {len(lines)} targets{of_shard}")
     for name, healthy, reason in lines:
-        print(f"  {name}: {'healthy' if healthy else 'unhealthy'}: {reason}")
+        print(f"  {name}: {good if healthy else bad}: {reason}")
     return EXIT_UNHEALTHY if sick else EXIT_HEALTHY

@@ -8,6 +8,7 @@ from typing import Any
 
 from service.cli.common import (
     EXIT_OK,
+    add_shard_options,
     add_target_option,
     chosen,
     each_target,
@@ -45,6 +46,7 @@ def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.Argume
         ),
     )
     add_target_option(p)
+    add_shard_options(p)
     _add_full_option(p)
     p.set_defaults(handler=cmd_sync)
     p = sub.add_parser(
@@ -58,6 +60,7 @@ def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.Argume
     )
     p.add_argument("--diff", action="store_true", help="also print each changed object's diff")
     add_target_option(p)
+    add_shard_options(p)
     _add_full_option(p)
     p.set_defaults(handler=cmd_check)
     p = sub.add_parser(

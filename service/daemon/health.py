@@ -256,3 +256,40 @@ def verdict(
     if deadline is not None and now > deadline:
         return Verdict(False, f"{what} {_ago(now, since)}, overdue since {deadline:%H:%M}{failing}")
     return Verdict(True, f"{what} {_ago(now, since)}{failing}")
+
+
+def alive(
+    state: DaemonState | None,
+    now: datetime,
+    trigger: BaseTrigger | None,
+    max_age_s: float | None,
+    sync_timeout_s: float,
+) -> Verdict:
+    """Is the daemon itself working, whatever the database answers? For a liveness probe:
+    a restart cures a stuck daemon, never an unreachable database, so failed syncs count as
+    activity here and only a daemon that stopped, or stopped trying, is reported."""
+    if state is None:
+        return Verdict(False, "no state file: the daemon has not run in this folder yet")
+    stopped = state.daemon_stopped_at
+    if stopped and (state.daemon_started_at is None or stopped >= state.daemon_started_at):
+        return Verdict(False, f"the daemon stopped {_ago(now, stopped)}")
+    moments = (
+        state.daemon_started_at,
+        state.last_started_at,
+        state.last_finished_at,
+        state.last_probe_at,
+    )
+    last = max((m for m in moments if m is not None), default=None)
+    if last is None:
+        return Verdict(False, "the daemon has not started yet")
+    deadline = deadline_after(last, trigger, max_age_s)
+    if deadline is not None:
+        # A sync that started just before may run for up to sync_timeout_s.
+        deadline += timedelta(seconds=sync_timeout_s)
+        if now > deadline:
+            return Verdict(
+                False,
+                f"stuck: no sync started or finished since {_ago(now, last)} "
+                f"(due by {deadline:%H:%M})",
+            )
+    return Verdict(True, f"active {_ago(now, last)}")

@@ -32,6 +32,7 @@ from service.disk.lock import hold
 from service.logs import get_logger, register_secret
 from service.production.conninfo import ConnInfoError
 from service.settings.model import Settings, SettingsError, select
+from service.settings.shards import Shard, ShardError
 
 EXIT_STOPPED = 0  # stopped by a signal after a graceful stop (or a cancel after the grace)
 EXIT_FORCED = 1  # a second signal abandoned the graceful stop
@@ -61,14 +62,18 @@ class Daemon:
         stopping: asyncio.Event,
         alerts: Alerts,
         metrics: Metrics | None,
+        shard: Shard | None = None,
+        configured: int = 1,
     ) -> None:
         self.settings, self.runners, self.triggers = settings, runners, triggers
         self.alerts, self.metrics = alerts, metrics
+        self.shard, self.configured = shard, configured
         self.log = get_logger()
         self._stop = stopping
         self._abort = asyncio.Event()
         self._stop_signal = ""
         self._by_job = {f"sync:{r.name}": r for r in runners}
+        self._scheduler_stopped = False
 
     # -- requests (signal handlers and the cron jobs: set events, never raise) -----------------
     def request_all(self, reason: str) -> None:
@@ -144,13 +149,20 @@ class Daemon:
         finally:
             for sig in (*SYNC_NOW, *STOP):
                 loop.remove_signal_handler(sig)
-            if scheduler.running:
-                scheduler.shutdown(wait=False)
+            self._stop_scheduler(scheduler)
             for task in [*loops, *watchers]:
                 if not task.done():
                     task.cancel()
                     with contextlib.suppress(BaseException):
                         await task
+
+    def _stop_scheduler(self, scheduler: AsyncIOScheduler) -> None:
+        # Once: AsyncIOScheduler stops in a loop callback, so `running` stays true until the
+        # loop next runs; a second shutdown queued before that raises SchedulerNotRunningError
+        # (seen with a shard of no targets, whose stop has nothing to await in between).
+        if scheduler.running and not self._scheduler_stopped:
+            self._scheduler_stopped = True
+            scheduler.shutdown(wait=False)
 
     def _log_started(self, jobs: list[Any]) -> None:
         def next_run(job: Any) -> str | None:
@@ -169,6 +181,8 @@ class Daemon:
                 else None
             ),
             "targets": [r.name for r in self.runners],
+            "shard": str(self.shard) if self.shard else None,
+            "targets_configured": self.configured,
             "max_concurrent_syncs": self.settings.max_concurrent_syncs,
             "watch_interval_s": self.settings.watch_interval_s,
             "full_sync_interval_s": self.settings.full_sync_interval_s,
@@ -207,7 +221,7 @@ class Daemon:
             running=[r.name for r in busy],
             grace_s=self.settings.stop_grace_s if busy else 0,
         )
-        scheduler.shutdown(wait=False)
+        self._stop_scheduler(scheduler)
         for task, runner in loops.items():
             runner.cancel_retry()
             if runner.running is None:  # idle or waiting for a slot: nothing to lose
@@ -275,11 +289,25 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
     fleet = bool(settings.targets)
     parse_schedule(settings.schedule, settings.timezone)  # the defaults' own errors first
     try:
-        targets = select(settings.resolved_targets(), only)
-    except ValueError as exc:
+        shard = settings.serving_shard()
+        every = settings.resolved_targets()
+        targets = select(every, only, shard)
+    except (ShardError, ValueError) as exc:
         raise SettingsError(str(exc)) from None
-    triggers = [_checked(t, fleet) for t in targets]
+    # Every target's settings are checked, not only this shard's: a config one shard refuses,
+    # every shard refuses, and moving a target to another shard never reveals a broken one.
+    checked = {t.name: _checked(t, fleet) for t in every}
+    triggers = [checked[t.name] for t in targets]
     log = get_logger()
+    if shard is not None and not targets:
+        # Not an error: with more shards than a small fleet needs, some serve nothing.
+        log.info(
+            "shard.empty",
+            shard=str(shard),
+            targets_configured=len(every),
+            message=f"shard {shard} serves none of the configured targets ({len(every)}); "
+            "it stays up",
+        )
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     logging.getLogger("apscheduler").addHandler(_SchedulerErrors())
     logging.getLogger("apscheduler").propagate = False
@@ -290,6 +318,12 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
         metrics = None
         if settings.metrics_port is not None:
             metrics = Metrics(by_target=fleet)
+            metrics.serving(
+                len(targets),
+                len(every),
+                shard.index if shard else None,
+                shard.count if shard else None,
+            )
             try:
                 metrics.serve(settings.metrics_port, settings.metrics_host)
             except OSError as exc:
@@ -336,7 +370,9 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
                         stopping,
                     )
                 )
-            daemon = Daemon(settings, runners, triggers, stopping, alerts, metrics)
+            daemon = Daemon(
+                settings, runners, triggers, stopping, alerts, metrics, shard, len(every)
+            )
             code = await daemon.run()
             return code
         finally:

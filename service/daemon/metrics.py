@@ -9,7 +9,14 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    start_http_server,
+)
 from prometheus_client.process_collector import ProcessCollector
 
 _BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
@@ -61,6 +68,19 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
+        # What this daemon serves: with shards, the sum of targets_served over the shards
+        # equals targets_configured when every shard runs (docs/kubernetes.md has the alert).
+        self.targets_served = Gauge(
+            f"{ns}_targets_served", "Targets this daemon serves", registry=self.registry
+        )
+        self.targets_configured = Gauge(
+            f"{ns}_targets_configured",
+            "Targets in the configuration, every shard's together",
+            registry=self.registry,
+        )
+        self.shard = Info(
+            f"{ns}_shard", "The shard of the targets this daemon serves", registry=self.registry
+        )
         self._server: Any = None
 
     def serve(self, port: int, host: str) -> None:
@@ -72,6 +92,13 @@ class Metrics:
             with contextlib.suppress(Exception):
                 self._server.shutdown()
             self._server = None
+
+    def serving(self, served: int, configured: int, index: int | None, count: int | None) -> None:
+        """What this daemon serves; the shard info series only when the targets are sharded."""
+        self.targets_served.set(served)
+        self.targets_configured.set(configured)
+        if index is not None and count is not None:
+            self.shard.info({"shard": f"{index}/{count}", "index": str(index), "count": str(count)})
 
     def _of(self, target: str) -> tuple[str, ...]:
         return (target,) if self.by_target else ()

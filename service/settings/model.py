@@ -35,6 +35,8 @@ from service.production.export import ExportOptions
 from service.production.schema_patterns import check_patterns
 from service.settings.fields import ConnectionFields, check_dsn
 from service.settings.git import GitFields
+from service.settings.shards import MAX_SHARDS, Shard, ShardError, shard_of
+from service.settings.shards import resolve as resolve_shard
 from service.settings.targets import ADDRESS_FIELDS, TargetOverrides, parse_targets
 from service.settings.webhooks import WebhookSettings
 
@@ -178,6 +180,10 @@ class Settings(Target, GitFields, BaseSettings):
     # Many databases ([[targets]] tables, or SCHEMA_SYNC_TARGETS as a JSON list)
     targets: list[TargetOverrides] = Field(default_factory=list)
     max_concurrent_syncs: int = Field(default=4, ge=1)  # the daemon's and `sync`'s bound
+    # Several daemons splitting the targets (docs/kubernetes.md): INDEX/COUNT or "auto" (the
+    # index from a StatefulSet pod's name, the count from shard_count); unset: every target.
+    shard: str | None = None
+    shard_count: int | None = Field(default=None, ge=1, le=MAX_SHARDS)
 
     @field_validator("targets", mode="wrap")
     @classmethod
@@ -189,6 +195,22 @@ class Settings(Target, GitFields, BaseSettings):
             return parse_targets(value, SECRET_FIELDS)
         except ValueError as exc:
             raise PydanticCustomError("invalid_targets", "{detail}", {"detail": str(exc)}) from None
+
+    @model_validator(mode="after")
+    def _shard_usable(self) -> Settings:
+        try:
+            self.serving_shard()
+        except ShardError as exc:
+            detail = (
+                f"invalid setting shard={self.shard!r} (from --shard, {ENV_PREFIX}SHARD or "
+                f"the config file): {exc}"
+            )
+            raise PydanticCustomError("invalid_shard", "{detail}", {"detail": detail}) from None
+        return self
+
+    def serving_shard(self) -> Shard | None:
+        """The shard this process serves (None: every target); 'auto' reads the pod's name."""
+        return resolve_shard(self.shard, self.shard_count, os.environ)
 
     @model_validator(mode="after")
     def _targets_fit(self) -> Settings:
@@ -268,6 +290,8 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
 
 def describe_validation_error(exc: ValidationError, config: Path | None) -> str:
     err = exc.errors()[0]
+    if err["type"] == "invalid_shard":  # already the whole line
+        return str(err["ctx"]["detail"])
     if err["type"] == "invalid_targets":  # already one line per invalid field of a target
         where = f" (from {ENV_PREFIX}TARGETS or {config or 'the config file'})"
         lines = []
@@ -339,12 +363,22 @@ def _check_folders(resolved: list[Settings]) -> None:
             owners[key] = s.name
 
 
-def select(resolved: list[Settings], name: str | None) -> list[Settings]:
-    """All targets, or the one called `name`; ValueError naming the configured ones."""
+def select(
+    resolved: list[Settings], name: str | None, shard: Shard | None = None
+) -> list[Settings]:
+    """All targets (of `shard`, when given), or the one called `name`; ValueError naming the
+    configured ones, or the shard that serves it."""
+    served = [s for s in resolved if shard is None or shard.serves(s.name)]
     if name is None:
-        return resolved
+        return served
     for s in resolved:
         if s.name == name:
+            if shard is not None and not shard.serves(name):
+                other = Shard(shard_of(name, shard.count), shard.count)
+                raise ValueError(
+                    f"target {name!r} is served by shard {other}, not by this shard {shard}: "
+                    f"run the command there (pod <statefulset>-{other.index})"
+                )
             return [s]
     names = ", ".join(s.name for s in resolved)
     raise ValueError(f"no target named {name!r}: configured targets are {names}")
