@@ -21,6 +21,7 @@ import pytest
 from pydantic import SecretStr
 
 from service.demo.cluster import ScratchCluster
+from service.errors import SyncError
 from service.production.db import connect
 from service.settings.model import Settings
 from service.sync import sync_target
@@ -301,3 +302,44 @@ def test_pins_reach_pg_dump_after_the_clients_options() -> None:
     dbname = next(a for a in argv if a.startswith("--dbname="))
     assert dbname.index("TimeZone=Asia/Tokyo") < dbname.index("TimeZone=UTC")
     assert "--encoding=UTF8" in argv
+
+
+LOGIN_TRIGGER = """
+CREATE FUNCTION public.local_zone() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_user <> 'exempt' THEN
+        PERFORM pg_catalog.set_config('TimeZone', 'America/New_York', false);
+    END IF;
+END $$;
+CREATE EVENT TRIGGER local_zone ON login EXECUTE FUNCTION public.local_zone();
+"""
+
+
+async def test_a_login_trigger_that_sets_a_pinned_setting_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    # Login event triggers (17+) run SQL in every new session, after its startup options: a SET
+    # there would reach pg_dump's session too. The catalog session sees it and says so.
+    from tests.test_versions import installed
+
+    bindir = installed("17")
+    with ScratchCluster(bindir) as c:
+        c.psql("postgres", "CREATE ROLE exempt LOGIN SUPERUSER")
+        c.create_database("shop")
+        c.psql("shop", SCHEMA + LOGIN_TRIGGER)
+        dump = str(installed("clients-18") / "pg_dump")
+        caught = settings_for(c.dsn("shop"), tmp_path / "caught").model_copy(
+            update={"pg_dump": dump}
+        )
+        with pytest.raises(SyncError) as err:
+            await sync_target(caught)
+        message = str(err.value)
+        assert "TimeZone = 'America/New_York' (pinned 'UTC')" in message
+        assert "login event trigger" in message and "\n" not in message
+        assert not caught.schema_file.exists()
+        exempt = settings_for(c.dsn("shop", "exempt"), tmp_path / "exempt").model_copy(
+            update={"pg_dump": dump}
+        )
+        assert (await sync_target(exempt)).first_run
+        schema = exempt.schema_file.read_text()
+        assert "DEFAULT '2020-01-01 00:00:00+00'::timestamp with time zone" in schema

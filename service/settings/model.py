@@ -155,7 +155,7 @@ class Settings(Target, GitFields, BaseSettings):
         default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$"
     )
     # Anyone who may connect may NOTIFY: a notification probes no sooner than this after the
-    # previous probe began (docs/output-settings.md "Push mode's rate limit").
+    # previous probe began (docs/push-mode.md).
     listen_min_gap_s: float = Field(default=1.0, gt=0, le=3600)
 
     # Alerts
