@@ -335,7 +335,7 @@ async def test_a_login_trigger_that_sets_a_pinned_setting_is_refused_in_one_line
             await sync_target(caught)
         message = str(err.value)
         assert "TimeZone = 'America/New_York' (pinned 'UTC')" in message
-        assert "login event trigger" in message and "\n" not in message
+        assert "a login event trigger" in message and "\n" not in message
         assert not caught.schema_file.exists()
         exempt = settings_for(c.dsn("shop", "exempt"), tmp_path / "exempt").model_copy(
             update={"pg_dump": dump}

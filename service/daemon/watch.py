@@ -140,15 +140,17 @@ class Watcher:
 
     async def _next_turn(self) -> bool:
         """Wait for the next probe: `interval` after the last check, sooner on a notification,
-        but not sooner than the gap after the last probe began. Notifications that arrive
-        meanwhile (or came during the check) are all answered by this one probe."""
+        but not sooner than the gap after the last probe began (nor later than the poll).
+        Notifications that arrive meanwhile (or came during the check) are all answered by
+        this one probe."""
+        poll_at = time.monotonic() + self.interval
         if not await self._sleep(self.interval, wake_on_notify=True):
             return False
         self._trigger = "interval"
         if self.poked.is_set():
             self._trigger = "notify"
             gap = max(self.min_gap, self._last_probe_s / PROBE_DUTY_MAX)
-            wait = self._last_probe_at + gap - time.monotonic()
+            wait = min(self._last_probe_at + gap, poll_at) - time.monotonic()
             if wait > 0 and not await self._sleep(wait):
                 return False
         self.poked.clear()

@@ -19,7 +19,9 @@ How each session gets them, and why a client or the server cannot override them:
   connection string over both. pg_dump's own SETs come after and agree (same values).
 - asyncpg sessions: startup parameters (server_settings), the same source "client".
 - Only a SET in the session beats them, and only one thing runs SQL in it before us: a login
-  event trigger (PostgreSQL 17+; session_preload_libraries can too). check() finds that.
+  event trigger (PostgreSQL 17+; session_preload_libraries can too). check() finds that, and
+  a pooler that drops startup options it does not track (pgbouncer without them in
+  ignore_startup_parameters refuses the connection instead).
 
 client_encoding is pinned apart: asyncpg always speaks UTF8 (its own startup parameter);
 pg_dump gets --encoding=<the database's server_encoding>, which is what it prints when nobody
@@ -173,7 +175,8 @@ async def check(conn: asyncpg.Connection) -> None:
     if wrong:
         shown = ", ".join(f"{n} = {v!r} (pinned {BY_NAME[n].value!r})" for n, v in wrong)
         raise PinsOverridden(
-            f"{shown} was set after login, by a login event trigger or "
-            "session_preload_libraries; pg_dump's session would print the schema with it: "
-            "make the trigger leave this role alone (IF current_user = '...' THEN RETURN)"
+            f"{shown}: a login event trigger or session_preload_libraries set it after login, "
+            "or a pooler dropped the startup options (pgbouncer's ignore_startup_parameters); "
+            "pg_dump's session would print the schema with it: make the trigger leave this "
+            "role alone (IF current_user = '...' THEN RETURN), or connect past the pooler"
         )
