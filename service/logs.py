@@ -16,6 +16,8 @@ _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|dsn|pgpassword", re.IGNOREC
 # Any scheme (postgresql+psycopg2://, mysql://, https://...): a DSN we reject still reaches
 # error text before it is rejected, and its password must not.
 _URI_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)\S*@")
+# A token as the user name of an https URL (`https://TOKEN@github.com/...`): git takes it so.
+_HTTP_USER = re.compile(r"(https?://)[^:/@\s]+@", re.IGNORECASE)
 _KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 _known_secrets: set[str] = set()
 
@@ -31,6 +33,7 @@ def redact(text: str) -> str:
     for secret in _known_secrets:
         text = text.replace(secret, "***")
     text = _URI_PASSWORD.sub(r"\1***@", text)
+    text = _HTTP_USER.sub(r"\1***@", text)
     return _KEYWORD_PASSWORD.sub(r"\1***", text)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 from service import __version__
 from service.disk.record import SyncRecord, hashes_of, read_record, write_record
 from service.errors import SyncError
+from service.production import pins
 from service.production.db import SessionLimits
 from service.production.export import ExportError, pg_dump_version, resolve_pg_dump
 from service.production.probe import Fingerprint, probe_once
@@ -41,8 +43,11 @@ class Decision:
 
 
 def settings_digest(settings: Settings, files: list[Path]) -> str:
-    """Digest of everything in the settings that shapes the files (and of this tool's version,
-    whose normalisation shapes them too)."""
+    """Digest of everything in the settings and the client that shapes the files (and of this
+    tool's version, whose normalisation shapes them too). The client's `options` (the DSN's or
+    PGOPTIONS) and a service file reach pg_dump: the pinned settings in them no longer print,
+    but others may (a role, row_security); a change in them reads in full, once."""
+    info = settings.conninfo()
     shaping = {
         "tool": __version__,
         "schemas": list(settings.schemas),
@@ -51,7 +56,11 @@ def settings_digest(settings: Settings, files: list[Path]) -> str:
         "privileges": settings.include_privileges,
         "comments": settings.include_comments,
         "files": [str(p) for p in files],
-        "source": settings.conninfo().display(),
+        "source": info.display(),
+        "options": info.params.get("options"),
+        "service": info.params.get("service"),
+        "pg_dump": shutil.which(settings.pg_dump) or settings.pg_dump,
+        "pins": pins.digest_text(),
     }
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 

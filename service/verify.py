@@ -20,7 +20,7 @@ import shutil
 import signal
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from service.production.export import (
 )
 from service.production.lifetime import die_with_parent
 from service.production.session import close_quickly
-from service.production.snapshot import both
+from service.production.snapshot import both, server_encoding
 from service.settings.model import Settings
 
 SCRATCH_PREFIX = "pg_schema_sync_verify_"
@@ -336,8 +336,11 @@ async def round_trip(
         try:
             major, full = await pg_dump_version(resolve_pg_dump(export_options.pg_dump))
             check_versions(major, full, conn.get_server_version().major * 10_000)
+            # In the file's own encoding: the round trip is to reproduce its bytes.
+            encoding = file_encoding(schema_file) or server_encoding(conn)
+            again_options = replace(export_options, encoding=encoding)
             _, scratch_inventory = await both(
-                export_schema(scratch, export_options, again_schema, again_functions),
+                export_schema(scratch, again_options, again_schema, again_functions),
                 load_inventory(conn, catalog_options),
             )
         except ExportError as exc:
@@ -362,6 +365,16 @@ async def round_trip(
         more = f" and {len(drift) - 5} more" if len(drift) > 5 else ""
         message = f"round trip differs: the files do not reproduce their export ({names}{more})"
         return Problem(ROUNDTRIP, message), drift
+
+
+_ENCODING_LINE = re.compile(rb"\nSET client_encoding = '([A-Za-z0-9_]+)';\n")
+
+
+def file_encoding(schema_file: Path) -> str | None:
+    """The encoding pg_dump wrote the file in: its preamble's SET client_encoding."""
+    with open(schema_file, "rb") as fh:
+        found = _ENCODING_LINE.search(fh.read(4096))
+    return found.group(1).decode() if found else None
 
 
 def log_outcome(

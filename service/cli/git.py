@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from service.cli.common import EXIT_OK, add_target_option, chosen
+from service.delivery.clone import scrub_url
 from service.delivery.config import GitConfig
 from service.delivery.git import load_state
 
@@ -41,7 +42,7 @@ async def cmd_git_status(args: argparse.Namespace) -> int:
             docs[target.name] = {"enabled": False}
             continue
         doc = {"enabled": True, **asdict(state), "branch": cfg.branch}
-        doc["repository"] = cfg.repository
+        doc["repository"] = scrub_url(cfg.repository)  # a token may be its user name
         doc["pending_commits"] = len(doc.pop("pending_messages"))
         docs[target.name] = doc
     if args.json:

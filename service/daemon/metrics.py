@@ -81,6 +81,20 @@ class Metrics:
         self.shard = Info(
             f"{ns}_shard", "The shard of the targets this daemon serves", registry=self.registry
         )
+        # Push mode: notifications anyone who may connect can send, against the probes they
+        # led to (rate-limited in watch.py); the two side by side show a flood.
+        self.notifications = Counter(
+            f"{ns}_listen_notifications",
+            "NOTIFYs received on listen_channel",
+            per,
+            registry=self.registry,
+        )
+        self.watch_probes = Counter(
+            f"{ns}_watch_probes",
+            "Watch-mode probes run, by what started them: interval, notify or settle",
+            [*per, "trigger"],
+            registry=self.registry,
+        )
         self._server: Any = None
 
     def serve(self, port: int, host: str) -> None:
@@ -122,6 +136,13 @@ class Metrics:
     def probed(self, duration_s: float, target: str = "") -> None:
         t = self._of(target)
         (self.probe_duration.labels(*t) if t else self.probe_duration).observe(duration_s)
+
+    def notified(self, target: str = "") -> None:
+        t = self._of(target)
+        (self.notifications.labels(*t) if t else self.notifications).inc()
+
+    def watch_probe(self, trigger: str, target: str = "") -> None:
+        self.watch_probes.labels(*self._of(target), trigger).inc()
 
     def failed(self, duration_s: float, cause: str, target: str = "") -> None:
         t = self._of(target)

@@ -225,9 +225,16 @@ class TargetRunner:
         if self.metrics and fp is not None:
             self.metrics.probed(fp.duration_s, self.name)
 
-    def probe_seen(self, duration_s: float | None, result: str) -> None:
+    def notification_received(self) -> None:
+        """Push mode: a NOTIFY arrived (counted; the watcher decides whether it probes)."""
+        if self.metrics:
+            self.metrics.notified(self.name)
+
+    def probe_seen(self, duration_s: float | None, result: str, trigger: str) -> None:
         """A watch probe's result: metrics always; the state file when the result changes or
         once a minute (not every few seconds: it is a file under sql/ by default)."""
+        if self.metrics:
+            self.metrics.watch_probe(trigger, self.name)
         if duration_s is not None and self.metrics:
             self.metrics.probed(duration_s, self.name)
         last = self.state.last_probe_at

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from service.production import pins
 from service.production.conninfo import ConnInfo
 
 
@@ -24,11 +25,13 @@ class SessionLimits:
 
 
 async def connect(info: ConnInfo, limits: SessionLimits | None = None) -> asyncpg.Connection:
-    """A read-only session: every transaction read-only, bounded statement and lock waits."""
+    """A read-only session: every transaction read-only, bounded statement and lock waits, and
+    the settings that shape printed text pinned (pins.py: they override the server's)."""
     limits = limits or SessionLimits()
     kwargs = info.asyncpg_kwargs()
     kwargs["server_settings"] = {
         **kwargs.get("server_settings", {}),
+        **pins.server_settings(),
         "application_name": kwargs.get("server_settings", {}).get(
             "application_name", limits.application_name
         ),

@@ -164,7 +164,7 @@ async def _read_once(
             _, followed = await both(release(), followed_by(inventory))
             return inventory, followed
 
-        options = replace(export_options, snapshot=shared)
+        options = replace(export_options, snapshot=shared, encoding=server_encoding(conn))
         result, (inventory, followed) = await both(
             _export(info, options, schema_out, functions_out, dump_full, dump_started), catalog()
         )
@@ -288,6 +288,11 @@ async def _load(conn: asyncpg.Connection, options: CatalogOptions, info: ConnInf
                 "lock_wait_timeout_ms: DDL is running on production; will retry",
                 Cause.CATALOG,
             ) from None
+
+
+def server_encoding(conn: asyncpg.Connection) -> str:
+    """The database's encoding: pg_dump writes in it (pins.py says why)."""
+    return str(conn.get_settings().server_encoding)
 
 
 def _server_version(conn: asyncpg.Connection) -> str:

@@ -156,6 +156,9 @@ class Settings(Target, GitFields, BaseSettings):
     listen_channel: str | None = Field(  # push mode: LISTEN here (deploy/pg-schema-sync-notify.sql)
         default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$"
     )
+    # Anyone who may connect may NOTIFY: a notification probes no sooner than this after the
+    # previous probe began (docs/push-mode.md).
+    listen_min_gap_s: float = Field(default=1.0, gt=0, le=3600)
 
     # Alerts
     sentry_dsn: SecretStr | None = None
