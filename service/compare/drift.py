@@ -72,9 +72,19 @@ class DriftItem:
         return head + (f" (from {self.from_name})" if self.from_name is not None else "")
 
     def notes(self) -> tuple[str, ...]:
-        """The reasons worth a line of their own: not the bare `table added`."""
-        plain = f"{self.kind} {self.change.value}"
-        return tuple(r for r in self.reasons if r != plain)
+        """The reasons that say more than line() does: not `table added`, nor a rename's."""
+        said = {
+            f"{self.kind} {self.change.value}",
+            f"{self.kind} {self.from_name} renamed to {self.name}",
+        }
+        return tuple(r for r in self.reasons if r not in said)
+
+
+def file_item(name: str, change: Change, diff: str) -> DriftItem:
+    """A schema file whose bytes differ though no object did (edited by hand, or written by
+    another pg_dump): what installs from it may differ from production, so look (behavioural)."""
+    reason = "the file differs from a fresh export though no object changed"
+    return DriftItem("file", name, change, diff, Impact.BEHAVIOURAL, (reason,))
 
 
 @dataclass(frozen=True)

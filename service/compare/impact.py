@@ -34,12 +34,6 @@ from service.compare.inventory import DbObject
 from service.compare.levels import Assessment, Impact, Part, assess
 from service.compare.meta import shape, tail_parts
 
-FILE_DRIFT = Assessment(
-    Impact.BEHAVIOURAL,
-    ("schema file differs from a fresh export though no object changed (edited by hand, or "
-     "another pg_dump)",),
-)  # fmt: skip
-
 # Kinds no client names or sees: their objects come and go without a client noticing.
 _UNSEEN = frozenset({"statistics"})
 # Kinds that act on their own when something happens: adding or removing one changes what
@@ -145,8 +139,13 @@ def _changed(old: DbObject, new: DbObject) -> list[Part]:
     return parts + tail_parts(kind, new.name, was, now)
 
 
-def _keyed(impact_of: dict[str, Impact], default: Impact) -> Callable[[Body, Body], list[Part]]:
-    return lambda old, new: keyed_parts(old, new, impact_of, default, header=default)
+def _keyed(
+    kind: str, impact_of: dict[str, Impact], default: Impact
+) -> Callable[[Body, Body], list[Part]]:
+    def parts(old: Body, new: Body) -> list[Part]:
+        return keyed_parts(old, new, impact_of, default, default, f"{kind} definition changed")
+
+    return parts
 
 
 def _always(impact: Impact, words: str) -> Callable[[Body, Body], list[Part]]:
@@ -167,12 +166,12 @@ _RULES: dict[str, Callable[[Body, Body], list[Part]]] = {
     "extension": extension_parts,
     "cast": cast_parts,
     "default privileges": default_privilege_parts,
-    "operator": _keyed(_OPERATOR_PLANNER, Impact.BEHAVIOURAL),
+    "operator": _keyed("operator", _OPERATOR_PLANNER, Impact.BEHAVIOURAL),
     "statistics": _always(Impact.COSMETIC, "statistics definition changed"),
     "security label": _always(
         Impact.BREAKING, "security label changed: access under its provider can change"
     ),
     "schema": _always(Impact.BREAKING, "definition changed"),
-    **{kind: _keyed({}, Impact.BEHAVIOURAL) for kind in _BEHAVIOUR},
+    **{kind: _keyed(kind, {}, Impact.BEHAVIOURAL) for kind in _BEHAVIOUR},
     "event trigger": lambda old, new: firing_parts("event trigger", old, new),
 }

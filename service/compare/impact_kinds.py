@@ -50,11 +50,12 @@ def keyed_parts(
     impact_of: dict[str, Impact],
     default: Impact,
     header: Impact = Impact.BREAKING,
+    header_words: str = "definition changed",
 ) -> list[Part]:
     """Line by line, matched by line_key; the header line (CREATE ...) first."""
     parts: list[Part] = []
     if old[:1] != new[:1]:
-        parts.append(Part(header, "definition changed"))
+        parts.append(Part(header, header_words))
     before = {line_key(ln): ln for ln in old[1:]}
     after = {line_key(ln): ln for ln in new[1:]}
     for key in dict.fromkeys([*before, *after]):
@@ -244,7 +245,11 @@ def index_parts(old: Body, new: Body) -> list[Part]:
         parts.append(Part(Impact.COSMETIC, "storage parameters changed"))
     changed = set(old[1:]) ^ set(new[1:])  # TABLESPACE, PARTITION OF, statistics targets
     for word in sorted({ln.strip().partition(" ")[0] for ln in changed}):
-        what = {"TABLESPACE": "tablespace", "PARTITION": "parent index", "ALTER": "statistics"}
+        what = {
+            "TABLESPACE": "tablespace",
+            "PARTITION": "parent index",
+            "ALTER": "statistics target",
+        }
         parts.append(Part(Impact.COSMETIC, f"{what.get(word, 'index settings')} changed"))
     return parts
 

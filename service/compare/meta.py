@@ -70,13 +70,10 @@ def tail_parts(kind: str, name: str, old: Shape, new: Shape) -> list[Part]:
     parts: list[Part] = []
     if old.owner != new.owner and old.owner is not None and new.owner is not None:
         if kind in OWNER_MATTERS:
-            parts.append(
-                Part(
-                    Impact.BREAKING,
-                    f"owner {old.owner} -> {new.owner}: {old.owner} loses the owner's "
-                    "privileges unless it is a superuser",
-                )
-            )
+            # the old owner loses what owning gave it (unless a superuser, which we cannot
+            # tell from here): to a client connecting as it, that is a privilege revoked
+            loses = f"{old.owner} loses owner rights"
+            parts.append(Part(Impact.BREAKING, f"owner {old.owner} -> {new.owner}: {loses}"))
         else:
             parts.append(Part(Impact.COSMETIC, f"owner {old.owner} -> {new.owner}"))
     parts += privilege_parts(old.acl, new.acl)
