@@ -200,7 +200,7 @@ def print_items(drift: Drift, with_diff: bool) -> None:
     none reaches the terminal raw."""
     for item in drift.worst_first():
         notes = "; ".join(item.notes())
-        line = f"  {item.impact.value:<11} {item.change.value:<8} {item.line()}"
+        line = f"  {item.impact.value:<11} {item.change.value:<8} {item.what()}"
         print(visible(line + (f": {notes}" if notes else "")))
         if with_diff and item.diff:
             diff = terminal_lines(item.diff)  # only \n and \t are left to split on

@@ -66,10 +66,14 @@ class DriftItem:
             doc["diff"] = self.diff
         return doc
 
+    def what(self) -> str:
+        """`table fam.paths (from fam.trails)`: the object, raw names."""
+        head = f"{self.kind} {self.name}"
+        return head + (f" (from {self.from_name})" if self.from_name is not None else "")
+
     def line(self) -> str:
         """`renamed table fam.paths (from fam.trails)`: what changed, in words, raw names."""
-        head = f"{self.change.value} {self.kind} {self.name}"
-        return head + (f" (from {self.from_name})" if self.from_name is not None else "")
+        return f"{self.change.value} {self.what()}"
 
     def notes(self) -> tuple[str, ...]:
         """The reasons that say more than line() does: not `table added`, nor a rename's."""

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from service import __version__
 from service.compare.drift import Drift
+from service.compare.escape import visible
 from service.logs import scrub
 from service.settings.targets import DEFAULT_NAME as DEFAULT_TARGET
 from service.settings.webhooks import WebhookFormat
@@ -51,7 +52,9 @@ class Change:
         }
         notes = "; ".join(r for r in self.reasons if r not in said)
         text = f"{self.impact}: {self.change} {self.kind} {self.name}{was}"
-        return _clip(text + (f": {notes}" if notes else ""), MAX_LINE)
+        # One line per object even when a name holds a line break: control characters are
+        # written out, as on a terminal (the JSON document keeps names exact).
+        return _clip(visible(text + (f": {notes}" if notes else "")), MAX_LINE)
 
 
 @dataclass(frozen=True)

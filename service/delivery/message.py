@@ -32,7 +32,7 @@ def sync_message(facts: CommitFacts, drift: Drift, first_run: bool, objects: int
         # must not start a line of the message, nor an escape sequence reach `git log`).
         subject = f"schema drift: {drift.impact_counts()}"
         body = [
-            visible(f"{i.impact.value:<11} {i.change.value:<8} {i.line()}")
+            visible(f"{i.impact.value:<11} {i.change.value:<8} {i.what()}")
             + (f": {visible('; '.join(i.notes()))}" if i.notes() else "")
             for i in drift.worst_first()[:MAX_ITEMS_LISTED]
         ]
