@@ -3,7 +3,7 @@
 A removed object and an added one of the same kind are one renamed object when the removed
 definition, read with the renames found so far, equals the added one once each side's own
 name is set aside: `ALTER TABLE a RENAME TO b`, `ALTER ... SET SCHEMA`, `ALTER SCHEMA
-RENAME`. Names are replaced only where they are code (sqltext.replace_names), so a function
+RENAME`. Names are replaced only where they are code (sqlnames.py), so a function
 body, which a rename leaves as it was, must match as it is.
 
 Renames are found in rounds: a table renamed together with the sequence its column default
@@ -21,6 +21,7 @@ as one that follows: its own name did not change.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,13 +29,8 @@ from dataclasses import dataclass, field
 from service.compare.impact_relations import RELATION_KINDS
 from service.compare.inventory import DbObject
 from service.compare.levels import Impact
-from service.compare.sqltext import (
-    NameKey,
-    first_name,
-    replace_names,
-    routine_name,
-    split_qualified,
-)
+from service.compare.sqlnames import NameKey, Names, names_in, replace_names
+from service.compare.sqltext import first_name, routine_name, split_qualified
 
 _QUALIFIED = RELATION_KINDS | {
     "sequence",
@@ -62,7 +58,15 @@ _OTHER = "\x01"  # a name of an object not paired yet, on either side
 
 def _referenced(obj: DbObject) -> list[NameKey]:
     """The names other definitions use for this object, as replace_names looks them up."""
-    kind, name = obj.kind, obj.name
+    return list(_referenced_by(obj.kind, obj.name))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _referenced_by(kind: str, name: str) -> tuple[NameKey, ...]:
+    return tuple(_names_of(kind, name))
+
+
+def _names_of(kind: str, name: str) -> list[NameKey]:
     if kind == "schema":
         return [("p", name), ("s", name)]
     if kind in _ROUTINES:
@@ -117,6 +121,7 @@ class Renames:
     names: dict[NameKey, str] = field(default_factory=dict)
     origin: dict[NameKey, Pair] = field(default_factory=dict)
     sources: dict[str, frozenset[NameKey]] = field(default_factory=dict)  # by old key
+    roots: dict[str, tuple[str, ...]] = field(default_factory=dict)  # follower -> its causes
 
     def read_old(
         self, text: str, skip: frozenset[NameKey] = frozenset()
@@ -132,29 +137,54 @@ class Renames:
         """The renames behind these names: a table that only moved with its renamed schema
         is not a cause; the schema is."""
         out: dict[str, None] = {}
-        visited: set[str] = set()
-        todo = sorted(keys)
-        while todo:
-            pair = self.origin.get(todo.pop(0))
-            if pair is None or pair.old.key in visited:
+        for key in sorted(keys):
+            pair = self.origin.get(key)
+            if pair is None:
                 continue
-            visited.add(pair.old.key)
             if pair.own:
-                out[f"follows {pair.new.kind} {pair.old.name} renamed to {pair.new.name}"] = None
+                out[_follows(pair)] = None
             else:
-                todo += sorted(self.sources.get(pair.old.key, ()))
+                out.update(dict.fromkeys(self.roots.get(pair.old.key, ())))
         return tuple(out)
+
+    def _find_roots(self) -> None:
+        """For each pair that only follows, the own renames it follows, through any chain of
+        followers (a view of a table of a renamed schema): one walk from each own rename
+        over the followers that name it, so a chain of 10,000 costs 10,000 steps, not n^2."""
+        followers: dict[str, list[Pair]] = defaultdict(list)  # old key -> pairs naming it
+        for pair in self.pairs:
+            for key in self.sources.get(pair.old.key, ()):
+                named = self.origin.get(key)
+                if named is not None and named.old.key != pair.old.key:
+                    followers[named.old.key].append(pair)
+        found: dict[str, dict[str, None]] = defaultdict(dict)
+        for root in sorted((p for p in self.pairs if p.own), key=lambda p: p.old.key):
+            reason = _follows(root)
+            todo, seen = [root.old.key], {root.old.key}
+            while todo:
+                for pair in followers.get(todo.pop(), ()):
+                    if pair.own or pair.old.key in seen:
+                        continue
+                    seen.add(pair.old.key)
+                    found[pair.old.key][reason] = None
+                    todo.append(pair.old.key)
+        self.roots = {key: tuple(reasons) for key, reasons in found.items()}
+
+
+def _follows(pair: Pair) -> str:
+    return f"follows {pair.new.kind} {pair.old.name} renamed to {pair.new.name}"
 
 
 def find_renames(removed: Sequence[DbObject], added: Sequence[DbObject]) -> Renames:
     found = Renames()
     if not removed or not added:
         return found
+    read = {o.key: names_in(o.definition) for o in (*removed, *added)}  # once each
     old_left = {o.key: o for o in removed}
     new_left = {o.key: o for o in added}
     tentative: list[tuple[DbObject, DbObject]] = []
     for _ in range(MAX_ROUNDS):
-        round_pairs = _round(old_left, new_left, _name_map(tentative))
+        round_pairs = _round(old_left, new_left, _name_map(tentative), read)
         if not round_pairs:
             break
         for old, new in round_pairs:
@@ -162,7 +192,7 @@ def find_renames(removed: Sequence[DbObject], added: Sequence[DbObject]) -> Rena
             del old_left[old.key], new_left[new.key]
     while tentative:  # every pair must hold with all the others; drop the ones that do not
         names = _name_map(tentative)
-        kept = [(o, n) for o, n in tentative if _explains(o, n, names)]
+        kept = [(o, n) for o, n in tentative if _explains(o, n, names, read[o.key])]
         if len(kept) == len(tentative):
             break
         tentative = kept
@@ -187,8 +217,9 @@ def find_renames(removed: Sequence[DbObject], added: Sequence[DbObject]) -> Rena
         def others_of(k: NameKey, own: frozenset[NameKey] = own) -> str | None:
             return None if k in own else names.get(k)
 
-        replace_names(pair.old.definition, others_of, seen)
+        read[pair.old.key].render(others_of, seen)
         found.sources[pair.old.key] = frozenset(seen)
+    found._find_roots()
     found.pairs = [
         Pair(p.old, p.new, p.own, found.causes(found.sources[p.old.key])) for p in found.pairs
     ]
@@ -207,7 +238,10 @@ def _name_map(pairs: Iterable[tuple[DbObject, DbObject]]) -> dict[NameKey, str]:
 
 
 def _round(
-    old_left: dict[str, DbObject], new_left: dict[str, DbObject], names: dict[NameKey, str]
+    old_left: dict[str, DbObject],
+    new_left: dict[str, DbObject],
+    names: dict[NameKey, str],
+    read: dict[str, Names],
 ) -> list[tuple[DbObject, DbObject]]:
     old_others = {k for o in old_left.values() for k in _referenced(o)}
     new_others = {k for o in new_left.values() for k in _referenced(o)}
@@ -222,14 +256,14 @@ def _round(
                 return _SELF
             return _OTHER if k in old_others else names.get(k)
 
-        groups[(obj.kind, replace_names(obj.definition, old_name))][0].append(obj)
+        groups[(obj.kind, read[obj.key].render(old_name))][0].append(obj)
     for obj in new_left.values():
         own = frozenset(_own(obj))
 
         def new_name(k: NameKey, own: frozenset[NameKey] = own) -> str | None:
             return _SELF if k in own else _OTHER if k in new_others else None
 
-        groups[(obj.kind, replace_names(obj.definition, new_name))][1].append(obj)
+        groups[(obj.kind, read[obj.key].render(new_name))][1].append(obj)
     out: list[tuple[DbObject, DbObject]] = []
     for olds, news in groups.values():
         if len(olds) == 1 and len(news) == 1:
@@ -243,10 +277,9 @@ def _round(
     return out
 
 
-def _explains(old: DbObject, new: DbObject, names: dict[NameKey, str]) -> bool:
+def _explains(old: DbObject, new: DbObject, names: dict[NameKey, str], read: Names) -> bool:
     """Does `old`, read with every rename and its own new name, give exactly `new`?"""
-    own = dict(zip(_own(old), (text for _, text in _own(new)), strict=False))
     if len(_own(old)) != len(_own(new)):
         return False
-    read = replace_names(old.definition, lambda k: own.get(k) or names.get(k))
-    return read == new.definition
+    own = dict(zip(_own(old), (text for _, text in _own(new)), strict=True))
+    return read.render(lambda k: own.get(k) or names.get(k)) == new.definition
