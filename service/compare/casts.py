@@ -1,7 +1,7 @@
 """Pure: is a type change one a client can live with? PostgreSQL's built-in implicit casts.
 
 compare/ reads no database, so the casts PostgreSQL applies implicitly (pg_cast rows with
-castcontext = 'i', by format_type name) are written out here. tests/test_impact_units.py
+castcontext = 'i', by format_type name) are written out here. tests/test_impact.py
 checks this table against pg_cast of the test cluster, so a server that changes them fails
 a test instead of silently misjudging a change (PostgreSQL 13 to 18 have the same set).
 """
