@@ -320,8 +320,9 @@ def test_hand_edited_inventory_is_named_as_the_object_it_changes(
             "kind": "table",
             "name": "shop.orders",
             "change": "changed",
-            "impact": "compatible",
-            "reasons": ["column total: numeric(10,2) -> numeric(12,2)"],
+            # the files say (12,2), production (10,2): values that fit the files overflow
+            "impact": "breaking",
+            "reasons": ["column total: numeric(12,2) -> numeric(10,2)"],
         }
     ]
     assert run_cli("sync", cwd=tmp_path, env=env_for(shop)).code == 0
