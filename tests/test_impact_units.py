@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from service.compare.casts import parse_type, type_change
+from service.compare.drift import Change, Drift, DriftItem
 from service.compare.impact import classify
 from service.compare.inventory import DbObject
 from service.compare.levels import Impact
@@ -145,3 +146,22 @@ def test_type_names_are_read_with_their_modifiers() -> None:
     assert parse_type("timestamp(3) with time zone[]") == ("timestamp with time zone", "3", 1)
     assert parse_type("bpchar") == ("character", None, 0)
     assert parse_type("interval day to second(2)") == ("interval", "day to second(2)", 0)
+
+
+def test_the_fingerprint_of_a_drift_does_not_move_with_its_verdict() -> None:
+    # Open drifts were alerted under the fingerprint of (change, kind, name, diff) per item,
+    # in key order: an upgrade that adds impacts must not make them look new.
+    import hashlib
+
+    items = (
+        DriftItem("table", "app.t", Change.CHANGED, "--- files/table app.t\n+++ production/x\n"),
+        DriftItem("view", "app.v", Change.REMOVED, "-x\n"),
+    )
+    before = hashlib.sha256()
+    for item in items:
+        diff = item.diff.replace("--- files/", "--- a/").replace("+++ production/", "+++ b/")
+        before.update(f"{item.change}\0{item.kind}\0{item.name}\0{diff}\n".encode())
+    judged = tuple(
+        DriftItem(i.kind, i.name, i.change, i.diff, Impact.COSMETIC, ("why",)) for i in items
+    )
+    assert Drift(items).fingerprint() == Drift(judged).fingerprint() == before.hexdigest()[:32]

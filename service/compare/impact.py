@@ -17,7 +17,6 @@ from service.compare.impact_kinds import (
     cast_is_implicit,
     cast_parts,
     default_privilege_parts,
-    domain_parts,
     extension_parts,
     firing_parts,
     index_is_unique,
@@ -25,11 +24,10 @@ from service.compare.impact_kinds import (
     keyed_parts,
     policy_is_restrictive,
     policy_parts,
-    sequence_parts,
-    type_parts,
 )
 from service.compare.impact_relations import RELATION_KINDS, relation_parts
 from service.compare.impact_routines import aggregate_parts, routine_parts
+from service.compare.impact_types import domain_parts, sequence_parts, type_parts
 from service.compare.inventory import DbObject
 from service.compare.levels import Assessment, Impact, Part, assess
 from service.compare.meta import shape, tail_parts
