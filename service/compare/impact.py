@@ -76,9 +76,14 @@ def classify(old: DbObject | None, new: DbObject | None) -> Assessment:
     return assess(_changed(old, new), Part(Impact.BREAKING, "definition changed"))
 
 
+# Kinds whose verdict on being added or removed depends on their body. Only these are read: a
+# first sync lists all 37,000 objects of a 10,000-table schema as added.
+_READ_WHEN_ADDED = frozenset({"policy", "index", "cast", "default privileges"})
+
+
 def _added(obj: DbObject) -> tuple[Impact, tuple[str, ...]]:
-    body = shape(obj).body
     kind = obj.kind
+    body = shape(obj).body if kind in _READ_WHEN_ADDED else ()
     if kind in _UNSEEN:
         return Impact.COSMETIC, (f"{kind} added",)
     if kind in _FIRING:
@@ -100,8 +105,8 @@ def _added(obj: DbObject) -> tuple[Impact, tuple[str, ...]]:
 
 
 def _removed(obj: DbObject) -> tuple[Impact, str]:
-    body = shape(obj).body
     kind = obj.kind
+    body = shape(obj).body if kind in _READ_WHEN_ADDED else ()
     if kind in _UNSEEN:
         return Impact.COSMETIC, f"{kind} removed"
     if kind in _FIRING:
