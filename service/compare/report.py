@@ -63,7 +63,7 @@ def _drift_section(facts: SummaryFacts) -> list[str]:
     # (and each reason, which names columns and roles) is an inline code span on one line,
     # each diff a fence its text cannot close, so no name or body becomes a heading, an image
     # or HTML in a markdown viewer.
-    out += [f"- {i.impact.value}: {_title(i)}" for i in drift.worst_first()]
+    out += [f"- {i.impact.value}: {_title(i, ' ')}" for i in drift.worst_first()]
     out.append("")
     for level in ORDER:  # a section per impact level, the worst first
         items = [i for i in drift.worst_first() if i.impact is level]
@@ -77,7 +77,7 @@ def _drift_section(facts: SummaryFacts) -> list[str]:
     return out
 
 
-def _title(item: DriftItem) -> str:
+def _title(item: DriftItem, after: str = ": ") -> str:
     """`renamed: table `app.b` (from `app.a`)`, names as code spans."""
     was = f" (from {md_code(item.from_name)})" if item.from_name is not None else ""
-    return f"{item.change.value}: {item.kind} {md_code(item.name)}{was}"
+    return f"{item.change.value}{after}{item.kind} {md_code(item.name)}{was}"
