@@ -131,6 +131,10 @@ CASES: list[Case] = [
     Case("column renamed, a view reads it", "ALTER TABLE app.trails RENAME length_km TO km", [
         changed("table", T, "breaking", "column length_km renamed to km"),
         changed("view", "app.long_trails", "behavioural", "view query changed")]),
+    Case("column owning a sequence renamed", "ALTER TABLE app.trails RENAME serial_no TO number", [
+        changed("sequence", "app.ticket", "cosmetic",
+                "follows column serial_no of app.trails renamed to number"),
+        changed("table", T, "breaking", "column serial_no renamed to number")]),
     Case("column named in a foreign key renamed",
          "ALTER TABLE app.segments RENAME COLUMN trail_id TO path_id", [
         changed("table", "app.segments", "breaking", "column trail_id renamed to path_id")]),

@@ -14,7 +14,7 @@ from service.compare.impact_relations import column_renames
 from service.compare.inventory import DbObject, Inventory
 from service.compare.levels import ORDER, Assessment, Impact
 from service.compare.renames import Renames, find_renames
-from service.compare.sqltext import rename_words
+from service.compare.sqltext import name_parts, rename_words
 
 
 def _odd_line_break(text: str) -> bool:
@@ -251,9 +251,14 @@ def _changed(
 
 
 def _attached_to(obj: DbObject) -> str | None:
-    """The table an index, trigger, rule or policy belongs to (its columns are bare names)."""
+    """The table an index, trigger, rule or policy belongs to (its columns are bare names),
+    or whose column owns a sequence."""
     if obj.kind in ("trigger", "rule", "policy"):
         return obj.name.rpartition(" ON ")[2]
+    if obj.kind == "sequence" and "\n    OWNED BY " in obj.definition:
+        owner = obj.definition.partition("\n    OWNED BY ")[2].partition("\n")[0]
+        parts = name_parts(owner)
+        return f"{parts[0]}.{parts[1]}" if len(parts) == 3 else None
     if obj.kind == "index":
         head = obj.definition.partition("\n")[0]
         on = head.partition(" ON ")[2].removeprefix("ONLY ")
