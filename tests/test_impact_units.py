@@ -100,6 +100,9 @@ def test_quotes_are_found_as_psql_finds_them() -> None:
     found = [text[s.start : s.end] for s in quoted_spans(text)]
     assert found == ["'it''s'", "E'\\'x'", '"q""x"', "$f$ 'not' $x$ $f$", "$$ '' $$"]
     assert logical_lines("a 'b\nc' d\ne") == ["a 'b\nc' d", "e"]
+    # a tag closes at its next occurrence; one left without a partner quotes nothing
+    repeated = "$a$ x $a$ y $a$ z"
+    assert [repeated[s.start : s.end] for s in quoted_spans(repeated)] == ["$a$ x $a$"]
 
 
 def test_names_are_replaced_only_where_they_are_code() -> None:

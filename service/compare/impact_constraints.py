@@ -51,11 +51,16 @@ def constraint_changes(
     gone = [n for n in old if n not in new]
     came = [n for n in new if n not in old]
     renamed: dict[str, str] = {}
-    for name in gone:  # a constraint renamed: one gone and one come with the same definition
-        same = [c for c in came if new[c] == old[name]]
-        twins = [g for g in gone if old[g] == old[name]]
-        if len(same) == 1 and len(twins) == 1:
-            renamed[name] = same[0]
+    gone_by: dict[str, list[str]] = {}
+    came_by: dict[str, list[str]] = {}
+    for name in gone:
+        gone_by.setdefault(old[name], []).append(name)
+    for name in came:
+        came_by.setdefault(new[name], []).append(name)
+    for definition, names in gone_by.items():  # one gone, one come, the same definition
+        same = came_by.get(definition, [])
+        if len(names) == 1 and len(same) == 1:
+            renamed[names[0]] = same[0]
     for old_name, new_name in renamed.items():
         word, label = constraint_type(old[old_name])
         impact = Impact.BREAKING if word in _ARBITERS else Impact.COSMETIC

@@ -9,6 +9,7 @@ would see code, never inside a string, a dollar-quoted body or a quoted identifi
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from typing import NamedTuple
 
 # Quoted identifiers, E'' strings (backslash escapes), standard strings ('' only) and
@@ -19,7 +20,7 @@ _OPENERS = re.compile(r"[\"'$]")
 _QUOTED_IDENT = re.compile(r'"(?:[^"]|"")*"')
 _STRING = re.compile(r"'(?:[^']|'')*'")
 _E_STRING = re.compile(r"[Ee]'(?:[^'\\]|''|\\.)*'")
-_DOLLAR = re.compile(r"\$((?:[^\W\d]\w*)?)\$.*?\$\1\$", re.S)
+_DOLLAR_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")
 _IDENT = r'(?:"(?:[^"]|"")*"|[^\W\d][\w$]*)'
 _IDENT_RE = re.compile(_IDENT)
 # A dotted name where it starts: not in the middle of a word, a number or another dotted name.
@@ -47,6 +48,7 @@ def quoted_spans(text: str) -> list[Span]:
         return []
     out: list[Span] = []
     pos = 0
+    tags: dict[str, list[int]] | None = None  # where each $tag$ stands, read once if needed
     while (opener := _OPENERS.search(text, pos)) is not None:
         at = opener.start()
         char = text[at]
@@ -61,7 +63,25 @@ def quoted_spans(text: str) -> list[Span]:
             pos = at + 1  # a `$` inside an identifier (a$b) or a parameter ($1)
             continue
         else:
-            found, kind = _DOLLAR.match(text, at), "dollar"
+            # The closing tag from an index of all tags: a regex searching ahead from every
+            # unclosed `$x$` would take quadratic time on a text full of them.
+            tag = _DOLLAR_TAG.match(text, at)
+            if tag is None:
+                pos = at + 1
+                continue
+            if tags is None:
+                tags = {}
+                for m in _DOLLAR_TAG.finditer(text):
+                    tags.setdefault(m.group(), []).append(m.start())
+            places = tags.get(tag.group(), [])
+            n = bisect_right(places, tag.end() - 1)
+            if n < len(places):
+                end = places[n] + len(tag.group())
+                out.append(Span(at, end, "dollar"))
+                pos = end
+            else:
+                pos = at + 1
+            continue
         if found is None:  # unterminated: not a quote psql would see either
             pos = at + 1
             continue
