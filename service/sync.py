@@ -19,6 +19,7 @@ from service.compare.drift import (
     Drift,
     DriftItem,
     compare,
+    file_item,
     text_diff,
 )
 from service.compare.inventory import Inventory
@@ -172,7 +173,8 @@ def file_drift(snapshot: Snapshot, paths: Paths, drift: Drift, first_run: bool) 
         if not files.same_bytes(fresh, on_disk) and not first_run and not drift:
             change = Change.CHANGED if on_disk.exists() else Change.ADDED
             label = _display_path(on_disk)
-            extra.append(DriftItem("file", label, change, file_diff(on_disk, fresh, label)))
+            diff = file_diff(on_disk, fresh, label)
+            extra.append(file_item(label, change, diff))
     return Drift(drift.items + tuple(extra))
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from service.compare.drift import Change, Drift, DriftItem, compare, text_diff
+from service.compare.drift import Change, Drift, compare, file_item, text_diff
 from service.compare.inventory import Inventory
 from service.disk import files, owner
 from service.logs import get_logger, register_secret
@@ -360,7 +360,7 @@ async def round_trip(
             diff = text_diff(
                 mine.read_text(errors="replace"), again.read_text(errors="replace"), label
             )
-            drift = Drift((DriftItem("file", label, Change.CHANGED, diff),))
+            drift = Drift((file_item(label, Change.CHANGED, diff),))
         names = ", ".join(f"{i.change.value} {i.kind} {i.name}" for i in drift.items[:5])
         more = f" and {len(drift) - 5} more" if len(drift) > 5 else ""
         message = f"round trip differs: the files do not reproduce their export ({names}{more})"

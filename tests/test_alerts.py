@@ -199,7 +199,11 @@ def test_sentry_gets_one_event_per_distinct_drift_resolution_and_failure_streak(
     ]
     drift_event = events[0]
     assert drift_event["fingerprint"] == [first[0]["fingerprint"]]
-    assert "changed table shop.orders" in drift_event["contexts"]["drift"]["changes"]
+    assert drift_event["contexts"]["drift"]["changes"] == [
+        "compatible: changed table shop.orders: column hotfix added"
+    ]
+    assert drift_event["tags"]["drift_impact"] == "compatible"  # a warning, not an error
+    assert first[0]["impact"] == "compatible" and first[0]["reasons"] == ["column hotfix added"]
     assert drift_event["environment"] == "test"
     assert events[2]["contexts"]["failure"]["consecutive_failures"] == 2
     assert "postgresql://sentry_reader:***@" in json.dumps(events[2])

@@ -156,8 +156,8 @@ def _commits_and_pushes(
     message = git("log", "-1", "--format=%B", BRANCH, cwd=remote)
     inventory = (work / FILES[2]).read_bytes()
     backup = sorted((work / "backups").glob("schema-sync-*"))[-1].name
-    assert message.startswith("schema drift: 1 changed\n")
-    assert "changed  table shop.orders" in message
+    assert message.startswith("schema drift: 1 compatible\n")
+    assert "compatible  changed  table shop.orders: column note added" in message
     assert f"Backup: {backup}" in message
     assert f"Inventory-SHA256: {hashlib.sha256(inventory).hexdigest()}" in message
     source = next(ln for ln in message.splitlines() if ln.startswith("Source: "))
@@ -268,7 +268,7 @@ def test_unreachable_or_non_repository_remote_loses_nothing_and_catches_up(
     assert back.code == 0, back.err
     message = git("log", "-1", "--format=%B", BRANCH, cwd=remote)
     assert message.startswith("schema: 2 syncs while the repository was unreachable")
-    assert "schema: first sync" in message and "schema drift: 1 changed" in message
+    assert "schema: first sync" in message and "schema drift: 1 compatible" in message
     assert git("show", f"{BRANCH}:{FILES[0]}", cwd=remote) == (work / FILES[0]).read_text()
 
 

@@ -186,8 +186,9 @@ def test_daemon_syncs_ten_databases_at_once_and_a_hung_one_holds_up_nobody(
         ] == ["db03"]
 
         text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read().decode()
-        assert 'pg_schema_sync_drift_objects{target="db03"} 1.0' in text
-        assert 'pg_schema_sync_drift_objects{target="db04"} 0.0' in text
+        assert 'pg_schema_sync_drift_objects{impact="compatible",target="db03"} 1.0' in text
+        assert 'pg_schema_sync_drift_objects{impact="breaking",target="db03"} 0.0' in text
+        assert 'pg_schema_sync_drift_objects{impact="compatible",target="db04"} 0.0' in text
         assert 'pg_schema_sync_sync_failures_total{cause="connection",target="hung"}' in text
         d.send(signal.SIGTERM)
         assert d.wait_exit(15) == 0, d.tail()
@@ -225,13 +226,24 @@ def test_cli_syncs_all_targets_within_the_limit_and_addresses_one_by_name(
         assert (doc["drift"], doc["error"]) == (True, True)
         assert list(doc["targets"]) == ["deadport", "missing", *GOOD]
         assert doc["targets"]["deadport"]["cause"] == "connection"
-        assert doc["targets"]["db04"] == {"drift": False, "changes": []}
+        assert doc["targets"]["db04"] == {
+            "drift": False,
+            "headline": "no drift",
+            "impact": {},
+            "changes": [],
+        }
         one = run_cli("check", "--config", config, "--target", "db05", "--json", cwd=tmp_path)
         assert one.code == 1
         # The single-target document, byte for byte as without targets.
         assert one.out == json.dumps(doc["targets"]["db05"]) + "\n"
         assert doc["targets"]["db05"]["changes"] == [
-            {"kind": "function", "name": "shop.fleet_probe()", "change": "added"}
+            {
+                "kind": "function",
+                "name": "shop.fleet_probe()",
+                "change": "added",
+                "impact": "compatible",
+                "reasons": ["function added"],
+            }
         ]
         fixed = run_cli("sync", "--config", config, "--target", "db05", cwd=tmp_path)
         assert fixed.code == 0 and "wrote " in fixed.out and "db05" not in fixed.out.split()[0]

@@ -132,7 +132,7 @@ def test_round_trip_names_a_function_edited_by_hand(
     result = run_cli("verify", "--diff", cwd=tmp_path, env=env)
     assert result.code == 1, result.err
     assert "round trip differs" in result.out
-    assert "changed  function shop.price(integer)" in result.out
+    assert "behavioural changed  function shop.price(integer)" in result.out
     assert "+" in result.out and "2.5" in result.out
     assert "shop.price(integer, numeric)" not in result.out
 
@@ -146,7 +146,7 @@ def test_round_trip_names_a_file_reformatted_by_hand(
         fh.write("-- a note added by hand\n")
     result = run_cli("verify", cwd=tmp_path, env=env)
     assert result.code == 1
-    assert "changed  file functions.sql" in result.out
+    assert "behavioural changed  file functions.sql" in result.out
 
 
 def test_verify_without_a_verify_server_is_one_clear_line(shop: Database, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from service.demo.cluster import ScratchCluster
 from service.production.catalog_queries import QUERIES
 from service.production.catalog_queries_extra import EXTRA_QUERIES
 from service.production.catalog_versions import FRAGMENTS, queries_for
-from tests.conftest import FIXTURES, Database, new_database, run_cli
+from tests.conftest import FIXTURES, NO_DRIFT, Database, new_database, run_cli
 from tests.test_catalog import BASE_SQL, CASES, ROLES_SQL, TABLE_ALTERATIONS, changes, inventory
 
 ADDED, REMOVED, CHANGED = Change.ADDED, Change.REMOVED, Change.CHANGED
@@ -226,12 +226,18 @@ def test_compare_two_live_databases(server: ScratchCluster) -> None:
     two = new_database(server, FIXTURES / "shop.sql")
     try:
         same = run_cli("compare", "--json", one.dsn, two.dsn, cwd=Path.cwd())
-        assert (same.code, same.json()) == (0, {"drift": False, "changes": []}), same.err
+        assert (same.code, same.json()) == (0, NO_DRIFT), same.err
         two.sql("DROP VIEW shop.open_orders")
         differ = run_cli("compare", "--json", one.dsn, two.dsn, cwd=Path.cwd())
         assert differ.code == 1, differ.err
         assert differ.json()["changes"] == [
-            {"kind": "view", "name": "shop.open_orders", "change": "removed"}
+            {
+                "kind": "view",
+                "name": "shop.open_orders",
+                "change": "removed",
+                "impact": "breaking",
+                "reasons": ["view removed"],
+            }
         ]
     finally:
         server.drop_database(one.name)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from service.compare.drift import Change, Drift, DriftItem
+from service.compare.levels import Impact
 from service.daemon.messages import (
     drift_event,
     failure_event,
@@ -39,15 +40,19 @@ def documented_verifier() -> Callable[[bytes, dict[str, str], bytes], bool]:
     return scope["verified"]  # type: ignore[no-any-return]
 
 
-def drift_of(*items: tuple[Change, str, str]) -> Drift:
+def drift_of(*items: tuple[Any, ...]) -> Drift:
+    """Items from (change, kind, name[, impact, reasons[, from]])."""
     return Drift(
-        tuple(DriftItem(kind, name, change, f"diff of {name}") for change, kind, name in items)
+        tuple(
+            DriftItem(kind, name, change, f"diff of {name}", *more)
+            for change, kind, name, *more in items
+        )
     )
 
 
 DRIFT = drift_of(
-    (Change.CHANGED, "table", "shop.orders"),
-    (Change.ADDED, "function", "shop.total(integer)"),
+    (Change.ADDED, "function", "shop.total(integer)", Impact.COMPATIBLE, ("function added",)),
+    (Change.CHANGED, "table", "shop.orders", Impact.BREAKING, ("column note dropped",)),
 )
 
 
@@ -68,11 +73,12 @@ def texts(value: Any) -> list[str]:
 def test_slack_drift_message_names_objects_target_backup_and_commit() -> None:
     event = drift_event("app", SOURCE, DRIFT, DRIFT.fingerprint(), "backups/app/s-1", AT, "c0ffee1")
     slack = doc("slack", event)
-    assert slack["text"] == "Schema drift on app: 2 changes (1 added, 1 changed)"
+    assert slack["text"] == "Schema drift on app: 2 changes (1 breaking, 1 compatible)"
     header, section, context = slack["blocks"]
     assert header["type"] == "header" and header["text"]["text"] == slack["text"]
-    assert (
-        section["text"]["text"] == "changed table shop.orders\nadded function shop.total(integer)"
+    assert section["text"]["text"] == (  # the breaking change first, with why
+        "breaking: changed table shop.orders: column note dropped\n"
+        "compatible: added function shop.total(integer)"
     )
     assert [e["text"] for e in context["elements"]] == [
         "Target: app",
@@ -137,9 +143,25 @@ def test_generic_json_document_and_a_signature_a_receiver_can_verify() -> None:
     body = render("json", event)
     document = json.loads(body)
     assert document["event"] == "drift" and document["version"] == 1
+    assert document["drift"]["headline"] == "2 changes (1 breaking, 1 compatible)"
+    assert document["drift"]["impact"] == {"breaking": 1, "compatible": 1}
     assert document["drift"]["changes"] == [
-        {"change": "changed", "kind": "table", "name": "shop.orders"},
-        {"change": "added", "kind": "function", "name": "shop.total(integer)"},
+        {
+            "change": "changed",
+            "kind": "table",
+            "name": "shop.orders",
+            "impact": "breaking",
+            "reasons": ["column note dropped"],
+            "from": None,
+        },
+        {
+            "change": "added",
+            "kind": "function",
+            "name": "shop.total(integer)",
+            "impact": "compatible",
+            "reasons": ["function added"],
+            "from": None,
+        },
     ]
     assert document["drift"]["summary"] == "backups/app/s-1/sync-summary.md"
     assert document["commit"] is None and document["failure"] is None

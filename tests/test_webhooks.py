@@ -306,7 +306,17 @@ def test_daemon_sends_one_message_per_drift_across_a_restart_and_one_per_failure
     documents = [json.loads(body) for _, body in json_posts]
     assert [doc["event"] for doc in documents] == ["drift", "resolved", "failure", "recovered"]
     drift = documents[0]["drift"]
-    assert drift["changes"] == [{"change": "changed", "kind": "table", "name": "shop.orders"}]
+    assert drift["changes"] == [
+        {
+            "change": "changed",
+            "kind": "table",
+            "name": "shop.orders",
+            "impact": "compatible",
+            "reasons": ["column hotfix added"],
+            "from": None,
+        }
+    ]
+    assert drift["headline"] == "1 change (1 compatible)"
     assert "/backups/schema-sync-" in drift["backup"]
     assert documents[1]["resolved_fingerprint"] == drift["fingerprint"]
     assert documents[2]["failure"]["consecutive_failures"] == 1

@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from service.compare.drift import Drift
 from service.compare.escape import terminal_lines, visible
+from service.compare.levels import Impact
 from service.errors import SyncError
 from service.logs import configure_logging
 from service.production.conninfo import ConnInfoError
@@ -27,6 +28,24 @@ from service.settings.model import Settings, SettingsError, load_settings, selec
 
 T = TypeVar("T")
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+# --fail-on: the least impact that makes a drift exit 1 (any: every drift, as before it existed)
+FAIL_ON = {
+    "breaking": Impact.BREAKING,
+    "behavioural": Impact.BEHAVIOURAL,
+    "compatible": Impact.COMPATIBLE,
+    "any": Impact.COSMETIC,
+}
+
+
+def add_fail_on_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fail-on",
+        choices=list(FAIL_ON),
+        default="any",
+        help="exit 1 only for a change at this impact or worse (breaking > behavioural > "
+        "compatible > cosmetic); default any: every drift. A CI gate that tolerates additive "
+        "drift uses --fail-on breaking",
+    )
 
 
 def add_target_option(parser: argparse.ArgumentParser, default: Any = None) -> None:
@@ -167,8 +186,10 @@ def report_checks(
     as_json: bool,
     emit: Callable[[Drift], object],
     with_diff: bool = False,
+    fail_on: Impact = Impact.COSMETIC,
 ) -> int:
-    """Each target's drift; exit 2 if any check failed, else 1 if any drifted, else 0.
+    """Each target's drift; exit 2 if any check failed, else 1 if any drifted (at `fail_on`
+    or worse), else 0.
 
     --json prints one document: {"drift": any, "error": any, "targets": {name: document}},
     each target's document the single-target one, or {"error": ..., "cause": ...}.
@@ -191,7 +212,8 @@ def report_checks(
                 print(f"{r.target.name}: error: {visible(r.error or '')}")
     if errors:
         return EXIT_ERROR
-    return EXIT_DRIFT if drifted else EXIT_OK
+    failing = any(r.value.at_least(fail_on) for r in results if r.value is not None)
+    return EXIT_DRIFT if failing else EXIT_OK
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -205,16 +227,23 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def print_items(drift: Drift, with_diff: bool) -> None:
-    """One line per changed object (and its diff): names from production are shown with
-    their control characters written out, so none reaches the terminal raw."""
-    for item in drift.items:
-        print(f"  {item.change.value:<8} {item.kind} {visible(item.name)}")
+    """One line per changed object, breaking first, with its impact and reasons (and its
+    diff): names from production are shown with their control characters written out, so
+    none reaches the terminal raw."""
+    for item in drift.worst_first():
+        notes = "; ".join(item.notes())
+        line = f"  {item.impact.value:<11} {item.change.value:<8} {item.what()}"
+        print(visible(line + (f": {notes}" if notes else "")))
         if with_diff and item.diff:
             diff = terminal_lines(item.diff)  # only \n and \t are left to split on
             print("".join("    " + ln for ln in diff.splitlines(keepends=True)), end="")
 
 
-def emit_drift(drift: Drift, as_json: bool, with_diff: bool) -> int:
+def emit_drift(
+    drift: Drift, as_json: bool, with_diff: bool, fail_on: Impact = Impact.COSMETIC
+) -> int:
+    """Print the drift; EXIT_DRIFT when a change at `fail_on` or worse is in it."""
+    failing = drift.at_least(fail_on)
     if as_json:  # --diff: each change carries its diff (exact text; JSON escapes it)
         print(json.dumps(drift.as_json(with_diff)))
     elif not drift:
@@ -222,4 +251,6 @@ def emit_drift(drift: Drift, as_json: bool, with_diff: bool) -> int:
     else:
         print(f"drift: {drift.headline()}")
         print_items(drift, with_diff)
-    return EXIT_DRIFT if drift else EXIT_OK
+        if not failing:
+            print(f"not failing: no change is {fail_on.value} or worse (--fail-on)")
+    return EXIT_DRIFT if failing else EXIT_OK

@@ -2,7 +2,9 @@
 
 The decisions are pure functions of (alert state, what happened); `Alerts` only carries them
 out. Sentry gets: a drift once per distinct drift (fingerprint = the drift's own hash, so
-Sentry groups a persisting drift into one issue and we do not resend it every cycle), an info
+Sentry groups a persisting drift into one issue and we do not resend it every cycle) as an
+error when a change in it is breaking and a warning otherwise, titled with the counts by
+impact; an info
 event when production and the files agree again, an error after N consecutive failures and an
 info event on recovery. Every payload passes through the same scrubber as the logs.
 """
@@ -15,7 +17,8 @@ from enum import StrEnum
 from typing import Any
 
 from service import __version__
-from service.compare.drift import Drift
+from service.compare.drift import Drift, DriftItem
+from service.compare.levels import Impact
 from service.daemon import messages
 from service.daemon.webhooks import Hook, WebhookSender
 from service.errors import Cause
@@ -40,7 +43,7 @@ def retry_delay_s(cause: Cause, failures: int, cap_s: float, base_s: float = 5.0
 
 
 class Notice(StrEnum):
-    DRIFT_NEW = "drift_new"  # a drift not alerted before: log + Sentry warning
+    DRIFT_NEW = "drift_new"  # a drift not alerted before: log + Sentry (error if breaking)
     DRIFT_KNOWN = "drift_known"  # the drift already alerted: log only
     DRIFT_RESOLVED = "drift_resolved"  # production and files agree again: log + Sentry info
     FAILURE_ALERT = "failure_alert"  # N-th failure in a row: Sentry error
@@ -163,12 +166,16 @@ class Alerts:
         new_state, notices = after_success(state, fingerprint, first_run)
         for notice in notices:
             if notice in (Notice.DRIFT_NEW, Notice.DRIFT_KNOWN):
-                for item in drift.items:
+                for item in drift.worst_first():
+                    renamed = {"from": item.from_name} if item.from_name is not None else {}
                     log.warning(
                         "drift.detected",
                         kind=item.kind,
                         name=item.name,
                         change=item.change.value,
+                        impact=item.impact.value,
+                        reasons=list(item.reasons),
+                        **renamed,
                         fingerprint=fingerprint,
                         new=notice is Notice.DRIFT_NEW,
                     )
@@ -259,19 +266,22 @@ class Alerts:
         self, drift: Drift, fingerprint: str, backup: str | None, log: Any, commit: str | None
     ) -> None:
         # Names only, no DDL: function bodies can hold secrets and Sentry is often a third
-        # party; the full diff is in the backup's sync-summary.md.
-        names = [f"{i.change.value} {i.kind} {i.name}" for i in drift.items[:MAX_NAMES_SENT]]
+        # party; the full diff is in the backup's sync-summary.md. Reasons name objects,
+        # columns and roles, never values. The worst first, so a cut keeps them.
+        names = [_change_line(i) for i in drift.worst_first()[:MAX_NAMES_SENT]]
         if len(drift) > MAX_NAMES_SENT:
             names.append(f"... and {len(drift) - MAX_NAMES_SENT} more")
+        worst = drift.impact or Impact.COSMETIC
         self._send(
             f"Schema drift on {self.source}: {drift.headline()}",
-            "warning",
+            "error" if worst is Impact.BREAKING else "warning",
             [fingerprint, self.target] if self.in_fingerprint else [fingerprint],
-            {"drift_fingerprint": fingerprint},
+            {"drift_fingerprint": fingerprint, "drift_impact": worst.value},
             {
                 "drift": {
                     "fingerprint": fingerprint,
                     "headline": drift.headline(),
+                    "impact": drift.impacts(),
                     "changes": names,
                     "summary": f"{backup}/sync-summary.md" if backup else None,
                     **({"commit": commit} if commit else {}),
@@ -310,6 +320,12 @@ class Alerts:
             log.warning("alert.failed", error=f"{type(exc).__name__}: {exc}")
             return
         log.info("alert.sent", level=level, event_id=event_id, fingerprint=fingerprint)
+
+
+def _change_line(item: DriftItem) -> str:
+    """`breaking: changed table app.t: column b dropped` for Sentry's list of changes."""
+    notes = "; ".join(item.notes())
+    return f"{item.impact.value}: {item.line()}" + (f": {notes}" if notes else "")
 
 
 def _now() -> datetime:

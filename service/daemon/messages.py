@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from service import __version__
 from service.compare.drift import Drift
+from service.compare.escape import visible
 from service.logs import scrub
 from service.settings.targets import DEFAULT_NAME as DEFAULT_TARGET
 from service.settings.webhooks import WebhookFormat
@@ -35,12 +36,25 @@ DELIVERY_HEADER = "X-Schema-Sync-Delivery"
 
 @dataclass(frozen=True)
 class Change:
-    change: str  # added | removed | changed
+    change: str  # added | removed | changed | renamed
     kind: str
     name: str
+    impact: str = "breaking"  # breaking | behavioural | compatible | cosmetic
+    reasons: tuple[str, ...] = ()  # names objects, columns, roles: never values or DDL
+    from_name: str | None = None  # a rename's old name
 
     def line(self) -> str:
-        return _clip(f"{self.change} {self.kind} {self.name}", MAX_LINE)
+        """`breaking: changed table app.t: column b dropped`, one line, clipped."""
+        was = f" (from {self.from_name})" if self.from_name is not None else ""
+        said = {
+            f"{self.kind} {self.change}",
+            f"{self.kind} {self.from_name} renamed to {self.name}",
+        }
+        notes = "; ".join(r for r in self.reasons if r not in said)
+        text = f"{self.impact}: {self.change} {self.kind} {self.name}{was}"
+        # One line per object even when a name holds a line break: control characters are
+        # written out, as on a terminal (the JSON document keeps names exact).
+        return _clip(visible(text + (f": {notes}" if notes else "")), MAX_LINE)
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,7 @@ class AlertEvent:
     title: str
     at: datetime
     headline: str | None = None
+    impact: dict[str, int] | None = None  # drift: items by impact, worst first
     changes: tuple[Change, ...] = ()
     total_changes: int = 0
     fingerprint: str | None = None
@@ -89,7 +104,11 @@ def drift_event(
     commit: str | None = None,
 ) -> AlertEvent:
     # Names only, no DDL: function bodies can hold secrets, and the diff is in the backup.
-    changes = tuple(Change(i.change.value, i.kind, i.name) for i in drift.items[:MAX_NAMES_JSON])
+    # The worst first: when the list is cut, what is kept is what breaks.
+    changes = tuple(
+        Change(i.change.value, i.kind, i.name, i.impact.value, i.reasons, i.from_name)
+        for i in drift.worst_first()[:MAX_NAMES_JSON]
+    )
     return AlertEvent(
         "drift",
         target,
@@ -97,6 +116,7 @@ def drift_event(
         f"Schema drift on {_where(target, source)}: {drift.headline()}",
         at,
         headline=drift.headline(),
+        impact=drift.impacts(),
         changes=changes,
         total_changes=len(drift),
         fingerprint=fingerprint,
@@ -156,6 +176,8 @@ def teams_payload(event: AlertEvent) -> dict[str, Any]:
     """Teams Workflows ("Send webhook alerts to a channel") / incoming webhook: a message with
     one Adaptive Card attachment (version 1.4; Teams renders up to 1.5)."""
     color = {"drift": "Warning", "failure": "Attention", "resolved": "Good", "recovered": "Good"}
+    if event.event == "drift" and (event.impact or {}).get("breaking"):
+        color["drift"] = "Attention"  # red: something that works now can fail
     body: list[dict[str, Any]] = [
         {
             "type": "RichTextBlock",
@@ -213,8 +235,17 @@ def json_payload(event: AlertEvent) -> dict[str, Any]:
         drift = {
             "fingerprint": event.fingerprint,
             "headline": event.headline,
+            "impact": event.impact or {},
             "changes": [
-                {"change": c.change, "kind": c.kind, "name": c.name} for c in event.changes
+                {
+                    "change": c.change,
+                    "kind": c.kind,
+                    "name": c.name,
+                    "impact": c.impact,
+                    "reasons": list(c.reasons),
+                    "from": c.from_name,
+                }
+                for c in event.changes
             ],
             "more": event.total_changes - len(event.changes),
             "backup": event.backup,

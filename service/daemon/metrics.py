@@ -7,6 +7,7 @@ one, so nothing imported by accident shows up on the endpoint.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -20,6 +21,8 @@ from prometheus_client import (
 from prometheus_client.process_collector import ProcessCollector
 
 _BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+# Every level has a series (0 when none), so a rule on one level always has data.
+IMPACTS = ("breaking", "behavioural", "compatible", "cosmetic")
 
 
 class Metrics:
@@ -47,8 +50,9 @@ class Metrics:
         )
         self.drift_objects = Gauge(
             f"{ns}_drift_objects",
-            "Objects that differed between production and the files in the last sync",
-            per,
+            "Objects that differed between production and the files in the last sync, by "
+            "impact (breaking, behavioural, compatible, cosmetic)",
+            [*per, "impact"],
             registry=self.registry,
         )
         self.failures = Counter(
@@ -118,19 +122,28 @@ class Metrics:
         return (target,) if self.by_target else ()
 
     def succeeded(
-        self, duration_s: float, drift_objects: int, finished_at: float, target: str = ""
+        self,
+        duration_s: float,
+        drift_objects: Mapping[str, int],
+        finished_at: float,
+        target: str = "",
     ) -> None:
+        """`drift_objects`: drifted objects by impact (Drift.impacts())."""
         t = self._of(target)
         self.duration.labels(*t, "success").observe(duration_s)
         (self.last_success.labels(*t) if t else self.last_success).set(finished_at)
-        (self.drift_objects.labels(*t) if t else self.drift_objects).set(drift_objects)
+        self._drift(t, drift_objects)
         self.cycles.labels(*t, "full").inc()
+
+    def _drift(self, t: tuple[str, ...], by_impact: Mapping[str, int]) -> None:
+        for impact in IMPACTS:
+            self.drift_objects.labels(*t, impact).set(by_impact.get(impact, 0))
 
     def skipped(self, finished_at: float, target: str = "") -> None:
         """A cycle the probe skipped: a success with no drift, without a sync duration."""
         t = self._of(target)
         (self.last_success.labels(*t) if t else self.last_success).set(finished_at)
-        (self.drift_objects.labels(*t) if t else self.drift_objects).set(0)
+        self._drift(t, {})
         self.cycles.labels(*t, "skipped").inc()
 
     def probed(self, duration_s: float, target: str = "") -> None:

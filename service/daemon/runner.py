@@ -182,7 +182,7 @@ class TargetRunner:
         )
         if self.metrics:
             self.metrics.succeeded(
-                outcome.duration_s, len(drift) if drift else 0, time.time(), self.name
+                outcome.duration_s, drift.impacts() if drift else {}, time.time(), self.name
             )
             self._probe_metrics(outcome)
         log.info(
