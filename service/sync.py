@@ -279,10 +279,12 @@ def _skipped(run_id: str, started: datetime, t0: float, decision: Decision) -> S
     )
 
 
-async def check_target(settings: Settings, full: bool = False) -> SyncOutcome:
+async def check_target(
+    settings: Settings, full: bool = False, run_id: str | None = None
+) -> SyncOutcome:
     """Compare production with the files on disk; write nothing (the probe's record neither)."""
     started, t0 = datetime.now(UTC), time.monotonic()
-    run_id = uuid.uuid4().hex[:12]
+    run_id = run_id or uuid.uuid4().hex[:12]
     paths = Paths.of(settings)
     log = get_logger(run_id=run_id)
     # Shared: checks run side by side, but never while a sync or rollback is halfway through

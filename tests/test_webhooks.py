@@ -20,7 +20,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from service.compare.drift import Change, Drift, DriftItem
-from service.daemon.alerts import Alerts, AlertState
+from service.daemon.alerting import Alerts
+from service.daemon.alerts import AlertState
 from service.daemon.messages import drift_event, render, resolved_event
 from service.daemon.webhooks import Hook, WebhookSender, deliver, hooks_of
 from service.demo.cluster import ScratchCluster

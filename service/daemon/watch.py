@@ -64,6 +64,7 @@ class Watcher:
         self.requested_for: str | None = None  # the fingerprint a sync was last asked for
         self._last_error: str | None = None
         self.poked = asyncio.Event()  # push mode: a NOTIFY arrived, probe now
+        self.listening = False  # push mode: the LISTEN connection is up (the status page)
 
     async def run(self) -> None:
         """Until the daemon stops; never raises but CancelledError (a bug is logged)."""
@@ -105,6 +106,7 @@ class Watcher:
             conn.add_termination_listener(lambda _c: lost.set())
             await conn.add_listener(channel, lambda *_: self.poked.set())
             runner.log.info("listen.started", channel=channel)
+            self.listening = True
             waits = {
                 asyncio.ensure_future(lost.wait()),
                 asyncio.ensure_future(runner.stopping.wait()),
@@ -112,6 +114,7 @@ class Watcher:
             try:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                self.listening = False
                 for w in waits:
                     w.cancel()
             if lost.is_set():

@@ -197,11 +197,12 @@ def list_backups(backup_dir: Path) -> list[Path]:
         return []
     return sorted(
         (p for p in backup_dir.iterdir() if p.is_dir() and p.name.startswith(BACKUP_PREFIX)),
-        key=_backup_sort_key,
+        key=backup_sort_key,
     )
 
 
-def _backup_sort_key(path: Path) -> tuple[str, int]:
+def backup_sort_key(path: Path) -> tuple[str, int]:
+    """Oldest first: names sort by time, then by their -2, -3... suffix."""
     stem, _, suffix = path.name.rpartition("-")
     if stem.startswith(BACKUP_PREFIX) and suffix.isdigit() and len(stem) > len(BACKUP_PREFIX):
         return stem, int(suffix)

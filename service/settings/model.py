@@ -35,12 +35,22 @@ from service.production.export import ExportOptions
 from service.production.schema_patterns import check_patterns
 from service.settings.fields import ConnectionFields, check_dsn
 from service.settings.git import GitFields
+from service.settings.links import check_public_url
 from service.settings.targets import ADDRESS_FIELDS, TargetOverrides, parse_targets
 from service.settings.webhooks import WebhookSettings
 
 ENV_PREFIX = "SCHEMA_SYNC_"
 DEFAULT_CONFIG = Path("config/pg-schema-sync.toml")
-SECRET_FIELDS = {"password", "dsn", "sentry_dsn", "verify_dsn", "git_repository", "webhooks"}
+SECRET_FIELDS = {
+    "password",
+    "dsn",
+    "sentry_dsn",
+    "verify_dsn",
+    "git_repository",
+    "webhooks",
+    "status_token",
+    "public_url",  # not secret, but refused when it holds a password: never echo it
+}
 EXAMPLES = {"webhooks": '[{"url": "https://hooks.slack.com/services/...", "format": "slack"}]'}
 
 
@@ -162,6 +172,13 @@ class Settings(Target, GitFields, BaseSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)  # Prometheus; off when unset
     metrics_host: str = "127.0.0.1"
 
+    # The status page, on the metrics listener (docs/status-page.md)
+    public_url: str | None = None  # where people open it: alerts and commits link there
+    status_token: SecretStr | None = None  # Bearer or ?token=; the page is open when unset
+    status_history: int = Field(default=100, ge=2, le=10_000)  # cycles kept per target
+    # The daemon compares and alerts but writes nothing: no files, backups or commits.
+    check_only: bool = False
+
     # Webhook alerts (Slack, Teams, signed JSON): the same events as Sentry
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)  # one attempt, all phases
@@ -178,6 +195,18 @@ class Settings(Target, GitFields, BaseSettings):
     # Many databases ([[targets]] tables, or SCHEMA_SYNC_TARGETS as a JSON list)
     targets: list[TargetOverrides] = Field(default_factory=list)
     max_concurrent_syncs: int = Field(default=4, ge=1)  # the daemon's and `sync`'s bound
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return check_public_url(value) if value else None
+
+    @field_validator("status_token")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("use at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value
 
     @field_validator("targets", mode="wrap")
     @classmethod
