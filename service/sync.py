@@ -34,6 +34,7 @@ from service.production.conninfo import ConnInfo
 from service.production.db import SessionLimits
 from service.production.export import ExportOptions
 from service.production.snapshot import Snapshot, compare_databases, take_snapshot
+from service.settings.links import drift_url
 from service.settings.model import Settings
 from service.verify import VerifyError, log_outcome, verify_files, verify_server
 
@@ -391,6 +392,9 @@ async def deliver_to_git(
         backup=outcome.backup.name if outcome.backup else None,
         inventory_sha256=digest,
         run_id=outcome.run_id,
+        page=drift_url(settings.public_url, settings.name, outcome.backup.name)
+        if outcome.backup and settings.public_url
+        else None,
     )
     message = None
     if outcome.files_written:

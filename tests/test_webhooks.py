@@ -287,7 +287,7 @@ def test_daemon_sends_one_message_per_drift_across_a_restart_and_one_per_failure
                 d.send(signal.SIGHUP)
                 d.wait_for(closing, count=count)
 
-            sync_now(2, "sync.finished")  # files agree again: resolved
+            sync_now(2, "sync.finished")  # files agree again: the daemon wrote them, no message
             fail.touch()
             sync_now(1, "sync.failed")  # failure_alert_after = 1
             sync_now(2, "sync.failed")  # the same streak: no second message
@@ -305,13 +305,12 @@ def test_daemon_sends_one_message_per_drift_across_a_restart_and_one_per_failure
 
     json_posts = posts(httpserver, "/json/Json-Secret-Path")
     documents = [json.loads(body) for _, body in json_posts]
-    assert [doc["event"] for doc in documents] == ["drift", "resolved", "failure", "recovered"]
+    assert [doc["event"] for doc in documents] == ["drift", "failure", "recovered"]
     drift = documents[0]["drift"]
     assert drift["changes"] == [{"change": "changed", "kind": "table", "name": "shop.orders"}]
     assert "/backups/schema-sync-" in drift["backup"]
-    assert documents[1]["resolved_fingerprint"] == drift["fingerprint"]
-    assert documents[2]["failure"]["consecutive_failures"] == 1
-    assert "postgresql://hook_reader:***@x/y" in documents[2]["failure"]["error"]
+    assert documents[1]["failure"]["consecutive_failures"] == 1
+    assert "postgresql://hook_reader:***@x/y" in documents[1]["failure"]["error"]
     verified = readme_verifier()
     for headers, body in json_posts:  # what the README tells a receiver to check
         assert verified(SECRET.encode(), dict(headers), body)

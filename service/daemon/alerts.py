@@ -60,8 +60,8 @@ class AlertState:
     active_drift: str | None = None  # a held drift told and still open (waits for "resolved")
     consecutive_failures: int = 0
     failure_alerted: bool = False
-    # The drift the daemon last wrote into the files. Found again at once (someone reset the
-    # files to an older commit), it is the same news: logged, not sent again.
+    # The drift the daemon last wrote into the files. Found again (someone reset the files to
+    # an older commit), it is the same news: logged, not sent again.
     refreshed_drift: str | None = None
 
 
@@ -90,9 +90,14 @@ def after_held_failure(
 def _after_drift(
     state: AlertState, fingerprint: str | None, first_run: bool, refreshed: bool
 ) -> tuple[AlertState, list[Notice]]:
-    if fingerprint is None or first_run:
+    if first_run:  # a new baseline: nothing before it is remembered
         notices = [Notice.DRIFT_RESOLVED] if state.active_drift is not None else []
         return replace(state, active_drift=None, refreshed_drift=None), notices
+    if fingerprint is None:
+        # The last refreshed drift stays remembered: files reset to an older commit bring it
+        # back without production changing, and that is not news.
+        notices = [Notice.DRIFT_RESOLVED] if state.active_drift is not None else []
+        return replace(state, active_drift=None), notices
     if refreshed:
         # A held drift the daemon now wrote (verify passed at last) ends with the write too.
         known = fingerprint == state.refreshed_drift

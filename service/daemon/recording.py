@@ -1,16 +1,39 @@
-"""Pure: a run's outcome as the status page's history keeps it (service/disk/history.py)."""
+"""Pure: a run's outcome as the status page's history (service/disk/history.py), the state
+file and the alert rules' gauges keep it."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+from apscheduler.triggers.base import BaseTrigger
 
 from service.compare.drift import Drift, DriftItem
 from service.daemon.alerts import CHECK_ONLY, VERIFY_HELD
-from service.disk.history import HELD, REFRESHED, DriftRecord, ItemRecord, RunRecord, clip_items
+from service.daemon.health import DaemonState, deadline_after
+from service.disk.history import (
+    HELD,
+    OPEN,
+    REFRESHED,
+    DriftRecord,
+    History,
+    ItemRecord,
+    RunRecord,
+    clip_items,
+)
 from service.sync import SyncOutcome
 
-__all__ = ["CHECK_ONLY", "VERIFY_HELD", "drift_record", "failed_run", "full_run", "item_record"]
+__all__ = [
+    "CHECK_ONLY",
+    "VERIFY_HELD",
+    "drift_record",
+    "failed_run",
+    "full_run",
+    "gauges",
+    "item_record",
+    "probe_fields",
+]
 
 
 def item_record(item: DriftItem) -> ItemRecord:
@@ -74,3 +97,24 @@ def failed_run(
         cause=cause,
         error=error,
     )
+
+
+def probe_fields(outcome: SyncOutcome, when: datetime) -> dict[str, Any]:
+    """The state file's view of the run's probe."""
+    decision = outcome.probe
+    if decision is None:
+        return {}
+    result = decision.reason if decision.probe_error is None else "error"
+    return {"last_probe_at": when, "last_probe_result": result}
+
+
+def gauges(
+    state: DaemonState, history: History, trigger: BaseTrigger | None, max_age_s: float | None
+) -> tuple[float | None, float | None]:
+    """(when the next success is due as `health` judges it, since when a held drift is open),
+    as Unix times: what the alert rules compare with time()."""
+    since = state.last_success_at or state.daemon_started_at
+    due = deadline_after(since, trigger, max_age_s) if since else None
+    drift = history.drift
+    open_since = drift.found_at.timestamp() if drift and drift.status == OPEN else None
+    return (due.timestamp() if due else None), open_since

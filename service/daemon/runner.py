@@ -26,11 +26,11 @@ from apscheduler.triggers.base import BaseTrigger
 from service.daemon import recording
 from service.daemon.alerting import Alerts
 from service.daemon.alerts import AlertState, retry_delay_s
-from service.daemon.health import DaemonState, deadline_after, history_file, save_state
+from service.daemon.health import DaemonState, history_file, save_state
 from service.daemon.metrics import Metrics
 from service.daemon.watch import Watcher
 from service.disk import history as history_disk
-from service.disk.history import OPEN, History
+from service.disk.history import History
 from service.errors import Cause
 from service.logs import get_logger
 from service.settings.model import Settings
@@ -223,7 +223,7 @@ class TargetRunner:
                 last_drift_at=finished if drift else self.state.last_drift_at,
                 last_drift_headline=drift.headline() if drift else self.state.last_drift_headline,
                 last_full_sync_at=finished,
-                **self._probe_fields(outcome, finished),
+                **recording.probe_fields(outcome, finished),
             )
         )
         history = self.history.with_run(recording.full_run(outcome, finished), self._keep)
@@ -261,7 +261,7 @@ class TargetRunner:
                 active_drift=alert.active_drift,
                 failure_alerted=alert.failure_alerted,
                 refreshed_drift=alert.refreshed_drift,
-                **self._probe_fields(outcome, finished),
+                **recording.probe_fields(outcome, finished),
             )
         )
         run = recording.full_run(outcome, finished)
@@ -272,14 +272,6 @@ class TargetRunner:
             self._export()
         log.info("sync.finished", **outcome_fields(outcome), headline="skipped: unchanged")
 
-    @staticmethod
-    def _probe_fields(outcome: SyncOutcome, when: datetime) -> dict[str, Any]:
-        decision = outcome.probe
-        if decision is None:
-            return {}
-        result = decision.reason if decision.probe_error is None else "error"
-        return {"last_probe_at": when, "last_probe_result": result}
-
     def _probe_metrics(self, outcome: SyncOutcome) -> None:
         fp = outcome.probe.fingerprint if outcome.probe else None
         if self.metrics and fp is not None:
@@ -289,20 +281,13 @@ class TargetRunner:
 
     def _export(self, last_success: float | None = None) -> None:
         """The gauges that follow the state: what the alert rules read."""
-        if not self.metrics:
-            return
-        s = self.state
-        since = s.last_success_at or s.daemon_started_at
-        due = deadline_after(since, self.trigger, self.settings.health_max_age_s) if since else None
-        drift = self.history.drift
-        open_since = drift.found_at.timestamp() if drift and drift.status == OPEN else None
-        self.metrics.target_state(
-            s.consecutive_failures,
-            due.timestamp() if due else None,
-            open_since,
-            last_success,
-            self.name,
-        )
+        if self.metrics:
+            due, open_since = recording.gauges(
+                self.state, self.history, self.trigger, self.settings.health_max_age_s
+            )
+            self.metrics.target_state(
+                self.state.consecutive_failures, due, open_since, last_success, self.name
+            )
 
     @property
     def _keep(self) -> int:

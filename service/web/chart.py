@@ -1,6 +1,7 @@
 """Pure: the timeline of the last cycles as bars for an inline SVG (no script, no library).
 
-One bar per cycle, oldest on the left. Its height grows with the cycle's drift (on a log
+One bar per cycle, the newest at the right edge (a short history fills from the right, as
+the cycles come). Its height grows with the cycle's drift (on a log
 scale, so one change is visible beside a thousand); a failed cycle is a full-height bar of
 its own colour, a cycle with no drift a short one (full read or skipped by the probe).
 """
@@ -17,6 +18,7 @@ WIDTH = 600
 HEIGHT = 48
 BASE = 3.0  # a cycle without drift: a stub, so the cadence of the cycles still shows
 GAP = 1.0
+MAX_STEP = 12.0  # a bar's widest: two cycles are two bars, not two halves of the chart
 
 
 @dataclass(frozen=True)
@@ -41,14 +43,15 @@ class Chart:
 def timeline(runs: Sequence[RunRecord], width: int = WIDTH, height: int = HEIGHT) -> Chart:
     if not runs:
         return Chart(width, height, (), 0, "no cycles yet")
-    step = width / len(runs)
+    step = min(width / len(runs), MAX_STEP)
+    left = width - step * len(runs)
     most = max((r.drift for r in runs), default=0)
     bars = []
     for i, run in enumerate(runs):
         h, css = _height(run, most, height)
         bars.append(
             Bar(
-                x=round(i * step, 2),
+                x=round(left + i * step, 2),
                 y=round(height - h, 2),
                 width=round(max(step - GAP, 1.0), 2),
                 height=round(h, 2),
