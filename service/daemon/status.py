@@ -7,6 +7,7 @@ runner. The listener also serves /metrics, so it starts whenever `metrics_port` 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -59,17 +60,22 @@ def target_status(runner: TargetRunner, now: datetime) -> TargetStatus:
         last_error=s.last_error,
         last_error_cause=s.last_failure_cause,
         last_failure_at=s.last_failure_at,
+        generation=runner.changes,
     )
 
 
 def snapshot(runners: Sequence[TargetRunner], started_at: datetime) -> Status:
     now = datetime.now(UTC)
+    targets = tuple(target_status(r, now) for r in runners)
+    # What the daemon knows changed, or a target's health did (a deadline passing changes no
+    # state, but does change the verdict).
     changes = sum(r.changes for r in runners)
+    health = hashlib.sha256(bytes(t.healthy for t in targets)).hexdigest()[:8]
     return Status(
         generated_at=now,
         version=__version__,
-        revision=f"{started_at.timestamp():.0f}-{changes}",
-        targets=tuple(target_status(r, now) for r in runners),
+        revision=f"{started_at.timestamp():.0f}-{changes}-{health}",
+        targets=targets,
         daemon_started_at=started_at,
     )
 

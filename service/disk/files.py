@@ -201,12 +201,13 @@ def list_backups(backup_dir: Path) -> list[Path]:
     )
 
 
-def backup_sort_key(path: Path) -> tuple[str, int]:
+def backup_sort_key(path: Path | str) -> tuple[str, int]:
     """Oldest first: names sort by time, then by their -2, -3... suffix."""
-    stem, _, suffix = path.name.rpartition("-")
+    name = path if isinstance(path, str) else path.name
+    stem, _, suffix = name.rpartition("-")
     if stem.startswith(BACKUP_PREFIX) and suffix.isdigit() and len(stem) > len(BACKUP_PREFIX):
         return stem, int(suffix)
-    return path.name, 1
+    return name, 1
 
 
 def remove_backup(folder: Path) -> None:

@@ -1,10 +1,13 @@
 """The backups of each target, read through disk/ and kept between requests.
 
-Reading 5,000 manifests on every page view would cost far more than rendering the page, so a
-backup is read again only when its folder changed: writing or replacing a file in a folder
-(a manifest's status going from started to done, a merge of repeated failures) moves the
-folder's mtime, and a new or pruned backup changes the listing itself. A folder that is a
-symbolic link is not listed: the page never follows a link out of backups/.
+Reading 5,000 manifests, or even statting 5,000 folders, on every page view would cost far
+more than rendering the page. So a target's listing is read again only when something that
+writes backups may have written: the backup folder itself changed (a backup created, pruned
+or rolled back: its mtime moves), or the target's runner has run since (its `generation`:
+a sync finishing marks its backup done, or merges a repeated failure). Between those, only
+backups still marked "started" are looked at again (a hand-run sync finishing its own). A
+backup whose folder changed is read again; the others are kept. A folder that is a symbolic
+link is not listed: the page never follows a link out of backups/.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 
 from service.disk import files
 from service.disk.backups import read_backup
+from service.disk.retention import STARTED
 from service.web.model import DOWNLOADS, BackupRow
 
 
@@ -27,45 +31,91 @@ class _Seen:
     row: BackupRow
 
 
+@dataclass(frozen=True)
+class _Folder:
+    key: tuple[int, int]  # (the backup folder's mtime, the target's generation)
+    seen: dict[str, _Seen]  # oldest first
+    rows: list[BackupRow]
+    signature: str
+
+
 class Listing:
     """Thread-safe: pages are rendered in the web's own worker threads."""
 
     def __init__(self) -> None:
-        self._seen: dict[Path, dict[str, _Seen]] = {}
+        self._folders: dict[Path, _Folder] = {}
         self._lock = threading.Lock()
 
-    def backups(self, target: str, backup_dir: Path) -> tuple[list[BackupRow], str]:
+    def backups(
+        self, target: str, backup_dir: Path, generation: int = -1
+    ) -> tuple[list[BackupRow], str]:
         """(the target's backups oldest first, a signature that changes when they change)."""
         folder = backup_dir.absolute()
+        try:
+            key = (os.stat(folder).st_mtime_ns, generation)
+        except OSError:
+            return [], "none"
         with self._lock:
-            known = dict(self._seen.get(folder, {}))
+            known = self._folders.get(folder)
+        if known is not None and known.key == key and generation >= 0:
+            if not any(r.status == STARTED for r in known.rows):
+                return known.rows, known.signature
+            seen = self._reread(folder, target, known.seen, only_started=True)
+        else:
+            seen = self._reread(folder, target, known.seen if known else {}, only_started=False)
+        digest = hashlib.sha256(repr(key).encode())
+        for name, s in seen.items():
+            digest.update(f"{name}\0{s.mtime_ns}\n".encode())
+        rows = [s.row for s in seen.values()]
+        entry = _Folder(key, seen, rows, digest.hexdigest()[:16])
+        with self._lock:
+            self._folders[folder] = entry
+        return rows, entry.signature
+
+    def find(
+        self, target: str, backup_dir: Path, name: str, generation: int = -1
+    ) -> BackupRow | None:
+        """A backup by a name the listing holds; anything else (`..`, a link) is None."""
+        rows, _ = self.backups(target, backup_dir, generation)
+        return next((r for r in rows if r.name == name), None)
+
+    @staticmethod
+    def _reread(
+        folder: Path, target: str, known: dict[str, _Seen], only_started: bool
+    ) -> dict[str, _Seen]:
+        if only_started:
+            names = [
+                (n, _mtime(folder / n) if s.row.status == STARTED else s.mtime_ns)
+                for n, s in known.items()
+            ]
+        else:
+            names = _folders(folder)
         fresh: dict[str, _Seen] = {}
-        for name, mtime in _folders(folder):
+        for name, mtime in names:
+            if mtime is None:  # gone since
+                continue
             seen = known.get(name)
             if seen is None or seen.mtime_ns != mtime:
                 path = folder / name
                 try:
-                    row = BackupRow.of(target, read_backup(path), _present(path))
+                    seen = _Seen(mtime, BackupRow.of(target, read_backup(path), _present(path)))
                 except OSError:  # pruned while we looked
                     continue
-                seen = _Seen(mtime, row)
             fresh[name] = seen
-        with self._lock:
-            self._seen[folder] = fresh
-        digest = hashlib.sha256()
-        for name, seen in fresh.items():
-            digest.update(f"{name}\0{seen.mtime_ns}\n".encode())
-        return [s.row for s in fresh.values()], digest.hexdigest()[:16]
-
-    def find(self, target: str, backup_dir: Path, name: str) -> BackupRow | None:
-        """A backup by a name the listing holds; anything else (`..`, a link) is None."""
-        rows, _ = self.backups(target, backup_dir)
-        return next((r for r in rows if r.name == name), None)
+        return fresh
 
 
-def _folders(backup_dir: Path) -> list[tuple[str, int]]:
+def _mtime(path: Path) -> int | None:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return info.st_mtime_ns if stat.S_ISDIR(info.st_mode) else None
+
+
+def _folders(backup_dir: Path) -> list[tuple[str, int | None]]:
     """(name, mtime_ns) of the backup folders, oldest first; links and files left out."""
-    found: list[tuple[str, int]] = []
+    found: list[tuple[str, int | None]] = []
     try:
         with os.scandir(backup_dir) as entries:
             for entry in entries:
@@ -78,7 +128,7 @@ def _folders(backup_dir: Path) -> list[tuple[str, int]]:
                     continue
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(found, key=lambda f: files.backup_sort_key(Path(f[0])))
+    return sorted(found, key=lambda f: files.backup_sort_key(f[0]))
 
 
 def _present(folder: Path) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from typing import Any
 from service.disk import files
 from service.disk.backups import Backup
 from service.disk.history import DriftRecord, History, ItemRecord, RunRecord
-from service.settings.links import backup_path, file_path, target_path
+from service.settings.links import backup_path, target_path
 
 API_VERSION = 1
 # What a backup page offers for download: the backup's own files, nothing else.
@@ -51,6 +51,7 @@ class TargetStatus:
     last_error: str | None = None
     last_error_cause: str | None = None
     last_failure_at: datetime | None = None
+    generation: int = -1  # grows with every change of the target's runner (-1: unknown)
 
     @property
     def path(self) -> str:
@@ -156,8 +157,8 @@ def target_doc(t: TargetStatus, backups: list[BackupRow], with_diffs: bool) -> d
         "last_error_cause": t.last_error_cause,
         "last_failure_at": _t(t.last_failure_at),
         "latest_drift": drift_doc(t.name, drift, with_diffs) if drift else None,
-        "timeline": [run_doc(r) for r in t.history.runs],
-        "backups": [backup_doc(b) for b in reversed(backups)],  # newest first
+        "timeline": _timeline_doc(t.history.runs),
+        "backups": [_backup_doc(b) for b in reversed(backups)],  # newest first
     }
 
 
@@ -221,8 +222,32 @@ def backup_doc(b: BackupRow) -> dict[str, Any]:
         "verify": b.verify,
         "attempts": b.attempts,
         "problem": b.problem,
-        "files": {name: file_path(b.target, b.name, name) for name in b.files},
+        "files": list(b.files),
     }
+
+
+# The documents of what does not change between two requests (a target's cycles, each backup
+# row: the listing keeps the same objects), kept by identity: 5,000 backups are a page away.
+_docs: dict[int, tuple[object, Any]] = {}
+
+
+def _by_identity(obj: object, build: Any) -> Any:
+    cached = _docs.get(id(obj))
+    if cached is None or cached[0] is not obj:
+        if len(_docs) > 100_000:
+            _docs.clear()
+        cached = _docs[id(obj)] = (obj, build(obj))
+    return cached[1]
+
+
+def _timeline_doc(runs: tuple[RunRecord, ...]) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = _by_identity(runs, lambda rs: [run_doc(r) for r in rs])
+    return docs
+
+
+def _backup_doc(row: BackupRow) -> dict[str, Any]:
+    doc: dict[str, Any] = _by_identity(row, backup_doc)
+    return doc
 
 
 def _t(when: datetime | None) -> str | None:

@@ -20,14 +20,17 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from service.compare.escape import terminal_lines, visible
-from service.disk.history import ItemRecord
+from service.disk.history import ItemRecord, RunRecord
 from service.logs import redact
 from service.settings.links import backup_path, file_path, target_path
-from service.web.chart import timeline
+from service.web.chart import Chart, svg, timeline
 from service.web.model import BackupRow, Status, TargetStatus
 
 OVERVIEW_BACKUPS = 5  # the overview lists the newest few; the target's page lists them all
-OVERVIEW_DIFF_CHARS = 200_000  # per target on the overview; the target's page shows all kept
+# The overview's diffs, shared by its targets (each gets at least OVERVIEW_DIFF_MIN); a
+# target's own page shows every diff the history keeps. 100 targets must stay one page.
+OVERVIEW_DIFF_CHARS = 250_000
+OVERVIEW_DIFF_MIN = 8_000
 SEVERITY = {"breaking": 0, "behavioural": 1, "compatible": 2, "cosmetic": 3}
 
 
@@ -47,7 +50,8 @@ def environment() -> Environment:
         target_path=target_path,
         backup_path=backup_path,
         file_path=file_path,
-        timeline=timeline,
+        chart_of=chart_of,
+        chart_svg=chart_svg,
         shown_items=shown_items,
     )
     return env
@@ -79,7 +83,7 @@ def index(status: Status, backups: dict[str, list[BackupRow]], etag: str) -> str
         backups=backups,
         overview=True,
         backup_limit=OVERVIEW_BACKUPS,
-        diff_budget=OVERVIEW_DIFF_CHARS,
+        diff_budget=max(OVERVIEW_DIFF_CHARS // max(len(status.targets), 1), OVERVIEW_DIFF_MIN),
         title="Status",
     )
 
@@ -125,25 +129,53 @@ def _render(template: str, **context: Any) -> str:
 # -- filters ----------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
 def diff_html(text: str) -> Markup:
-    """A unified diff, each line in a span whose class says added, removed or hunk."""
+    """A unified diff, each line in a span whose class says added, removed or hunk. Cached:
+    a drift's diffs are the same objects from one page view to the next."""
     out = []
-    for line in terminal_lines(text).split("\n"):
-        css = (
-            "meta"
-            if line.startswith(("---", "+++"))
-            else "add"
-            if line.startswith("+")
-            else "del"
-            if line.startswith("-")
-            else "hunk"
-            if line.startswith("@@")
-            else "ctx"
-        )
-        out.append(f'<span class="{css}">{escape(line)}</span>')
-    return Markup("\n".join(out))  # noqa: S704 - every line escaped above
+    for line in str(escape(terminal_lines(text))).split("\n"):
+        first = line[:1]
+        if line.startswith(("---", "+++")):
+            css = "meta"
+        elif first == "+":
+            css = "add"
+        elif first == "-":
+            css = "del"
+        elif line.startswith("@@"):
+            css = "hunk"
+        else:
+            css = "ctx"
+        out.append(f'<span class="{css}">{line}</span>')
+    return Markup("\n".join(out))  # noqa: S704 - the whole text escaped above
 
 
+_charts: dict[int, tuple[object, Chart, dict[bool, Markup]]] = {}
+
+
+def chart_of(runs: tuple[RunRecord, ...]) -> Chart:
+    """The timeline of a target's cycles, computed again only when they changed (each run
+    replaces the history's tuple, so its identity says whether it changed)."""
+    return _chart_entry(runs)[1]
+
+
+def chart_svg(runs: tuple[RunRecord, ...], titles: bool) -> Markup:
+    drawn = _chart_entry(runs)[2]
+    if titles not in drawn:
+        drawn[titles] = svg(chart_of(runs), titles)
+    return drawn[titles]
+
+
+def _chart_entry(runs: tuple[RunRecord, ...]) -> tuple[object, Chart, dict[bool, Markup]]:
+    cached = _charts.get(id(runs))
+    if cached is None or cached[0] is not runs:
+        if len(_charts) > 4096:
+            _charts.clear()
+        cached = _charts[id(runs)] = (runs, timeline(runs), {})
+    return cached
+
+
+@lru_cache(maxsize=16_384)  # the same few times, page after page
 def _when(value: datetime | None) -> str:
     if value is None:
         return "never"

@@ -221,7 +221,9 @@ class StatusServer:
         status = self.source()
         target = self._target(status, request.match_info["target"])
         name, wanted = request.match_info["backup"], request.match_info["file"]
-        row = await self._work(self.listing.find, target.name, target.backup_dir, name)
+        row = await self._work(
+            self.listing.find, target.name, target.backup_dir, name, target.generation
+        )
         if row is None or wanted not in row.files:
             raise web.HTTPNotFound(reason="No such file in that backup")
         path = target.backup_dir.absolute() / row.name / wanted
@@ -292,7 +294,7 @@ class StatusServer:
         out: dict[str, list[BackupRow]] = {}
         signature = [status.revision]
         for t in status.targets:
-            out[t.name], sig = self.listing.backups(t.name, t.backup_dir)
+            out[t.name], sig = self.listing.backups(t.name, t.backup_dir, t.generation)
             signature.append(sig)
         return out, _digest("\0".join(signature))
 
