@@ -20,6 +20,7 @@ import asyncio
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from service.demo.cluster import free_port
 from service.disk import files
 from service.disk.backups import Manifest
 from service.disk.history import History, RunRecord
+from service.logs import configure_logging
 from service.web import pages
 from service.web.auth import Gate
 from service.web.model import Status, TargetStatus
@@ -166,6 +168,7 @@ async def _serve_and_time(status: Status, figs: PageFigures) -> None:
 
 def measure(targets: int = 100, backups: int = 50, requests: int = 20) -> PageFigures:
     figs = PageFigures(targets, backups, requests)
+    configure_logging("console", "warning", stream=sys.stderr)  # no line per request
     root = Path(tempfile.mkdtemp(prefix="pg-schema-sync-bench-page-"))
     try:
         t0 = time.perf_counter()

@@ -202,7 +202,8 @@ async def test_the_drift_message_names_the_commit_git_delivery_hands_to_alerts(
     state = alerts.succeeded(
         AlertState(), DRIFT, False, "backups/app/s-1", _log(), commit="c0ffee1"
     )
-    assert state.active_drift == DRIFT.fingerprint()
+    # Refreshed (the files were written): remembered to dedupe, never waiting for "resolved".
+    assert (state.refreshed_drift, state.active_drift) == (DRIFT.fingerprint(), None)
     alerts.succeeded(state, DRIFT, False, None, _log(), commit="c0ffee2")  # known: no message
     await parent.webhooks.close(timeout_s=10)
     ((request, _),) = httpserver.log

@@ -129,12 +129,24 @@ def _render(template: str, **context: Any) -> str:
 # -- filters ----------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=4096)
+CACHED_DIFF_CHARS = 20_000  # diffs up to this size are kept rendered (1,024 of them at most)
+
+
 def diff_html(text: str) -> Markup:
-    """A unified diff, each line in a span whose class says added, removed or hunk. Cached:
-    a drift's diffs are the same objects from one page view to the next."""
+    """A unified diff, each line in a span whose class says added, removed or hunk. Small
+    diffs are kept rendered: a drift's diffs are the same from one page view to the next,
+    and the cache stays within ~30 MB however large a drift."""
+    return _diff_cached(text) if len(text) <= CACHED_DIFF_CHARS else _diff_html(text)
+
+
+@lru_cache(maxsize=1024)
+def _diff_cached(text: str) -> Markup:
+    return _diff_html(text)
+
+
+def _diff_html(text: str) -> Markup:
     out = []
-    for line in str(escape(terminal_lines(text))).split("\n"):
+    for line in str(escape(terminal_lines(text.removesuffix("\n")))).split("\n"):
         first = line[:1]
         if line.startswith(("---", "+++")):
             css = "meta"
@@ -146,8 +158,10 @@ def diff_html(text: str) -> Markup:
             css = "hunk"
         else:
             css = "ctx"
-        out.append(f'<span class="{css}">{line}</span>')
-    return Markup("\n".join(out))  # noqa: S704 - the whole text escaped above
+        # The line break inside the block: copying the diff keeps its lines, and no empty
+        # line shows between two blocks.
+        out.append(f'<span class="{css}">{line}\n</span>')
+    return Markup("".join(out))  # noqa: S704 - the whole text escaped above
 
 
 _charts: dict[int, tuple[object, Chart, dict[bool, Markup]]] = {}

@@ -30,11 +30,9 @@ from aiohttp import web
 
 from service.disk import files
 from service.logs import get_logger, redact
-from service.web import pages
 from service.web.auth import COOKIE, Gate
 from service.web.listing import Listing
 from service.web.model import BackupRow, Status, TargetStatus, status_doc
-from service.web.summary import summary_html
 
 T = TypeVar("T")
 WORKERS = 2
@@ -164,6 +162,8 @@ class StatusServer:
         return result
 
     def _error(self, code: int, message: str, headers: Any = None) -> web.Response:
+        from service.web import pages  # Jinja2 loads at the first page, not at the start
+
         response = web.Response(
             text=pages.error_page(None, code, message),
             status=code,
@@ -180,6 +180,8 @@ class StatusServer:
         status = self.source()
 
         def render() -> str:
+            from service.web import pages
+
             backups, etag = self._listings(status)
             return pages.index(status, backups, etag)
 
@@ -190,6 +192,8 @@ class StatusServer:
         target = self._target(status, request.match_info["name"])
 
         def render() -> str:
+            from service.web import pages
+
             backups, etag = self._listings(status)
             return pages.target_page(status, target, backups[target.name], etag)
 
@@ -201,6 +205,9 @@ class StatusServer:
         name = request.match_info["backup"]
 
         def render() -> str | None:
+            from service.web import pages
+            from service.web.summary import summary_html
+
             backups, etag = self._listings(status)
             row = next((r for r in backups[target.name] if r.name == name), None)
             if row is None:
