@@ -148,7 +148,10 @@ def test_api_status_follows_its_documented_schema(running: Running) -> None:
     assert target["healthy"] and target["source"].endswith(running.db.name)
     # Scripts poll cheaply: the same state answers 304 to its ETag.
     etag = response.headers["ETag"]
+    assert etag == f'"{doc["revision"]}"'
     assert running.get("/api/status", headers={"If-None-Match": etag}).status_code == 304
+    # The page carries the same revision: its refresh script compares the two.
+    assert f'<meta name="revision" content="{doc["revision"]}">' in running.get("/").text
 
 
 def test_backup_page_renders_the_summary_and_serves_exactly_its_files(running: Running) -> None:

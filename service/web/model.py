@@ -121,13 +121,13 @@ class BackupRow:
 
 
 def status_doc(
-    status: Status, backups: dict[str, list[BackupRow]], with_diffs: bool = False
+    status: Status, backups: dict[str, list[BackupRow]], etag: str, with_diffs: bool = False
 ) -> dict[str, Any]:
     return {
         "version": API_VERSION,
         "generated_at": _t(status.generated_at),
         "pg_schema_sync": status.version,
-        "revision": status.revision,
+        "revision": etag,  # the daemon's state, the targets' health and their backups
         "daemon_started_at": _t(status.daemon_started_at),
         "targets": [target_doc(t, backups.get(t.name, []), with_diffs) for t in status.targets],
     }

@@ -266,7 +266,7 @@ class StatusServer:
             backups, etag = self._listings(status)
             if unless is not None and unless.strip() == f'"{etag}"':
                 return etag, None
-            doc = status_doc(status, backups, with_diffs)
+            doc = status_doc(status, backups, etag, with_diffs)
             return etag, json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
         etag, body = await self._work(render)
