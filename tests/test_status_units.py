@@ -312,3 +312,45 @@ def test_a_short_status_token_is_refused_without_showing_it(
     settings = load_settings(public_url="https://s.example/")
     assert settings.public_url == "https://s.example"
     assert "long-enough" not in repr(settings)
+
+
+def test_listing_of_a_running_daemon_sees_what_each_writer_changes(tmp_path: Path) -> None:
+    backups = tmp_path / "backups"
+    old = backups / "schema-sync-20261201_100000"
+    new = backups / "schema-sync-20261201_110000"
+    for folder in (old, new):
+        folder.mkdir(parents=True)
+        write_manifest(folder, Manifest(status="done", kind="sync", created_at=NOW))
+    write_manifest(new, Manifest(status="started", kind="sync", created_at=NOW))
+    listing = Listing()
+    rows, _ = listing.backups("default", backups, generation=5)
+    assert [r.status for r in rows] == ["done", "started"]
+    time.sleep(0.01)
+    # A run finishing its backup: a started one is looked at on every view.
+    write_manifest(new, Manifest(status="done", kind="sync", created_at=NOW))
+    assert [r.status for r in listing.backups("default", backups, 5)[0]] == ["done", "done"]
+    time.sleep(0.01)  # past the file system clock's tick: the folder's mtime moves
+    # The runner ran (generation 6) and folded a repeated failure into its newest backup.
+    write_manifest(new, Manifest(status="failed", kind="sync", created_at=NOW, attempts=2))
+    assert [r.attempts for r in listing.backups("default", backups, 6)[0]] == [1, 2]
+    time.sleep(0.01)
+    # A backup made by hand: the folder's own mtime moves, everything is listed again.
+    third = backups / "schema-sync-20261201_120000"
+    third.mkdir()
+    write_manifest(third, Manifest(status="done", kind="rollback", created_at=NOW))
+    rows, _ = listing.backups("default", backups, 6)
+    assert [r.name for r in rows] == [old.name, new.name, third.name]
+    assert rows[2].kind == "rollback"
+
+
+def test_a_section_is_rendered_again_only_when_what_it_shows_changed() -> None:
+    drift = drift_record(Drift((item("a"),)), NOW, None, None, None, None)
+    t = target(History((RunRecord(NOW, "full"),), drift), generation=1)
+    first = pages.section(t, [], False, None, None, True)
+    same = replace(t)  # a new snapshot of an unchanged target: equal, not identical
+    assert pages.section(same, [], False, None, None, True) is first
+    sicker = replace(t, healthy=False, health="overdue since 12:00")
+    changed = pages.section(sicker, [], False, None, None, True)
+    assert changed is not first and "overdue since 12:00" in changed
+    ran = replace(t, history=t.history.with_run(RunRecord(NOW, "failed", cause="disk"), 10))
+    assert "failed (disk)" in pages.section(ran, [], False, None, None, True)

@@ -1,13 +1,19 @@
 """The backups of each target, read through disk/ and kept between requests.
 
 Reading 5,000 manifests, or even statting 5,000 folders, on every page view would cost far
-more than rendering the page. So a target's listing is read again only when something that
-writes backups may have written: the backup folder itself changed (a backup created, pruned
-or rolled back: its mtime moves), or the target's runner has run since (its `generation`:
-a sync finishing marks its backup done, or merges a repeated failure). Between those, only
-backups still marked "started" are looked at again (a hand-run sync finishing its own). A
-backup whose folder changed is read again; the others are kept. A folder that is a symbolic
-link is not listed: the page never follows a link out of backups/.
+more than rendering the page. What writes a backup, and where it shows:
+
+- a backup created, pruned or rolled back (by the daemon or by hand): the backups folder's
+  own mtime moves: every backup folder is statted again;
+- the target's runner ran (its `generation` moved): it may have finished its new backup or
+  folded a repeated failure into the newest earlier one (merge_repeated_failure): the
+  newest backups are statted again;
+- a run finishing its own backup, or marked interrupted: only backups still "started" can,
+  and those are statted on every view.
+
+A backup whose folder's mtime changed (a file written or replaced in it) is read again; the
+others are kept. A folder that is a symbolic link is not listed: the page never follows a
+link out of backups/.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from service.disk import files
 from service.disk.backups import read_backup
 from service.disk.retention import STARTED
 from service.web.model import DOWNLOADS, BackupRow
+
+RECHECK_NEWEST = 2  # after a run: its own backup, and the one a repeated failure merges into
 
 
 @dataclass(frozen=True)
@@ -57,12 +65,13 @@ class Listing:
             return [], "none"
         with self._lock:
             known = self._folders.get(folder)
-        if known is not None and known.key == key and generation >= 0:
-            if not any(r.status == STARTED for r in known.rows):
-                return known.rows, known.signature
-            seen = self._reread(folder, target, known.seen, only_started=True)
-        else:
-            seen = self._reread(folder, target, known.seen if known else {}, only_started=False)
+        if known is None or known.key[0] != key[0] or generation < 0:
+            seen = self._reread(folder, target, known.seen if known else {}, newest=None)
+        elif known.key == key and not any(r.status == STARTED for r in known.rows):
+            return known.rows, known.signature
+        else:  # the runner ran, or a backup is still being written
+            newest = RECHECK_NEWEST if known.key != key else 0
+            seen = self._reread(folder, target, known.seen, newest=newest)
         digest = hashlib.sha256(repr(key).encode())
         for name, s in seen.items():
             digest.update(f"{name}\0{s.mtime_ns}\n".encode())
@@ -81,11 +90,14 @@ class Listing:
 
     @staticmethod
     def _reread(
-        folder: Path, target: str, known: dict[str, _Seen], only_started: bool
+        folder: Path, target: str, known: dict[str, _Seen], newest: int | None
     ) -> dict[str, _Seen]:
-        if only_started:
+        """newest=None: list and stat every folder; else stat the started ones and the
+        `newest` last ones, keep the rest as they were."""
+        if newest is not None:
+            last = set(list(known)[-newest:]) if newest else set()
             names = [
-                (n, _mtime(folder / n) if s.row.status == STARTED else s.mtime_ns)
+                (n, _mtime(folder / n) if s.row.status == STARTED or n in last else s.mtime_ns)
                 for n, s in known.items()
             ]
         else:

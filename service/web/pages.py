@@ -52,6 +52,7 @@ def environment() -> Environment:
         file_path=file_path,
         chart_of=chart_of,
         chart_svg=chart_svg,
+        section=section,
         shown_items=shown_items,
     )
     return env
@@ -73,6 +74,40 @@ def shown_items(items: Sequence[ItemRecord], budget: int | None) -> list[Shown]:
             room -= len(item.diff)
         out.append(Shown(item, fits))
     return out
+
+
+_sections: dict[tuple[object, ...], tuple[TargetStatus, tuple[BackupRow, ...], int, Markup]] = {}
+
+
+def section(
+    t: TargetStatus,
+    rows: list[BackupRow],
+    overview: bool,
+    backup_limit: int | None,
+    diff_budget: int | None,
+    titles: bool,
+) -> Markup:
+    """One target's section, rendered again only when something it shows changed: its status
+    (a frozen value; its history compares by identity first, and each run replaces it) or
+    the backups it lists (the listing keeps the same row objects while a backup is
+    unchanged). A fleet's page re-renders the few targets that ran, not all of them."""
+    key = (t.name, overview, backup_limit, diff_budget, titles)
+    shown = tuple(rows[-backup_limit:] if backup_limit else rows)
+    cached = _sections.get(key)
+    if (
+        cached is not None
+        and cached[2] == len(rows)
+        and len(cached[1]) == len(shown)
+        and all(a is b for a, b in zip(cached[1], shown, strict=True))
+        and cached[0] == t
+    ):
+        return cached[3]
+    macro = environment().get_template("_target.html").module.target  # type: ignore[attr-defined]
+    html = Markup(macro(t, rows, overview, backup_limit, diff_budget, titles))  # noqa: S704
+    if len(_sections) > 10_000:
+        _sections.clear()
+    _sections[key] = (t, shown, len(rows), html)
+    return html
 
 
 def index(status: Status, backups: dict[str, list[BackupRow]], etag: str) -> str:
