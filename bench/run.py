@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import catalog_probe, generate, report
+from bench import catalog_probe, generate, report, status_page
 from bench.daemon import DaemonFigures, has_run_command, measure_daemon
 from bench.measure import Sample, run, tree_state
 from service.demo.cluster import ScratchCluster
@@ -354,7 +354,15 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmark.json").write_text(results.to_json())
-    table = report.markdown(results) + "\n" + probe_section
+    say("status page: 100 targets x 50 backups" if not args.quick else "status page: quick")
+    page = status_page.measure(10, 5, 3) if args.quick else status_page.measure(100, 50, 20)
+    table = (
+        report.markdown(results)
+        + "\n"
+        + probe_section
+        + "\n"
+        + status_page.markdown(page, judge=not args.quick)
+    )
     (args.out / "benchmark.md").write_text(table)
     if not args.no_chart:
         say(report.chart(args.out / "benchmark.json", args.out / "benchmark.png", VENVS))

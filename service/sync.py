@@ -35,6 +35,7 @@ from service.production.conninfo import ConnInfo
 from service.production.db import SessionLimits
 from service.production.export import ExportOptions
 from service.production.snapshot import Snapshot, compare_databases, take_snapshot
+from service.settings.links import drift_url
 from service.settings.model import Settings
 from service.verify import VerifyError, log_outcome, verify_files, verify_server
 
@@ -281,10 +282,12 @@ def _skipped(run_id: str, started: datetime, t0: float, decision: Decision) -> S
     )
 
 
-async def check_target(settings: Settings, full: bool = False) -> SyncOutcome:
+async def check_target(
+    settings: Settings, full: bool = False, run_id: str | None = None
+) -> SyncOutcome:
     """Compare production with the files on disk; write nothing (the probe's record neither)."""
     started, t0 = datetime.now(UTC), time.monotonic()
-    run_id = uuid.uuid4().hex[:12]
+    run_id = run_id or uuid.uuid4().hex[:12]
     paths = Paths.of(settings)
     log = get_logger(run_id=run_id)
     # Shared: checks run side by side, but never while a sync or rollback is halfway through
@@ -391,6 +394,9 @@ async def deliver_to_git(
         backup=outcome.backup.name if outcome.backup else None,
         inventory_sha256=digest,
         run_id=outcome.run_id,
+        page=drift_url(settings.public_url, settings.name, outcome.backup.name)
+        if outcome.backup and settings.public_url
+        else None,
     )
     message = None
     if outcome.files_written:

@@ -19,7 +19,8 @@ from pytest_httpserver import HTTPServer
 from service.compare.drift import Drift, compare
 from service.compare.levels import Impact
 from service.compare.report import SummaryFacts, render_summary
-from service.daemon.alerts import Alerts, AlertState
+from service.daemon.alerting import Alerts
+from service.daemon.alerts import AlertState
 from service.daemon.messages import drift_event, render
 from service.delivery.message import CommitFacts, sync_message
 from service.production.catalog import load_inventory

@@ -145,11 +145,13 @@ class DaemonState:
     last_success_at: datetime | None = None
     last_failure_at: datetime | None = None
     last_error: str | None = None
+    last_failure_cause: str | None = None  # service.errors.Cause of the last failure
     last_drift_at: datetime | None = None
     last_drift_headline: str | None = None
     consecutive_failures: int = 0
-    active_drift: str | None = None  # fingerprint alerted and not yet resolved
+    active_drift: str | None = None  # a held drift alerted and not yet resolved
     failure_alerted: bool = False
+    refreshed_drift: str | None = None  # the drift last written into the files (alerts.py)
     # The catalog probe (docs/probe.md): most cycles of an unchanged database skip.
     last_probe_at: datetime | None = None
     last_probe_result: str | None = None  # unchanged | catalog changed | ... | error
@@ -186,6 +188,13 @@ def default_paths(settings: Settings) -> tuple[Path, Path]:
     state = settings.state_file.absolute() if settings.state_file else folder / STATE_NAME
     lock = settings.lock_file.absolute() if settings.lock_file else folder / LOCK_NAME
     return state, lock
+
+
+def history_file(state_file: Path) -> Path:
+    """The status page's history (service/disk/history.py): beside the state file, wherever
+    that is configured or moved to, under the same name stem."""
+    stem = state_file.name.removesuffix(".json").removesuffix("-state")
+    return state_file.with_name(f"{stem}-history.json")
 
 
 def load_state(path: Path) -> DaemonState | None:

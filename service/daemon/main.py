@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
@@ -23,11 +24,18 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from service import __version__
-from service.daemon.alerts import Alerts
-from service.daemon.health import DaemonState, default_paths, load_state, parse_schedule
+from service.daemon.alerting import Alerts
+from service.daemon.health import (
+    DaemonState,
+    default_paths,
+    history_file,
+    load_state,
+    parse_schedule,
+)
 from service.daemon.metrics import Metrics
 from service.daemon.runner import TargetRunner
 from service.daemon.webhooks import WebhookSender, hooks_of
+from service.disk import history
 from service.disk.lock import hold
 from service.logs import get_logger, register_secret
 from service.production.conninfo import ConnInfoError
@@ -111,17 +119,16 @@ class Daemon:
         for runner, trigger in zip(self.runners, self.triggers, strict=True):
             # coalesce: fire times missed while the loop was blocked (or the host asleep) run
             # once; misfire_grace_time: a fire time older than that is skipped, not run late.
-            jobs.append(
-                scheduler.add_job(
-                    runner.request,
-                    trigger,
-                    args=["schedule"],
-                    id=f"sync:{runner.name}",
-                    coalesce=True,
-                    max_instances=1,
-                    misfire_grace_time=self.settings.misfire_grace_s,
-                )
+            runner.job = scheduler.add_job(
+                runner.request,
+                trigger,
+                args=["schedule"],
+                id=f"sync:{runner.name}",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=self.settings.misfire_grace_s,
             )
+            jobs.append(runner.job)
         scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
         scheduler.start()
         for runner in self.runners:
@@ -324,13 +331,6 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
                 shard.index if shard else None,
                 shard.count if shard else None,
             )
-            try:
-                metrics.serve(settings.metrics_port, settings.metrics_host)
-            except OSError as exc:
-                raise SettingsError(
-                    f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
-                    f"({exc.strerror or exc}): choose a free metrics_port or unset it"
-                ) from None
         alerts = Alerts(settings.name, "", settings.failure_alert_after)
         alerts.webhooks = WebhookSender(settings.webhook_timeout_s, settings.webhook_attempts)
         try:
@@ -343,16 +343,13 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
                 f"file): {exc}"
             ) from None
         code = EXIT_FORCED
+        server: Any = None
         try:
             stopping = asyncio.Event()
             slots = asyncio.Semaphore(settings.max_concurrent_syncs)
             runners = []
-            for target, (state_path, _lock) in zip(targets, paths, strict=True):
-                try:
-                    state = load_state(state_path) or DaemonState()
-                except ValueError as exc:
-                    log.warning("state.unreadable", target=target.name, error=str(exc))
-                    state = DaemonState()
+            for target, trigger, (state_path, _lock) in zip(targets, triggers, paths, strict=True):
+                state, past = _remembered(state_path, target.name, log)
                 runners.append(
                     TargetRunner(
                         target,
@@ -363,13 +360,21 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
                             target.failure_alert_after,
                             in_fingerprint=fleet,
                             hooks=hooks_of(target.webhooks),
+                            public_url=target.public_url,
                         ),
                         metrics,
                         state,
                         slots,
                         stopping,
+                        trigger=trigger,
+                        history=past,
                     )
                 )
+            if metrics is not None:
+                # The listener (aiohttp, Jinja2) is imported only by a daemon that serves it.
+                from service.daemon.status import serve
+
+                server = await serve(settings, runners, metrics)
             daemon = Daemon(
                 settings, runners, triggers, stopping, alerts, metrics, shard, len(every)
             )
@@ -379,5 +384,22 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
             # After a forced stop, do not wait on Sentry: the user asked to go now.
             alerts.close(SENTRY_FLUSH_S if code == EXIT_STOPPED else 0.0)
             await alerts.webhooks.close(WEBHOOK_FLUSH_S if code == EXIT_STOPPED else 0.0)
-            if metrics:
-                metrics.stop()
+            if server is not None:
+                await server.stop()
+
+
+def _remembered(
+    state_path: Path, target: str, log: Any
+) -> tuple[DaemonState, history.History | None]:
+    """The target's saved state and status history; unreadable ones are a fresh start."""
+    try:
+        state = load_state(state_path) or DaemonState()
+    except ValueError as exc:
+        log.warning("state.unreadable", target=target, error=str(exc))
+        state = DaemonState()
+    try:
+        past = history.load(history_file(state_path))
+    except (ValueError, OSError) as exc:
+        log.warning("history.unreadable", target=target, error=str(exc))
+        past = None
+    return state, past

@@ -1,14 +1,15 @@
-"""Optional Prometheus endpoint; off unless metrics_port is set.
+"""Prometheus metrics; served at /metrics by the status page's listener (service/web/).
 
 A registry of our own (plus the process collector for memory and CPU) rather than the global
-one, so nothing imported by accident shows up on the endpoint.
+one, so nothing imported by accident shows up on the endpoint. Every series a target will
+have is created at start with its zero value (failures by each cause, cycles of each kind):
+a counter that first appears at 1 is invisible to `increase()`, and the alert rules in
+deploy/prometheus/ and the dashboard in deploy/grafana/ would miss a target's first failure.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
-from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -16,9 +17,11 @@ from prometheus_client import (
     Gauge,
     Histogram,
     Info,
-    start_http_server,
+    generate_latest,
 )
 from prometheus_client.process_collector import ProcessCollector
+
+from service.errors import Cause
 
 _BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 # Every level has a series (0 when none), so a rule on one level always has data.
@@ -99,17 +102,89 @@ class Metrics:
             [*per, "trigger"],
             registry=self.registry,
         )
-        self._server: Any = None
+        self.probe_failures = Counter(
+            f"{ns}_probe_failures",
+            "Catalog probes that failed (watch mode, or the probe before a cycle)",
+            per,
+            registry=self.registry,
+        )
+        # What the alert rules need, as the daemon judges it (service/daemon/health.py).
+        self.consecutive_failures = Gauge(
+            f"{ns}_consecutive_failures",
+            "Failed syncs in a row (0 after a success)",
+            per,
+            registry=self.registry,
+        )
+        self.success_deadline = Gauge(
+            f"{ns}_success_deadline_timestamp_seconds",
+            "Unix time by which the next successful sync is due, as `health` judges it "
+            "(health_max_age_s, or the second scheduled run plus 5 minutes); 0 when unknown",
+            per,
+            registry=self.registry,
+        )
+        self.drift_open_since = Gauge(
+            f"{ns}_drift_open_since_timestamp_seconds",
+            "Unix time a drift whose files were not refreshed (verify failed, check_only) was "
+            "first found; 0 when no such drift is open",
+            per,
+            registry=self.registry,
+        )
 
-    def serve(self, port: int, host: str) -> None:
-        """Start the HTTP endpoint in a daemon thread; OSError if the port is taken."""
-        self._server, _thread = start_http_server(port, addr=host, registry=self.registry)
+    def render(self) -> bytes:
+        """The exposition text for /metrics."""
+        return generate_latest(self.registry)
 
-    def stop(self) -> None:
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                self._server.shutdown()
-            self._server = None
+    def declare(self, target: str = "") -> None:
+        """Create every series of one target at zero (see the module docstring)."""
+        t = self._of(target)
+        for kind in ("full", "skipped"):
+            self.cycles.labels(*t, kind)
+        for result in ("success", "failure"):
+            self.duration.labels(*t, result)
+        for cause in Cause:
+            self.failures.labels(*t, cause.value)
+        self._drift(t, {})
+        for trigger in ("interval", "notify", "settle"):
+            self.watch_probes.labels(*t, trigger)
+        if t:
+            for metric in (
+                self.notifications,
+                self.last_success,
+                self.probe_duration,
+                self.probe_failures,
+                self.consecutive_failures,
+                self.success_deadline,
+                self.drift_open_since,
+            ):
+                metric.labels(*t)
+
+    def target_state(
+        self,
+        consecutive_failures: int,
+        deadline: float | None,
+        drift_open_since: float | None,
+        last_success: float | None = None,
+        target: str = "",
+    ) -> None:
+        """The gauges that follow the target's state (also restored from it at start)."""
+        t = self._of(target)
+        (self.consecutive_failures.labels(*t) if t else self.consecutive_failures).set(
+            consecutive_failures
+        )
+        (self.success_deadline.labels(*t) if t else self.success_deadline).set(deadline or 0)
+        (self.drift_open_since.labels(*t) if t else self.drift_open_since).set(
+            drift_open_since or 0
+        )
+        if last_success is not None:
+            (self.last_success.labels(*t) if t else self.last_success).set(last_success)
+
+    def drift(self, by_impact: Mapping[str, int], target: str = "") -> None:
+        """Drifted objects by impact (Drift.impacts()) of a sync whose files were held."""
+        self._drift(self._of(target), by_impact)
+
+    def probe_failed(self, target: str = "") -> None:
+        t = self._of(target)
+        (self.probe_failures.labels(*t) if t else self.probe_failures).inc()
 
     def serving(self, served: int, configured: int, index: int | None, count: int | None) -> None:
         """What this daemon serves; the shard info series only when the targets are sharded."""

@@ -76,6 +76,7 @@ class Watcher:
         self._last_probe_at = -float("inf")  # monotonic start of the last probe
         self._last_probe_s = 0.0
         self._trigger = "interval"  # what started the probes of the current check
+        self.listening = False  # push mode: the LISTEN connection is up (the status page)
 
     async def run(self) -> None:
         """Until the daemon stops; never raises but CancelledError (a bug is logged)."""
@@ -117,6 +118,7 @@ class Watcher:
             conn.add_termination_listener(lambda _c: lost.set())
             await conn.add_listener(channel, lambda *_: self._notified())
             runner.log.info("listen.started", channel=channel)
+            self.listening = True
             waits = {
                 asyncio.ensure_future(lost.wait()),
                 asyncio.ensure_future(runner.stopping.wait()),
@@ -124,6 +126,7 @@ class Watcher:
             try:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                self.listening = False
                 for w in waits:
                     w.cancel()
             if lost.is_set():

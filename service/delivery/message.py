@@ -20,6 +20,7 @@ class CommitFacts:
     backup: str | None  # the backup folder's name
     inventory_sha256: str | None
     run_id: str | None = None
+    page: str | None = None  # the status page showing this change (public_url set)
 
 
 def sync_message(facts: CommitFacts, drift: Drift, first_run: bool, objects: int) -> str:
@@ -73,6 +74,8 @@ def _compose(subject: str, body: list[str], facts: CommitFacts) -> str:
     ]
     if facts.run_id:
         trailer.append(f"Run: {facts.run_id}")
+    if facts.page:
+        trailer.append(f"Status-Page: {facts.page}")
     parts = [subject, ""]
     if body:
         parts += [*body, ""]

@@ -35,6 +35,7 @@ from service.production.export import ExportOptions
 from service.production.schema_patterns import check_patterns
 from service.settings.fields import ConnectionFields, check_dsn
 from service.settings.git import GitFields
+from service.settings.links import check_public_url
 from service.settings.shards import MAX_SHARDS, Shard, ShardError, shard_of
 from service.settings.shards import resolve as resolve_shard
 from service.settings.targets import ADDRESS_FIELDS, TargetOverrides, parse_targets
@@ -42,7 +43,16 @@ from service.settings.webhooks import WebhookSettings
 
 ENV_PREFIX = "SCHEMA_SYNC_"
 DEFAULT_CONFIG = Path("config/pg-schema-sync.toml")
-SECRET_FIELDS = {"password", "dsn", "sentry_dsn", "verify_dsn", "git_repository", "webhooks"}
+SECRET_FIELDS = {
+    "password",
+    "dsn",
+    "sentry_dsn",
+    "verify_dsn",
+    "git_repository",
+    "webhooks",
+    "status_token",
+    "public_url",  # not secret, but refused when it holds a password: never echo it
+}
 EXAMPLES = {"webhooks": '[{"url": "https://hooks.slack.com/services/...", "format": "slack"}]'}
 
 
@@ -167,6 +177,13 @@ class Settings(Target, GitFields, BaseSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)  # Prometheus; off when unset
     metrics_host: str = "127.0.0.1"
 
+    # The status page, on the metrics listener (docs/status-page.md)
+    public_url: str | None = None  # where people open it: alerts and commits link there
+    status_token: SecretStr | None = None  # Bearer or ?token=; the page is open when unset
+    status_history: int = Field(default=100, ge=2, le=10_000)  # cycles kept per target
+    # The daemon compares and alerts but writes nothing: no files, backups or commits.
+    check_only: bool = False
+
     # Webhook alerts (Slack, Teams, signed JSON): the same events as Sentry
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)  # one attempt, all phases
@@ -187,6 +204,18 @@ class Settings(Target, GitFields, BaseSettings):
     # index from a StatefulSet pod's name, the count from shard_count); unset: every target.
     shard: str | None = None
     shard_count: int | None = Field(default=None, ge=1, le=MAX_SHARDS)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return check_public_url(value) if value else None
+
+    @field_validator("status_token")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("use at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value
 
     @field_validator("targets", mode="wrap")
     @classmethod

@@ -47,6 +47,7 @@ class TargetOverrides(ConnectionFields, GitOverrides):
     failure_alert_after: int | None = Field(default=None, ge=1)
     webhooks: list[WebhookSettings] | None = None  # replaces the global list; [] = none
     verify: Literal["off", "warn", "require"] | None = None
+    check_only: bool | None = None
     verify_dsn: SecretStr | None = None
     retain_count: int | None = Field(default=None, ge=1)
     retain_days: float | None = Field(default=None, gt=0, allow_inf_nan=False)
