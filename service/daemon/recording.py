@@ -39,7 +39,15 @@ __all__ = [
 def item_record(item: DriftItem) -> ItemRecord:
     """The one place a drift item's fields reach the history (impact, reasons and a rename's
     old name join here when the item carries them)."""
-    return ItemRecord(item.kind, item.name, item.change.value, item.diff)
+    return ItemRecord(
+        item.kind,
+        item.name,
+        item.change.value,
+        item.diff,
+        impact=item.impact.value,
+        reasons=tuple(item.reasons),
+        from_name=item.from_name,
+    )
 
 
 def drift_record(
@@ -55,7 +63,7 @@ def drift_record(
         headline=drift.headline(),
         found_at=at,
         last_seen_at=at,
-        items=clip_items([item_record(i) for i in drift.items]),
+        items=clip_items([item_record(i) for i in drift.worst_first()]),
         total=len(drift),
         files=HELD if held_because else REFRESHED,
         held_because=held_because,
