@@ -209,7 +209,7 @@ def test_daemon_refreshed_drift_one_message_with_backup_commit_and_page(
     assert doc["drift"]["files"] == "refreshed" and doc["drift"]["held_because"] is None
     assert doc["commit"] == first_commit
     assert doc["title"].endswith(
-        f"1 change (1 changed); files refreshed (backup {backup}, commit {first_commit[:12]})"
+        f"1 change (1 behavioural); files refreshed (backup {backup}, commit {first_commit[:12]})"
     )
     assert doc["url"] == f"{PUBLIC}/backups/default/{backup}"
     message = git("log", "-1", "--format=%B", first_commit, cwd=remote)

@@ -160,7 +160,7 @@ def test_hostile_names_stay_text_in_the_summary_the_terminal_and_the_commit(
 def test_hostile_names_stay_text_in_every_webhook(hostile_drift: Drift) -> None:
     event = drift_event("app", "db", hostile_drift, hostile_drift.fingerprint(), None, AT)
     slack = json.loads(render("slack", event))
-    assert slack["text"] == "Schema drift on app: 2 changes (2 breaking)"
+    assert slack["text"] == "Schema drift on app: 2 changes (2 breaking); files refreshed"
     for block in slack["blocks"]:  # names and reasons only ever in plain_text
         for obj in [block.get("text"), *block.get("elements", [])]:
             if obj is not None:
@@ -200,10 +200,10 @@ def test_sentry_hears_a_breaking_drift_as_an_error_and_the_log_says_why(
         sentry_sdk.init()  # no DSN: the SDK is off again for the rest of the session
     events = [e for _, evs in envelopes(httpserver) for e in evs]
     assert [e["level"] for e in events] == ["error", "warning"]
-    assert events[0]["message"] == "Schema drift on db: 2 changes (2 breaking)"
+    assert events[0]["message"] == "Schema drift on db: 2 changes (2 breaking); files refreshed"
     assert events[0]["tags"]["drift_impact"] == "breaking"
     assert events[0]["contexts"]["drift"]["impact"] == {"breaking": 2}
-    assert events[1]["message"] == "Schema drift on db: 1 change (1 compatible)"
+    assert events[1]["message"] == "Schema drift on db: 1 change (1 compatible); files refreshed"
     detected = [e for e in logs if e["event"] == "drift.detected"]
     assert [e["impact"] for e in detected] == ["breaking", "breaking", "compatible"]
     renamed = [e for e in detected if e["change"] == "renamed"]
