@@ -62,7 +62,8 @@ CHANGES: list[tuple[str, str, set[tuple[str, str]]]] = [
         "ALTER TABLE app.t ADD CONSTRAINT n_pos CHECK (n > 0)",
         {("table", "app.t")},
     ),
-    ("rename-table", "ALTER TABLE app.t2 RENAME TO t3", {("table", "app.t2"), ("table", "app.t3")}),
+    # One item since issue 18: the new name, carrying the old one.
+    ("rename-table", "ALTER TABLE app.t2 RENAME TO t3", {("table", "app.t2 -> app.t3")}),
     ("drop-table", "DROP TABLE app.t3", {("table", "app.t3")}),
     (
         "replace-view",
@@ -162,7 +163,10 @@ async def synced(settings: Settings) -> Settings:
 
 
 def drift_of(outcome: SyncOutcome) -> set[tuple[str, str]]:
-    return {(i.kind, i.name) for i in outcome.drift.items}
+    return {
+        (i.kind, f"{i.from_name} -> {i.name}" if i.from_name else i.name)
+        for i in outcome.drift.items
+    }
 
 
 async def assert_skipped(settings: Settings) -> None:
