@@ -27,6 +27,8 @@ FORBIDDEN = {
     "service.sync": ("service.daemon", "service.cli", "service.demo"),
     "service.delivery": ("service.daemon", "service.cli", "service.demo", "service.sync"),
     "service.verify": ("service.daemon", "service.cli", "service.demo", "service.sync"),
+    "service.verify_preflight": ("service.daemon", "service.cli", "service.demo", "service.sync"),
+    "service.verify_psql": ("service.daemon", "service.cli", "service.demo", "service.sync"),
     "service.daemon": ("service.cli", "service.demo"),
     "service.probing": ("service.daemon", "service.cli", "service.demo", "service.sync"),
 }
