@@ -34,7 +34,7 @@ from service.disk import files, owner
 from service.logs import get_logger, register_secret
 from service.production.catalog import CatalogOptions, load_inventory
 from service.production.conninfo import ConnInfo, ConnInfoError
-from service.production.db import connect
+from service.production.db import connect, quiet_passfile_warning
 from service.production.dump_script import needs, without_owners
 from service.production.export import (
     ExportError,
@@ -226,11 +226,20 @@ async def _admin_connect(info: ConnInfo) -> asyncpg.Connection:
     try:
         kwargs = info.asyncpg_kwargs()
         kwargs["server_settings"] = {"application_name": "pg-schema-sync verify"}
-        conn: asyncpg.Connection = await asyncpg.connect(statement_cache_size=0, **kwargs)
+        with quiet_passfile_warning():
+            conn: asyncpg.Connection = await asyncpg.connect(statement_cache_size=0, **kwargs)
         return conn
     except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
+        given = info.passfile_problem() or (
+            "check the password in its passfile"
+            if "passfile" in info.params
+            else "check the password in verify_dsn"
+            if info.password
+            else "no password was given: add passfile=PATH (a 0600 .pgpass file) to verify_dsn, "
+            "or keep the password in SCHEMA_SYNC_VERIFY_DSN"
+        )
         raise VerifyError(
-            f"authentication failed for verify server {where}: {exc}; check verify_dsn"
+            f"authentication failed for verify server {where}: {exc}; {given}"
         ) from None
     except asyncpg.PostgresError as exc:
         raise VerifyError(f"cannot connect to verify server {where}: {exc}") from None

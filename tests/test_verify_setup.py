@@ -132,6 +132,37 @@ def test_verify_lists_every_lack_at_once_then_passes_once_fixed(
     assert scratch_databases(cluster) == []
 
 
+def test_a_password_the_verify_server_cannot_get_is_one_line_with_the_fix(
+    cluster: ScratchCluster, owned: Database, checker: str, tmp_path: Path
+) -> None:
+    env = {"SCHEMA_SYNC_DSN": owned.dsn}
+    assert run_cli("sync", cwd=tmp_path, env=env).code == 0
+    passfile = tmp_path / "pgpass"
+    without = checker.split("?")[0]
+    cases = [
+        (without, "no password was given: add passfile=PATH (a 0600 .pgpass file) to verify_dsn"),
+        (f"{without}?passfile={tmp_path / 'nope'}", f"passfile {tmp_path / 'nope'} cannot be read"),
+    ]
+    for dsn, expect in cases:
+        result = run_cli("verify", cwd=tmp_path, env={**env, "SCHEMA_SYNC_VERIFY_DSN": dsn})
+        assert result.code == 2 and expect in result.err, result.err
+        assert len(result.err.splitlines()) == 1
+    passfile.chmod(0o644)  # libpq and asyncpg ignore it then: say so, not just "failed"
+    result = run_cli("verify", cwd=tmp_path, env={**env, "SCHEMA_SYNC_VERIFY_DSN": checker})
+    assert result.code == 2
+    assert result.err.splitlines() == [
+        f"pg-schema-sync: authentication failed for verify server checker@127.0.0.1:"
+        f'{cluster.port}/postgres: password authentication failed for user "checker"; '
+        f"passfile {passfile} can be read by others (mode 0644), so it is ignored: "
+        f"chmod 600 {passfile}"
+    ]
+    # Production's passfile (PGPASSFILE, or passfile= in the DSN) is read the same way.
+    prod = f"postgresql://checker@127.0.0.1:{cluster.port}/{owned.name}?passfile={passfile}"
+    check = run_cli("check", cwd=tmp_path, env={"SCHEMA_SYNC_DSN": prod})
+    assert check.code == 2 and f"chmod 600 {passfile}" in check.err
+    assert PASSWORD not in result.err + check.err
+
+
 def test_no_owners_names_the_files_own_line_of_an_error(
     cluster: ScratchCluster, owned: Database, checker: str, tmp_path: Path
 ) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -38,7 +41,18 @@ async def connect(info: ConnInfo, limits: SessionLimits | None = None) -> asyncp
         "idle_in_transaction_session_timeout": str(limits.statement_timeout_ms),
     }
     # No prepared-statement cache: each catalog query runs once per sync.
-    conn: asyncpg.Connection = await asyncpg.connect(
-        statement_cache_size=0, command_timeout=limits.command_timeout_s, **kwargs
-    )
+    with quiet_passfile_warning():
+        conn: asyncpg.Connection = await asyncpg.connect(
+            statement_cache_size=0, command_timeout=limits.command_timeout_s, **kwargs
+        )
     return conn
+
+
+@contextlib.contextmanager
+def quiet_passfile_warning() -> Iterator[None]:
+    """asyncpg prints a Python warning (two lines of source location) for a passfile others
+    can read, and skips it; if the password was needed, the authentication error says so in
+    one line instead (ConnInfo.passfile_problem)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="password file .* has group or world access")
+        yield
