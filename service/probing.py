@@ -6,8 +6,9 @@ production in full, so a skip can only ever repeat the last full sync's answer:
 - the schema, functions and inventory files still have the sha256 that sync left;
 - pg_dump reports the same version, and the settings that shape the files are the same;
 - that sync is younger than `full_sync_interval_s` (the safety net).
-The fingerprint is taken *before* the full read it is recorded with: DDL committed between the
-two is in the files but not in the record, so the next probe differs and reads again.
+The fingerprint recorded is the one the full read takes in its own snapshot, the one pg_dump
+imports (production/snapshot.py), beside pg_dump rather than before it: it describes exactly
+the state the files were written from, and the read is retried if DDL committed meanwhile.
 """
 
 from __future__ import annotations
@@ -86,30 +87,28 @@ def decide(
 async def probe_and_decide(
     settings: Settings, files: list[Path], backup_dir: Path, limits: SessionLimits, full: bool
 ) -> Decision:
-    """Probe, then decide; `full` still probes (to record the fingerprint) but never skips.
+    """Probe, then decide. Without a record, or with `full`, nothing can be skipped: no probe
+    then (the full read takes the fingerprint it records in its own snapshot, beside pg_dump).
 
     The files' sha256 and pg_dump's version are taken while the probe waits on the server:
     a skipped cycle is the command's whole work, and these are a third of its own time."""
     record = read_record(backup_dir)
-    aside: asyncio.Future[tuple[dict[str, str], str | None, str | None]] | None = None
-    if record is not None and not full:  # without a record nothing is skipped: no need
-        aside = asyncio.ensure_future(_file_hashes_and_version(files, settings.pg_dump))
+    if full:
+        return Decision(False, "full sync requested", record=record)
+    if record is None:
+        return Decision(False, "no record of a full sync")
+    aside = asyncio.ensure_future(_file_hashes_and_version(files, settings.pg_dump))
     try:
         fingerprint = await probe_once(settings.conninfo(), limits)
     except BaseException as exc:
-        if aside is not None:
-            aside.cancel()
-            with contextlib.suppress(BaseException):
-                await aside
+        aside.cancel()
+        with contextlib.suppress(BaseException):
+            await aside
         if isinstance(exc, SyncError):
             # The full read will fail the same way, or succeed: either is the right answer.
             return Decision(False, "probe failed", record=record, probe_error=str(exc))
         raise
-    changed = fingerprint.changed_catalogs(record.parts) if record else []
-    if full:
-        return Decision(False, "full sync requested", fingerprint, record, changed)
-    if aside is None:
-        return Decision(False, "no record of a full sync", fingerprint, record, changed)
+    changed = fingerprint.changed_catalogs(record.parts)
     hashes, dump_version, dump_error = await aside
     if dump_version is None:
         return Decision(False, "pg_dump failed", fingerprint, record, changed, dump_error)

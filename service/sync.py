@@ -358,15 +358,15 @@ async def sync_target(
                     await _write(settings, server, snapshot, paths, outcome, log)
                 else:
                     log.debug("sync.unchanged")
-                if decision.fingerprint is not None:
-                    # The files now match production as of (or after) the probe: record it.
+                if snapshot.fingerprint is not None:
+                    # The files now match production as the snapshot read it: record that.
                     await _uncancellable(
                         asyncio.to_thread(
                             record_full_sync,
                             settings,
                             list(paths.managed),
                             paths.backup_dir,
-                            decision.fingerprint,
+                            snapshot.fingerprint,
                             outcome.pg_dump_version,
                             outcome.counts,
                         )
