@@ -54,6 +54,7 @@ from service.verify_psql import ROUNDTRIP, Problem, VerifyError, install, parse_
 __all__ = ["Problem", "VerifyError", "VerifyResult", "parse_psql_error", "verify_files"]
 
 SCRATCH_PREFIX = "pg_schema_sync_verify_"
+DROP_TIMEOUT_S = 30.0  # DROP DATABASE ... WITH (FORCE) of a scratch database, at most
 
 
 @dataclass
@@ -123,7 +124,9 @@ async def verify_files(
                     )
                 result.problem = problem
             finally:
-                drop = asyncio.ensure_future(_drop(admin, name))
+                # Shielded, so a cancelled verify still drops its database, but bounded: over a
+                # frozen link it never would (the next verify drops it: its owner is gone).
+                drop = asyncio.ensure_future(_drop_within(admin, name, DROP_TIMEOUT_S))
                 try:
                     await asyncio.shield(drop)
                 except asyncio.CancelledError:
@@ -262,6 +265,17 @@ async def _create(admin: asyncpg.Connection, name: str, server: ConnInfo) -> Non
         ) from None
     except asyncpg.PostgresError as exc:
         raise VerifyError(f"cannot create scratch database {name}: {exc}") from None
+
+
+async def _drop_within(admin: asyncpg.Connection, name: str, seconds: float) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await _drop(admin, name)
+    except TimeoutError:
+        get_logger().warning(
+            "verify.scratch_kept", database=name, error=f"no answer within {seconds:g} s"
+        )
+        admin.terminate()
 
 
 async def _drop(admin: asyncpg.Connection, name: str) -> None:

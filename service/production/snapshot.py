@@ -22,7 +22,7 @@ from service.production.catalog import (
     load_inventory,
 )
 from service.production.conninfo import ConnInfo
-from service.production.db import SessionLimits
+from service.production.db import SessionLimits, end_quickly, read_transaction
 from service.production.export import (
     ExportError,
     ExportOptions,
@@ -150,9 +150,9 @@ async def _read_once(
     dump_started = asyncio.Event()
 
     async def end_transaction() -> None:
-        # Read-only: nothing to commit. Errors do not matter: the reads are done.
-        with contextlib.suppress(Exception):
-            await transaction.rollback()
+        # Read-only: nothing to commit. Errors do not matter: the reads are done. Bounded: over
+        # a frozen link (a run cancelled by sync_timeout_s) the answer never comes.
+        await end_quickly(conn, transaction)
 
     try:
         before = await _stamp(conn, info, probe) if shared is None else None
@@ -192,7 +192,7 @@ async def _stamp(conn: asyncpg.Connection, info: ConnInfo, probe: Probe) -> Fing
     with catalog_errors(info):
         if conn.is_in_transaction():
             return await probe.fingerprint(conn)
-        async with conn.transaction(readonly=True):
+        async with read_transaction(conn):
             await conn.execute(
                 "SELECT pg_catalog.set_config('jit', 'off', true),"
                 " pg_catalog.set_config('max_parallel_workers_per_gather', '0', true)"
@@ -212,7 +212,7 @@ async def _shared_transaction(
         snapshot_id: str = await conn.fetchval("SELECT pg_catalog.pg_export_snapshot()")
         return transaction, snapshot_id
     except asyncpg.PostgresError as exc:
-        await transaction.rollback()
+        await end_quickly(conn, transaction)
         get_logger().warning(
             "snapshot.not_shared",
             source=info.display(),
