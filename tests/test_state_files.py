@@ -48,8 +48,12 @@ def test_after_the_daemon_ran_the_schema_folder_holds_only_the_schema_files(
     db: Database, tmp_path: Path
 ) -> None:
     db.sql("CREATE TABLE t (id int PRIMARY KEY)")
-    env = {"SCHEMA_SYNC_DSN": db.dsn, "SCHEMA_SYNC_SCHEDULE": NEVER}
+    # A typo'd variable: the daemon says so among its own events (stdout), and runs.
+    env = {"SCHEMA_SYNC_DSN": db.dsn, "SCHEMA_SYNC_SCHEDULE": NEVER, "SCHEMA_SYNC_STOP_GRACE": "5"}
     with DaemonProcess(tmp_path, env) as d:
+        typo = d.wait_for("settings.unknown_variable")
+        assert typo["variable"] == "SCHEMA_SYNC_STOP_GRACE"
+        assert typo["nearest"] == "SCHEMA_SYNC_STOP_GRACE_S" and typo["level"] == "warning"
         started = d.wait_for("daemon.started")
         assert started["state_file"] == str(tmp_path / "backups/.pg-schema-sync-state.json")
         d.wait_for("sync.finished")

@@ -196,7 +196,7 @@ def report_checks(
     return EXIT_DRIFT if drifted else EXIT_OK
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
+def settings_from(args: argparse.Namespace, warn: bool = True) -> Settings:
     from service.logs import configure_logging
     from service.settings.model import load_settings
 
@@ -206,7 +206,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     explicit = "log_level" in settings.model_fields_set
     level = args.log_level or (settings.log_level if explicit else "warning")
     configure_logging(args.log_format or settings.log_format, level)
-    if getattr(args, "command", None) != "config":  # which lists them in its output
+    if warn and getattr(args, "command", None) != "config":  # config lists them itself
         warn_unknown_variables()
     return settings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from service.cli.common import add_target_option, chosen, settings_from
+from service.cli.common import add_target_option, chosen, settings_from, warn_unknown_variables
 from service.compare.escape import visible
 from service.errors import SettingsError
 
@@ -97,13 +97,14 @@ async def cmd_run(args: argparse.Namespace) -> int:
     from service.disk.lock import LockHeld
     from service.logs import configure_logging
 
-    settings = settings_from(args)
+    settings = settings_from(args, warn=False)
     # A service's log is its output: stdout, where container runtimes collect it.
     configure_logging(
         args.log_format or settings.log_format,
         args.log_level or settings.log_level,
         stream=sys.stdout,
     )
+    warn_unknown_variables()  # there too, with the daemon's other events
     try:
         return await run_daemon(settings, only=args.target)
     except LockHeld as exc:
