@@ -59,6 +59,8 @@ class _OwnDotEnv(DotEnvSettingsSource):
     setting. Unknown SCHEMA_SYNC_* names are reported as a warning (settings/unknown.py)."""
 
     def __call__(self) -> dict[str, Any]:
+        if not self.env_vars:  # no .env (the usual case): nothing to look up per field
+            return {}
         return EnvSettingsSource.__call__(self)
 
 
