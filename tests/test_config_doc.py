@@ -109,7 +109,7 @@ def test_config_names_the_origin_of_every_setting_and_masks_secrets(tmp_path: Pa
         "SCHEMA_SYNC_GIT_REPOSITORY": f"https://{SECRET}@github.com/acme/db.git",
         "PGPASSWORD": SECRET,
     }
-    result = run_cli("config", "--no-owners", cwd=tmp_path, env=env)
+    result = run_cli("config", "--no-owners", "--log-level", "debug", cwd=tmp_path, env=env)
     assert result.code == 0, result.err
     assert SECRET not in result.out + result.err
     lines = {ln.split("  ")[-1].split(" = ")[0].strip(): ln for ln in result.out.splitlines()}
@@ -124,6 +124,8 @@ def test_config_names_the_origin_of_every_setting_and_masks_secrets(tmp_path: Pa
     assert lines["include_owners"].startswith("flag --no-owners ")
     assert lines["include_owners"].endswith("include_owners = false")
     assert lines["pg_dump"].startswith("default ") and lines["pg_dump"].endswith('"pg_dump"')
+    assert lines["log_level"].startswith("flag --log-level ")
+    assert lines["log_level"].endswith('log_level = "debug"')
     assert lines["dsn"].endswith('dsn = "***"')
     assert lines["git_repository"].endswith('"https://***@github.com/acme/db.git"')
     assert "# production connection: reader@db.internal:5432/app" in result.out

@@ -65,7 +65,8 @@ async def cmd_config(args: argparse.Namespace) -> int:
 
     path = config_path(args.config)
     settings, targets = chosen(args)  # SettingsError: main() prints its one line, exit 2
-    rows = entries(settings, origins(path, flags_given(args)))
+    logging = {k: getattr(args, k) for k in ("log_format", "log_level") if getattr(args, k)}
+    rows = entries(settings, origins(path, flags_given(args)), logging)
     doc = _document(settings, targets, rows, path)
     if args.json:
         print(json.dumps(doc, indent=1))

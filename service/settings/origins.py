@@ -99,11 +99,14 @@ def _variable(field: str, names: Mapping[str, str]) -> str:
     return wanted
 
 
-def entries(settings: Settings, where: Mapping[str, Origin]) -> list[Entry]:
-    """Every setting in effect, in the order of the settings reference (by section)."""
+def entries(
+    settings: Settings, where: Mapping[str, Origin], given: Mapping[str, Any] | None = None
+) -> list[Entry]:
+    """Every setting in effect, in the order of the settings reference (by section); `given`:
+    values a flag sets outside the settings (--log-level, --log-format)."""
     out = []
     for name in (row.name for row in ordered_rows()):
-        value = getattr(settings, name)
+        value = (given or {}).get(name, getattr(settings, name))
         out.append(
             Entry(
                 name=name,
