@@ -21,7 +21,7 @@ from tests.daemon_proc import (
     snapshot,
 )
 
-STATE = Path("sql/schemas/.pg-schema-sync-state.json")
+STATE = Path("backups/.pg-schema-sync-state.json")
 QUIET_S = 1.5  # a coalesced follow-up starts within milliseconds of the run before it
 
 

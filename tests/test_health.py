@@ -23,7 +23,7 @@ from tests.conftest import run_cli
 
 NOW = datetime(2026, 3, 6, 12, 0, tzinfo=UTC)  # a Friday
 EVERY_15 = parse_schedule("*/15 * * * *", "UTC")
-STATE = Path("sql/schemas/.pg-schema-sync-state.json")
+STATE = Path("backups/.pg-schema-sync-state.json")
 
 
 def ago(**kw: float) -> datetime:

@@ -27,6 +27,8 @@ FORBIDDEN = {
     "service.delivery": (*_TOP, "service.sync"),
     "service.verify": (*_TOP, "service.sync"),
     # The daemon starts the status page (web); the page knows nothing of the daemon.
+    "service.verify_preflight": (*_TOP, "service.sync"),
+    "service.verify_psql": (*_TOP, "service.sync"),
     "service.daemon": ("service.cli", "service.demo"),
     "service.web": ("service.daemon", "service.cli", "service.demo", "service.sync"),
     "service.probing": (*_TOP, "service.sync"),

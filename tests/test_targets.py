@@ -165,7 +165,7 @@ def test_daemon_syncs_ten_databases_at_once_and_a_hung_one_holds_up_nobody(
         assert "  db00: healthy: last successful sync" in health.out
         for name in GOOD:
             state = json.loads(
-                (tmp_path / f"sql/schemas/{name}/.pg-schema-sync-state.json").read_text()
+                (tmp_path / f"backups/{name}/.pg-schema-sync-state.json").read_text()
             )
             assert state["last_success_at"] and state["consecutive_failures"] == 0
             assert (tmp_path / f"sql/schemas/{name}/complete-schema.sql").stat().st_size > 0
@@ -281,7 +281,7 @@ def test_invalid_targets_get_one_line_per_field_naming_the_target(tmp_path: Path
         f"pg-schema-sync: invalid setting targets[app].port=99999 {where}: "
         "Input should be less than or equal to 65535",
         f"invalid setting targets[app].colour {where}: no such target setting; "
-        "see config/ for the list",
+        "`pg-schema-sync config --example` lists every setting",
         f"invalid setting targets[a/b].name='a/b' {where}: use 1-63 letters, digits, '_', '-' "
         "or '.', starting with a letter or digit (it names the target's folders)",
         f"invalid setting targets[app].name {where}: the name is used twice; names must differ",

@@ -19,7 +19,7 @@ from service.production.db import connect
 from tests.conftest import FIXTURES, Database, new_database, run_cli
 from tests.daemon_proc import DaemonProcess
 
-STATE = Path("sql/schemas/.pg-schema-sync-state.json")
+STATE = Path("backups/.pg-schema-sync-state.json")
 RARE = "0 0 1 1 *"  # the schedule never fires during a test: the probe drives it
 
 

@@ -4,30 +4,36 @@ over several targets with a report per target, and the printed drift.
 With one target (today's unnamed one, or `--target NAME`) the commands behave and print exactly
 as they always did; the several-targets helpers only add those forms. This module imports no
 other command module, so each of them can import it.
+
+It is imported to build the parser (`--help`), so it imports nothing heavy at the top: the
+settings model (pydantic), logging (structlog) and asyncio come in with the first function
+that needs them, when a command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
+import functools
 import io
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from service.compare.drift import Drift
 from service.compare.escape import terminal_lines, visible
 from service.compare.levels import Impact
-from service.errors import SyncError
-from service.logs import configure_logging
-from service.production.conninfo import ConnInfoError
-from service.settings.model import Settings, SettingsError, load_settings, select
+from service.errors import SettingsError
+
+if TYPE_CHECKING:
+    from service.compare.drift import Drift
+    from service.settings.model import Settings
+    from service.sync import Paths
 
 T = TypeVar("T")
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 # --fail-on: the least impact that makes a drift exit 1 (any: every drift, as before it existed)
 FAIL_ON = {
     "breaking": Impact.BREAKING,
@@ -88,25 +94,38 @@ def shard_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+FILTER_FLAGS = {  # a flag's attribute -> (the setting it sets, the flag as typed)
+    "schema": ("schemas", "--schema"),
+    "exclude_schema": ("exclude_schemas", "--exclude-schema"),
+    "no_owners": ("include_owners", "--no-owners"),
+    "no_privileges": ("include_privileges", "--no-privileges"),
+    "no_comments": ("include_comments", "--no-comments"),
+}
+
+
 def filter_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The filter flags as settings; they beat the config, a target's own filters included."""
     overrides: dict[str, Any] = {}
-    if getattr(args, "schema", None):
-        overrides["schemas"] = args.schema
-    if getattr(args, "exclude_schema", None):
-        overrides["exclude_schemas"] = args.exclude_schema
-    for flag, field in (
-        ("no_owners", "include_owners"),
-        ("no_privileges", "include_privileges"),
-        ("no_comments", "include_comments"),
-    ):
-        if getattr(args, flag, False):
-            overrides[field] = False
+    for attr, (field, _) in FILTER_FLAGS.items():
+        given = getattr(args, attr, None)
+        if given:  # a list for --schema / --exclude-schema, True for the --no-* switches
+            overrides[field] = False if given is True else given
     return overrides
+
+
+def flags_given(args: argparse.Namespace) -> dict[str, str]:
+    """Setting -> the flag that set it, for `config`'s origins."""
+    given = {FILTER_FLAGS[a][0]: FILTER_FLAGS[a][1] for a in FILTER_FLAGS if getattr(args, a, None)}
+    for attr, flag in (("log_format", "--log-format"), ("log_level", "--log-level")):
+        if getattr(args, attr, None):
+            given[attr] = flag
+    return given
 
 
 def chosen(args: argparse.Namespace) -> tuple[Settings, list[Settings]]:
     """(the settings, the targets the command addresses); SettingsError for an unknown name."""
+    from service.settings.model import select
+
     settings = settings_from(args)
     try:
         shard = settings.serving_shard()
@@ -128,18 +147,33 @@ def only_one(args: argparse.Namespace) -> Settings:
     return targets[0]
 
 
-@dataclass
 class Result(Generic[T]):
-    target: Settings
-    value: T | None = None
-    error: str | None = None
-    cause: str | None = None
+    """One target's outcome: its value, or the error (and its cause) that stopped it.
+
+    A plain class, not a dataclass: dataclasses imports inspect, ast and dis, and this module
+    is imported to build the parser."""
+
+    __slots__ = ("cause", "error", "target", "value")
+
+    def __init__(
+        self,
+        target: Settings,
+        value: T | None = None,
+        error: str | None = None,
+        cause: str | None = None,
+    ) -> None:
+        self.target, self.value, self.error, self.cause = target, value, error, cause
 
 
 async def each_target(
     targets: list[Settings], limit: int, work: Callable[[Settings], Awaitable[T]]
 ) -> list[Result[T]]:
     """`work` for every target, at most `limit` at a time; one failing never stops the rest."""
+    import asyncio
+
+    from service.errors import SyncError
+    from service.production.conninfo import ConnInfoError
+
     slots = asyncio.Semaphore(limit)
 
     async def one(target: Settings) -> Result[T]:
@@ -216,14 +250,37 @@ def report_checks(
     return EXIT_DRIFT if failing else EXIT_OK
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
+def settings_from(args: argparse.Namespace, warn: bool = True) -> Settings:
+    from service.logs import configure_logging
+    from service.settings.model import load_settings
+
     settings = load_settings(args.config, **filter_overrides(args), **shard_overrides(args))
     # One-shot commands speak through their output and exit code; their logs stay at warning
     # unless a level was asked for (flag, SCHEMA_SYNC_LOG_LEVEL or the config file).
     explicit = "log_level" in settings.model_fields_set
     level = args.log_level or (settings.log_level if explicit else "warning")
     configure_logging(args.log_format or settings.log_format, level)
+    if warn and getattr(args, "command", None) != "config":  # config lists them itself
+        warn_unknown_variables()
     return settings
+
+
+def warn_unknown_variables() -> None:
+    """One warning per SCHEMA_SYNC_* variable that sets nothing (a typo is otherwise silent)."""
+    import os
+
+    from service.logs import get_logger
+    from service.settings.model import Settings
+    from service.settings.unknown import unknown_variables
+
+    for unknown in unknown_variables(Settings.model_fields, os.environ):
+        get_logger().warning(
+            "settings.unknown_variable",
+            variable=unknown.name,
+            source=unknown.source,
+            nearest=unknown.nearest,
+            hint="not a setting, ignored; `pg-schema-sync config --example` lists every setting",
+        )
 
 
 def print_items(drift: Drift, with_diff: bool) -> None:
@@ -254,3 +311,40 @@ def emit_drift(
         if not failing:
             print(f"not failing: no change is {fail_on.value} or worse (--fail-on)")
     return EXIT_DRIFT if failing else EXIT_OK
+
+
+def clear_errors(handler: Handler) -> Handler:
+    """Errors a user can cause end in one line (a verify server's list of lacks: one line
+    each), as the other commands' do; exit 2."""
+
+    @functools.wraps(handler)
+    async def run(args: argparse.Namespace) -> int:
+        from service.disk.backups import BackupError
+        from service.verify import VerifyError
+
+        try:
+            return await handler(args)
+        except (BackupError, VerifyError, ValueError) as exc:
+            print(f"pg-schema-sync: {visible(str(exc), keep=chr(10))}", file=sys.stderr)
+            return EXIT_ERROR
+        except OSError as exc:
+            print(f"pg-schema-sync: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+            return EXIT_ERROR
+
+    return run
+
+
+def target_paths(args: argparse.Namespace) -> tuple[Settings, Paths]:
+    """The one target's settings and folders (--target NAME when several are configured)."""
+    from service.sync import Paths
+
+    settings = only_one(args)
+    return settings, Paths.of(settings)
+
+
+def show_path(path: Path) -> str:
+    """A path relative to the working directory when it is under it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 
 from service.cli.common import (
     add_shard_options,
@@ -12,11 +11,10 @@ from service.cli.common import (
     chosen,
     counted,
     settings_from,
+    warn_unknown_variables,
 )
 from service.compare.escape import visible
-from service.disk.lock import LockHeld
-from service.logs import configure_logging
-from service.settings.model import SettingsError
+from service.errors import SettingsError
 
 EXIT_HEALTHY, EXIT_UNHEALTHY = 0, 1  # Docker reserves 2 for HEALTHCHECK: never use it here
 
@@ -55,10 +53,13 @@ signals:
 
 output:
   Log events go to stdout: JSON lines when stdout is not a terminal (or with --log-format
-  json); with targets each event of a run carries `target`. A lock file (lock_file, default
-  .pg-schema-sync.lock beside the schema file; with targets one in each target's folder, all
-  taken at start) allows one daemon per folder; the state file (state_file, per target) is
-  what `health` reads.
+  json); with targets each event of a run carries `target`. The daemon's own files live in
+  the state folder (state_dir, default backup_dir; with targets each target's), never beside
+  the schema files: a lock file (.pg-schema-sync.lock; all taken at start) allows one daemon
+  per state folder, and the state file (.pg-schema-sync-state.json) is what `health` reads.
+  Every write of the schema folder (a sync, a rollback, a prune; the daemon's or a hand-run
+  one) holds that folder's own lock, so two configs sharing a schema folder never interleave.
+  Files an older version left beside the schema files are moved there at start.
 
 exit status:
   0  stopped by SIGTERM/SIGINT (after the grace period, the running sync was cancelled)
@@ -122,14 +123,17 @@ async def cmd_run(args: argparse.Namespace) -> int:
     # The daemon (APScheduler, Sentry, metrics) is imported only by the command that runs it:
     # every other command starts faster without it.
     from service.daemon.main import run_daemon
+    from service.disk.lock import LockHeld
+    from service.logs import configure_logging
 
-    settings = settings_from(args)
+    settings = settings_from(args, warn=False)
     # A service's log is its output: stdout, where container runtimes collect it.
     configure_logging(
         args.log_format or settings.log_format,
         args.log_level or settings.log_level,
         stream=sys.stdout,
     )
+    warn_unknown_variables()  # there too, with the daemon's other events
     try:
         return await run_daemon(settings, only=args.target)
     except LockHeld as exc:
@@ -139,14 +143,16 @@ async def cmd_run(args: argparse.Namespace) -> int:
         where = exc.filename or "the schema folder"
         print(
             f"pg-schema-sync: cannot start: {exc.strerror or exc}: {where}; make the folder "
-            "writable by this user, or point schema_file/lock_file elsewhere",
+            "writable by this user, or point state_dir (or schema_file) elsewhere",
             file=sys.stderr,
         )
         return 2
 
 
 async def cmd_health(args: argparse.Namespace) -> int:
-    from service.daemon.health import alive, default_paths, load_state, parse_schedule, verdict
+    from datetime import UTC, datetime
+
+    from service.daemon.health import alive, parse_schedule, read_state, verdict
 
     lines: list[tuple[str, bool, str]] = []  # (target, healthy, reason)
     try:
@@ -155,8 +161,7 @@ async def cmd_health(args: argparse.Namespace) -> int:
         configured = len(settings.resolved_targets())
         for target in targets:
             trigger = parse_schedule(target.schedule, target.timezone)
-            state_path, _ = default_paths(target)
-            state = load_state(state_path)
+            state_path, state = read_state(target)
             now = datetime.now(UTC)
             if args.liveness:
                 result = alive(state, now, trigger, target.health_max_age_s, target.sync_timeout_s)

@@ -1,10 +1,13 @@
-"""The `sync`, `check`, `compare` and `demo` commands: parse, call, print."""
+"""The `sync`, `check`, `compare` and `demo` commands: parse, call, print.
+
+The pipeline (service.sync: asyncpg, pydantic) is imported by the handlers, not here: this
+module is imported to build the parser."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.cli.common import (
     EXIT_OK,
@@ -19,19 +22,11 @@ from service.cli.common import (
     report_syncs,
     settings_from,
 )
-from service.compare.drift import Drift
-from service.logs import get_logger
-from service.production.catalog import CatalogOptions
-from service.production.conninfo import ConnInfo
-from service.settings.model import Settings
-from service.sync import (
-    SyncOutcome,
-    check_target,
-    compare_databases,
-    outcome_fields,
-    session_limits,
-    sync_target,
-)
+
+if TYPE_CHECKING:
+    from service.compare.drift import Drift
+    from service.settings.model import Settings
+    from service.sync import SyncOutcome
 
 
 def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.ArgumentParser) -> None:
@@ -131,6 +126,9 @@ async def cmd_sync(args: argparse.Namespace) -> int:
 
 
 async def _sync_one(settings: Settings, full: bool = False) -> SyncOutcome:
+    from service.logs import get_logger
+    from service.sync import outcome_fields, sync_target
+
     log = get_logger(command="sync", target=settings.name)
     log.info("sync.started")
     outcome = await sync_target(settings, full=full)
@@ -139,6 +137,8 @@ async def _sync_one(settings: Settings, full: bool = False) -> SyncOutcome:
 
 
 async def cmd_check(args: argparse.Namespace) -> int:
+    from service.sync import check_target
+
     settings, targets = chosen(args)
     if len(targets) == 1:
         outcome = await check_target(targets[0], full=args.full)
@@ -170,11 +170,15 @@ def _say_no_files(target: Settings, to_stderr: bool) -> None:
 
 
 async def cmd_compare(args: argparse.Namespace) -> int:
+    from service.production.conninfo import ConnInfo
+    from service.production.snapshot import compare_databases
+    from service.sync import session_limits
+
     settings = settings_from(args)
     env = ConnInfo.from_env()
     source = env.merged(ConnInfo.parse(args.from_dsn))
     target = env.merged(ConnInfo.parse(args.to_dsn))
-    options: CatalogOptions = settings.catalog_options()
+    options = settings.catalog_options()
     # The settings' statement and lock timeouts hold here too, as for check and sync.
     drift = await compare_databases(source, target, options, session_limits(settings))
     return emit_drift(drift, args.json, args.diff, FAIL_ON[args.fail_on])

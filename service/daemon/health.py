@@ -20,10 +20,10 @@ from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from service.disk import files
+from service.disk.legacy import STATE_NAME, legacy_paths
 from service.disk.lock import LOCK_NAME
 from service.settings.model import ENV_PREFIX, Settings, SettingsError
 
-STATE_NAME = ".pg-schema-sync-state.json"
 STATE_VERSION = 1
 HEALTH_SLACK = timedelta(minutes=5)  # a run may take a while and the clock may be late
 
@@ -182,9 +182,15 @@ def _iso(value: object) -> str:
     raise TypeError(f"cannot store {type(value).__name__} in the state file")
 
 
+def state_folder(settings: Settings) -> Path:
+    """Where the daemon keeps its state and lock files: state_dir, else backup_dir; never the
+    schema folder, which a user commits."""
+    return (settings.state_dir or settings.backup_dir).absolute()
+
+
 def default_paths(settings: Settings) -> tuple[Path, Path]:
-    """(state file, lock file): beside the schema file unless configured."""
-    folder = settings.schema_file.absolute().parent
+    """(state file, lock file): in the state folder unless configured."""
+    folder = state_folder(settings)
     state = settings.state_file.absolute() if settings.state_file else folder / STATE_NAME
     lock = settings.lock_file.absolute() if settings.lock_file else folder / LOCK_NAME
     return state, lock
@@ -195,6 +201,24 @@ def history_file(state_file: Path) -> Path:
     that is configured or moved to, under the same name stem."""
     stem = state_file.name.removesuffix(".json").removesuffix("-state")
     return state_file.with_name(f"{stem}-history.json")
+
+
+def old_paths(settings: Settings) -> tuple[Path | None, Path | None]:
+    """(state file, lock file) where an older version kept them, beside the schema files;
+    None where the setting names a file (it was never in the old default place)."""
+    state, lock = legacy_paths(settings.schema_file.absolute().parent)
+    return (None if settings.state_file else state), (None if settings.lock_file else lock)
+
+
+def read_state(settings: Settings) -> tuple[Path, DaemonState | None]:
+    """(where, the state) for `health`: the state folder's file, or, until the daemon of this
+    version has started and moved it, the one an older version left beside the schema files."""
+    path, _ = default_paths(settings)
+    state = load_state(path)
+    old, _ = old_paths(settings)
+    if state is None and old is not None and old.is_file():
+        return old, load_state(old)
+    return path, state
 
 
 def load_state(path: Path) -> DaemonState | None:

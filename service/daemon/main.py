@@ -30,12 +30,14 @@ from service.daemon.health import (
     default_paths,
     history_file,
     load_state,
+    old_paths,
     parse_schedule,
 )
 from service.daemon.metrics import Metrics
 from service.daemon.runner import TargetRunner
 from service.daemon.webhooks import WebhookSender, hooks_of
 from service.disk import history
+from service.disk.legacy import move_state, retire_lock
 from service.disk.lock import hold
 from service.logs import get_logger, register_secret
 from service.production.conninfo import ConnInfoError
@@ -320,8 +322,17 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
     logging.getLogger("apscheduler").propagate = False
     with contextlib.ExitStack() as held:
         paths = [default_paths(t) for t in targets]
-        for _state_path, lock_path in paths:  # one lock per target folder, all or none
+        for target, (state_path, lock_path) in zip(targets, paths, strict=True):
+            # One lock per target's state folder, all or none; an older version's files
+            # beside the schema files are retired first (disk/legacy.py).
+            old_state, old_lock = old_paths(target)
+            if old_lock is not None and old_lock != lock_path:
+                retire_lock(old_lock)
             held.enter_context(hold(lock_path))
+            if old_state is not None and move_state(old_state, state_path):
+                log.info("state.moved", target=target.name, old=str(old_state), new=str(state_path))
+            if old_state is not None:  # the status page's history went beside the state file
+                move_state(history_file(old_state), history_file(state_path))
         metrics = None
         if settings.metrics_port is not None:
             metrics = Metrics(by_target=fleet)

@@ -41,10 +41,12 @@ async def _connect(info: ConnInfo, limits: SessionLimits) -> asyncpg.Connection:
     try:
         return await connect(info, limits)
     except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
+        # A passfile named but unusable is the likelier cause than the password in it.
+        why = info.passfile_problem() or (
+            "check the password (PGPASSWORD, SCHEMA_SYNC_PASSWORD or a passfile) and the user"
+        )
         raise SyncError(
-            f"authentication failed for {where}: {exc}; check the password "
-            "(PGPASSWORD, SCHEMA_SYNC_PASSWORD or a passfile) and the user",
-            Cause.AUTHENTICATION,
+            f"authentication failed for {where}: {exc}; {why}", Cause.AUTHENTICATION
         ) from None
     except asyncpg.InvalidCatalogNameError as exc:
         raise SyncError(
