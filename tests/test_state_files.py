@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from service.daemon.health import DaemonState, save_state
+from service.disk import history
+from service.disk.history import History, RunRecord
 from service.disk.legacy import move_state
 from tests.conftest import Database, run_cli
 from tests.daemon_proc import DaemonProcess
@@ -77,7 +79,11 @@ def test_state_dir_holds_the_daemons_files_when_set(db: Database, tmp_path: Path
         d.wait_for("sync.finished")
         d.send(signal.SIGTERM)
         assert d.wait_exit(30) == 0
-    assert listing(state_dir) == [".pg-schema-sync-state.json", ".pg-schema-sync.lock"]
+    assert listing(state_dir) == [
+        ".pg-schema-sync-history.json",  # the status page's timeline (issue 21)
+        ".pg-schema-sync-state.json",
+        ".pg-schema-sync.lock",
+    ]
     assert ".pg-schema-sync-state.json" not in listing(tmp_path / "backups")
     healthy = run_cli("health", cwd=tmp_path, env={"SCHEMA_SYNC_STATE_DIR": str(state_dir)})
     assert healthy.out.startswith("unhealthy: the daemon stopped")  # it read that state
@@ -98,6 +104,9 @@ def test_an_older_versions_state_is_moved_once_and_its_lock_retired(
         ),
     )
     (tmp_path / OLD_LOCK).write_text("")
+    # The status page's timeline, which went beside the state file, goes with it.
+    old_history = tmp_path / "sql/schemas/.pg-schema-sync-history.json"
+    history.save(old_history, History(runs=(RunRecord(then, "full", run_id="older-run"),)))
     assert "last successful sync" in run_cli("health", cwd=tmp_path).out
     with DaemonProcess(tmp_path, {**env, "SCHEMA_SYNC_SYNC_ON_START": "false"}) as d:
         moved = d.wait_for("state.moved")
@@ -107,6 +116,8 @@ def test_an_older_versions_state_is_moved_once_and_its_lock_retired(
         d.send(signal.SIGTERM)
         assert d.wait_exit(30) == 0
     assert listing(tmp_path / "sql/schemas") == SCHEMA_FILES
+    assert not old_history.exists()
+    assert "older-run" in (tmp_path / "backups/.pg-schema-sync-history.json").read_text()
     state = json.loads((tmp_path / "backups/.pg-schema-sync-state.json").read_text())
     # What the alerts need to survive the move did: the drift already alerted on, the streak.
     assert state["active_drift"] == "abc" and state["failure_alerted"] is True
