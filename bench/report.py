@@ -167,6 +167,39 @@ def targets(results: Results) -> list[str]:
     return lines
 
 
+def first_hour_targets(results: Results) -> list[str]:
+    """Issue 22's goals: the command answers at once, and a sync adds little to pg_dump."""
+    lines = ["| target | measured | verdict |", "|---|---|---|"]
+    su = results.startup
+    for row in su.rows if su else []:
+        if row.goal_s is None or su is None:
+            continue
+        what = f"`{row.command}`"
+        judged: bool | None = row.wall <= row.goal_s
+        if row.command == "check":
+            what += f" (skipped, S = {su.scale:,})"
+            judged = judged if su.scale == 1_000 else None  # the goal is set at S = 1,000
+        yard = statistics.median(row.yardstick)
+        lines.append(
+            f"| {what} ≤ {row.goal_s:g} s wall | {row.wall:.3f} s (psql --version "
+            f"{yard:.3f} s) | {_verdict(judged)} |"
+        )
+    for command, scale, goal in (("sync (unchanged)", 2_000, 0.30), ("sync (full)", 5_000, 1.10)):
+        result = next((r for r in results.scales if r.scale == scale), None)
+        pair = paired(result, command) if result else None
+        if result is None or pair is None:
+            lines.append(
+                f"| {command} at S = {scale:,} ≤ {goal:.2f} x pg_dump | not measured | - |"
+            )
+            continue
+        wall, floor = result.median_wall(command) or 0.0, result.median_wall("pg_dump") or 1.0
+        lines.append(
+            f"| {command} at S = {scale:,} ≤ {goal:.2f} x pg_dump | {pair:.2f}x per run "
+            f"({wall:.2f} s vs {floor:.2f} s) | {_verdict(pair <= goal)} |"
+        )
+    return lines
+
+
 def markdown(results: Results) -> str:
     out = [
         "# Benchmark: pg-schema-sync vs bare pg_dump and migra",
@@ -202,6 +235,11 @@ def markdown(results: Results) -> str:
         if note:
             out.append(f"- {note}")
     out += ["", "## Targets (issue 6)", "", *targets(results), ""]
+    out += ["## Targets (issue 22)", "", *first_hour_targets(results), ""]
+    if results.startup is not None:
+        from bench.startup import markdown as startup_markdown
+
+        out += startup_markdown(results.startup)
     return "\n".join(out)
 
 

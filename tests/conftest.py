@@ -20,6 +20,8 @@ from service.production.conninfo import ConnInfo
 from service.production.db import connect
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# What `check --json` and `compare --json` print when nothing drifted.
+NO_DRIFT = {"drift": False, "headline": "no drift", "impact": {}, "changes": []}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -46,6 +46,7 @@ import asyncpg
 from service.compare.inventory import DbObject, Inventory
 from service.production.catalog_queries import ANY_SCHEMA_MATCHES, Query
 from service.production.catalog_versions import queries_for
+from service.production.db import read_transaction
 from service.production.schema_patterns import schema_regex
 
 FETCH_ROWS = 2_000
@@ -71,7 +72,7 @@ async def load_inventory(
     the caller's open transaction (snapshot.py shares it with pg_dump), else one of its own."""
     if conn.is_in_transaction():
         return await _read(conn, options)
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
+    async with read_transaction(conn, isolation="repeatable_read"):
         return await _read(conn, options)
 
 
