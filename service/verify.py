@@ -20,6 +20,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,23 +100,32 @@ async def verify_files(
     """Install `schema_file` into a fresh scratch database on `server`, re-dump it and compare
     the dump with the files (bytes) and its catalog with `reference` (objects)."""
     t0 = time.monotonic()
-    name = scratch_name()
-    result = VerifyResult(name)
-    admin_info = server if server.dbname else server.with_params(dbname="postgres")
-    scratch = server.with_params(dbname=name)
     dump_path = resolve_tool(export_options.pg_dump, "pg_dump")
     psql = resolve_tool(str(Path(dump_path).with_name("psql")), "psql")
+    async with scratch_database(server) as scratch:
+        result = VerifyResult(scratch.dbname or "")
+        problem = await install(psql, scratch, schema_file, display_file)
+        if problem is None:
+            problem, result.drift = await round_trip(
+                scratch, schema_file, functions_file, reference, export_options, catalog_options
+            )
+        result.problem = problem
+    result.duration_s = time.monotonic() - t0
+    return result
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(server: ConnInfo) -> AsyncIterator[ConnInfo]:
+    """A fresh scratch database on `server` (its connection info) for the block's length:
+    dropped after it however it ends (the drop is shielded from cancellation)."""
+    name = scratch_name()
+    admin_info = server if server.dbname else server.with_params(dbname="postgres")
     admin = await _admin_connect(admin_info)
     try:
         await remove_abandoned(admin)
         try:
             await _create(admin, name, server)
-            problem = await install(psql, scratch, schema_file, display_file)
-            if problem is None:
-                problem, result.drift = await round_trip(
-                    scratch, schema_file, functions_file, reference, export_options, catalog_options
-                )
-            result.problem = problem
+            yield server.with_params(dbname=name)
         finally:
             drop = asyncio.ensure_future(_drop(admin, name))
             try:
@@ -125,8 +135,6 @@ async def verify_files(
                 raise
     finally:
         await close_quickly(admin)
-    result.duration_s = time.monotonic() - t0
-    return result
 
 
 def scratch_name() -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from service import __version__
-from service.cli import alerts, backups, daemon, git, sync
+from service.cli import alerts, backups, daemon, git, plan, sync
 from service.cli.common import EXIT_ERROR
 from service.compare.escape import visible
 from service.errors import SyncError
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # Each command group registers itself (one line each): module.register(sub, common,
     # filters) adds subparsers whose handler(args) -> int.
-    for group in (sync, backups, daemon, git, alerts):
+    for group in (sync, backups, daemon, git, alerts, plan):
         group.register(sub, common, filters)
     return parser
 
