@@ -134,6 +134,13 @@ def _literal_role(role: str) -> str:
     return "'" + name.replace("'", "''") + "'"
 
 
+def default_prefix(head: str) -> str:
+    """`ALTER DEFAULT PRIVILEGES FOR ROLE r IN SCHEMA s ON TABLES` (a default-privileges
+    definition's first line, its name) -> the statement's start, without `ON TABLES` (each
+    GRANT/REVOKE line says it)."""
+    return head.rsplit(" ON ", 1)[0] + " "
+
+
 def comment_changes(old: str | None, new: str | None) -> list[str]:
     """COMMENT statements taking one object's comments to another's (IS NULL for gone ones)."""
     before, after = comment_targets(old), comment_targets(new)

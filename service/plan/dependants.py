@@ -12,6 +12,7 @@ from __future__ import annotations
 from service.plan.context import Ctx, split_key
 from service.plan.facts import TableFacts
 from service.plan.model import Change, Rank
+from service.plan.objects import is_base_type
 from service.plan.sides import PG_ATTRDEF, PG_CLASS, PG_CONSTRAINT, Dependency
 from service.plan.sqltext import quote_ident
 
@@ -198,8 +199,13 @@ def _detach(ctx: Ctx, table: str, part: tuple[int, int], head: str, off: str, on
 def implied(ctx: Ctx, key: str) -> bool:
     """Whether dropping `key` is done by another drop of the plan: PostgreSQL drops an object
     with what it depends on automatically (an index with its table or column, a sequence
-    with the column owning it)."""
+    with the column owning it, a security label with what it labels)."""
     gone = ctx.removed | ctx.recreate.keys()
+    row = ctx.old.rows[key]
+    if row.kind == "security label":
+        return ctx.old.key_of.get((row.classid or 0, row.objid or 0)) in gone
+    if row.kind == "function" and _io_function_of_dropped_type(ctx, key, gone):
+        return True
     for d in ctx.old.dependencies:
         if d.key != key or not d.auto or d.part != _own(ctx, key):
             continue
@@ -211,6 +217,15 @@ def implied(ctx: Ctx, key: str) -> bool:
         ):
             return True
         if d.ref_subid and (d.ref, d.ref_subid) in ctx.dropped:
+            return True
+    return False
+
+
+def _io_function_of_dropped_type(ctx: Ctx, key: str, gone: set[str]) -> bool:
+    """A base type's input/output function: the type's DROP ... CASCADE takes it along."""
+    for d in ctx.old.dependants.get(key, ()):
+        row = ctx.old.rows.get(d.key)
+        if row is not None and d.key in gone and is_base_type(row.kind, row.body):
             return True
     return False
 

@@ -8,7 +8,7 @@ from service.plan import acl, hazards
 from service.plan.context import Ctx, split_key
 from service.plan.entries import Entry
 from service.plan.model import Change, Part, Rank, Statement
-from service.plan.sqltext import quote_ident, quote_literal, top_level
+from service.plan.sqltext import ident_at, quote_ident, quote_literal, top_level
 
 # Entries whose SQL builds a relation: the SET default_tablespace / default_table_access_method
 # pg_restore printed before them matter.
@@ -25,7 +25,8 @@ def create(ctx: Ctx, key: str, recreated: bool = False) -> list[Statement]:
     note = "recreated: it cannot be changed in place" if recreated else ""
     if row.kind == "security label":
         target = ctx.new.key_of.get((row.classid or 0, row.objid or 0))
-        return [ctx.statement(key, row.body, Change.CREATE, new=_main(ctx, target), note=note)]
+        needs = _main(ctx, target)
+        return [ctx.statement(key, row.body, Change.CREATE, new=[], needs=needs, note=note)]
     if row.kind == "user mapping":
         return [_user_mapping(ctx, key)]
     if not entries:
@@ -63,6 +64,9 @@ def create(ctx: Ctx, key: str, recreated: bool = False) -> list[Statement]:
                 session=session,
             )
         )
+        if e.catalog == (row.classid, row.objid):
+            undo = _default_privileges_undone(ctx, key)
+            out += [ctx.statement(key, sql, Change.CREATE, old=[], new=[e]) for sql in undo]
         if e.desc == "MATERIALIZED VIEW":
             # pg_dump writes WITH NO DATA (the data is restored apart): fill it, as TO has it.
             refresh = f"REFRESH MATERIALIZED VIEW {row.name}"
@@ -97,9 +101,17 @@ def drop(ctx: Ctx, key: str, recreated: bool = False) -> list[Statement]:
         sql = f"DROP INDEX CONCURRENTLY {name}"
     else:
         sql = f"DROP {_DROP_WORD.get(kind, kind.upper())} {name}"
+        if is_base_type(row.kind, row.body):
+            # Its input and output functions and it depend on each other: as pg_dump's own
+            # DROP, CASCADE takes them along (dependants.implied leaves their drops out).
+            sql += " CASCADE"
     risk = hazards.drop(kind, recreated, concurrently)
     part = Part.BEFORE if concurrently else Part.TRANSACTION
     return [ctx.statement(key, sql, Change.DROP, risk, old=entries, part=part, note=note)]
+
+
+def is_base_type(kind: str, body: str) -> bool:
+    return kind == "type" and "\n    INPUT = " in body
 
 
 def _main(ctx: Ctx, key: str | None, old: bool = False) -> list[Entry | None]:
@@ -154,7 +166,44 @@ def _from_definition(ctx: Ctx, key: str, note: str) -> list[Statement]:
 def _default_privileges(body: str) -> list[str]:
     """The statements taking one default-privileges object back to no grants at all."""
     head, _, lines = body.partition("\n")
-    return acl.changes(acl.parse(lines), set(), head + " ")
+    return acl.changes(acl.parse(lines), set(), acl.default_prefix(head))
+
+
+# What ALTER DEFAULT PRIVILEGES calls an object kind, and what GRANT calls it.
+_DEFAULT_OBJECTS = {
+    "table": ("TABLES", "TABLE"), "view": ("TABLES", "TABLE"),
+    "materialized view": ("TABLES", "TABLE"), "foreign table": ("TABLES", "TABLE"),
+    "sequence": ("SEQUENCES", "SEQUENCE"), "function": ("FUNCTIONS", "FUNCTION"),
+    "procedure": ("FUNCTIONS", "PROCEDURE"), "aggregate": ("FUNCTIONS", "FUNCTION"),
+    "type": ("TYPES", "TYPE"), "domain": ("TYPES", "DOMAIN"), "schema": ("SCHEMAS", "SCHEMA"),
+}  # fmt: skip
+
+
+def _default_privileges_undone(ctx: Ctx, key: str) -> list[str]:
+    """Statements taking back what FROM's default privileges may have given an object the
+    plan just created (they apply to whoever runs the plan), so that its privileges are the
+    default ones before TO's are set, as pg_dump's entries expect."""
+    kind, name = split_key(key)
+    if kind not in _DEFAULT_OBJECTS:
+        return []
+    objects, word = _DEFAULT_OBJECTS[kind]
+    schema = ident_at(name, 0)[0] if kind != "schema" else None
+    grants: set[acl.Grant] = set()
+    for row in ctx.old.rows.values():
+        if row.kind != "default privileges":
+            continue
+        head, _, lines = row.body.partition("\n")
+        if not head.endswith(" ON " + objects):
+            continue
+        if " IN SCHEMA " in head:
+            in_schema = ident_at(head, head.index(" IN SCHEMA ") + len(" IN SCHEMA "))[0]
+            if in_schema != schema:
+                continue
+        for g in acl.parse(lines):
+            grants.add(
+                acl.Grant(g.verb, f"{word} {name}", g.grantee, "", g.grantable, "", g.privilege)
+            )
+    return acl.changes(grants, set())
 
 
 def _label_removed(body: str) -> str:
@@ -180,7 +229,7 @@ def _user_mapping(ctx: Ctx, key: str) -> Statement:
             pairs.append(f"{quote_ident(k)} {quote_literal(v)}")
         head += f" OPTIONS ({', '.join(pairs)})"
     server = "server " + name.split(" SERVER ", 1)[1]
-    return ctx.statement(key, head, Change.CREATE, new=_main(ctx, server))
+    return ctx.statement(key, head, Change.CREATE, new=[], needs=_main(ctx, server))
 
 
 _ANY_ENCODING = re.compile(r"PROVIDER = libc\n    LC_COLLATE = '(C|POSIX)'\n    LC_CTYPE = '\1'\n")

@@ -34,8 +34,11 @@ def order(
     groups: Sequence[Sequence[Statement]],
     old: Mapping[int, Entry],
     new: Mapping[int, Entry],
+    drops_before: Mapping[str, set[str]] | None = None,
 ) -> list[Statement]:
-    """The statements of all groups in an order that runs."""
+    """The statements of all groups in an order that runs. `drops_before`: object -> the
+    objects it depends on in FROM (pg_depend): its drop runs before theirs (for objects
+    pg_dump writes no dependencies for, such as user mappings)."""
     statements = [s for g in groups for s in g]
     edges: dict[int, set[int]] = {n: set() for n in range(len(statements))}
     _side(statements, new, edges, forward=True)
@@ -47,7 +50,23 @@ def order(
             edges[a].add(b)
         i += len(group)
     _names(statements, edges)
+    _drops(statements, edges, drops_before or {})
     return _kahn(statements, edges)
+
+
+def _drops(
+    statements: list[Statement], edges: dict[int, set[int]], before: Mapping[str, set[str]]
+) -> None:
+    drops: dict[str, list[int]] = {}
+    for n, s in enumerate(statements):
+        if s.change is Change.DROP:
+            drops.setdefault(s.object, []).append(n)
+    for x, refs in before.items():
+        for y in refs:
+            for a in drops.get(x, ()):
+                for b in drops.get(y, ()):
+                    if a != b:
+                        edges[a].add(b)
 
 
 class _Below:

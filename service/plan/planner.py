@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from service.logs import get_logger
-from service.plan import changes, dependants, objects
+from service.plan import changes, dependants, members, objects
 from service.plan.context import Ctx, Environment, split_key
 from service.plan.model import Plan, Refusal, Statement
 from service.plan.order import OrderError, order
@@ -40,8 +40,8 @@ def make_plan(old: SideData, new: SideData, env: Environment) -> Outcome:
         dependants.expand(ctx)
     if ctx.needs_tables:
         return Outcome(Plan(), frozenset(ctx.needs_tables))
-    groups: list[list[Statement]] = []
-    for key in sorted(ctx.removed):
+    moved, groups = members.moves(ctx)
+    for key in sorted(ctx.removed - moved):
         if not dependants.implied(ctx, key):
             groups.append(objects.drop(ctx, key))
     for key in sorted(ctx.recreate):
@@ -49,7 +49,7 @@ def make_plan(old: SideData, new: SideData, env: Environment) -> Outcome:
             groups.append(objects.drop(ctx, key, recreated=True))
         if key in ctx.new.rows:
             groups.append(objects.create(ctx, key, recreated=key in ctx.old.rows))
-    for key in sorted(ctx.added):
+    for key in sorted(ctx.added - moved):
         groups.append(objects.create(ctx, key))
     for key in sorted(ctx.in_place):
         groups.append(_without_gone(ctx, ctx.in_place[key]))
@@ -57,13 +57,24 @@ def make_plan(old: SideData, new: SideData, env: Environment) -> Outcome:
     if ctx.refusals:
         return Outcome(Plan(refusals=tuple(ctx.refusals)))
     try:
-        ordered = order(groups, old.archive.entries, new.archive.entries)
+        ordered = order(groups, old.archive.entries, new.archive.entries, _drops_before(ctx))
     except OrderError as exc:
         get_logger().debug("plan.circle", statements=exc.statements)
         reason = "its statements depend on each other in a circle: no order runs them"
         refusals = tuple(Refusal(*split_key(o), reason) for o in exc.objects)
         return Outcome(Plan(refusals=refusals))
     return Outcome(Plan(tuple(ordered), (), frozenset(_reordered(ctx))))
+
+
+def _drops_before(ctx: Ctx) -> dict[str, set[str]]:
+    """Objects dropped (or recreated) -> those of them they depend on in FROM (pg_depend,
+    auto dependencies aside: those go by themselves)."""
+    gone = ctx.removed | ctx.recreate.keys()
+    found: dict[str, set[str]] = {}
+    for d in ctx.old.dependencies:
+        if not d.auto and d.key in gone and d.ref in gone:
+            found.setdefault(d.key, set()).add(d.ref)
+    return found
 
 
 def _without_gone(ctx: Ctx, statements: list[Statement]) -> list[Statement]:

@@ -50,39 +50,55 @@ async def prove(
     export: ExportOptions,
     workdir: Path,
 ) -> Proof:
+    """A scratch copy of FROM made from its dump, the plan run on it, the result compared."""
     t0 = time.monotonic()
-    psql = resolve_tool(
-        str(Path(resolve_tool(export.pg_dump, "pg_dump")).with_name("psql")), "psql"
-    )
-    copy, script = workdir / "from.sql", workdir / "plan.sql"
-    header = render.Header(
-        old.display,
-        new.display,
-        "verification run",
-        PROOF_LOCK_TIMEOUT_MS,
-        PROOF_STATEMENT_TIMEOUT_MS,
-    )
+    psql = psql_of(export)
+    copy = workdir / "from.sql"
     await asyncio.to_thread(copy.write_text, copy_script(old))
-    await asyncio.to_thread(script.write_text, render.script(plan, header))
     async with scratch_database(server) as scratch:
         problem = await install(psql, scratch, copy, f"the copy of {old.display}")
         if problem is not None:
             raise VerifyError(
                 f"FROM's schema does not install on the verify server: {problem.one_line()}"
             )
-        problem = await install(psql, scratch, script, "the plan")
-        if problem is not None:
-            return Proof(
-                False, f"the plan fails: {problem.one_line()}", duration_s=time.monotonic() - t0
-            )
-        conn = await connect(scratch)
-        try:
-            rows = await load_rows(conn, catalog)
-        finally:
-            await close_quickly(conn)
+        proof = await run_and_compare(psql, scratch, plan, new, catalog, workdir)
+    proof.duration_s = time.monotonic() - t0
+    return proof
+
+
+async def run_and_compare(
+    psql: str,
+    copy: ConnInfo,
+    plan: Plan,
+    new: SideData,
+    catalog: CatalogOptions,
+    workdir: Path,
+) -> Proof:
+    """Run the plan's script on `copy` (a copy of FROM) with psql and compare the result with
+    TO: the verification proper."""
+    script = workdir / f"plan-{copy.dbname}.sql"
+    header = render.Header(
+        "FROM", new.display, "verification run", PROOF_LOCK_TIMEOUT_MS, PROOF_STATEMENT_TIMEOUT_MS
+    )
+    await asyncio.to_thread(script.write_text, render.script(plan, header))
+    problem = await install(psql, copy, script, "the plan")
+    if problem is not None:
+        return Proof(False, f"the plan fails: {problem.one_line()}")
+    conn = await connect(copy)
+    try:
+        rows = await load_rows(conn, catalog)
+    finally:
+        await close_quickly(conn)
     got = {f"{r.kind} {r.name}": r for r in rows}
     drift = differences(got, new.rows, catalog, plan.column_order)
-    return Proof(not drift, None, drift, time.monotonic() - t0)
+    return Proof(not drift, None, drift)
+
+
+def psql_of(export: ExportOptions) -> str:
+    """psql beside the pg_dump in use (the same version), else on PATH."""
+    return resolve_tool(
+        str(Path(resolve_tool(export.pg_dump, "pg_dump")).with_name("psql")), "psql"
+    )
 
 
 def copy_script(old: SideData) -> str:

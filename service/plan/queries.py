@@ -191,3 +191,11 @@ OPTIONS = {
     1417: "SELECT coalesce(srvoptions, '{}') FROM pg_catalog.pg_foreign_server WHERE oid = $1",
     1418: "SELECT coalesce(umoptions, '{}') FROM pg_catalog.pg_user_mappings WHERE umid = $1",
 }
+
+# Extension members as ALTER EXTENSION ... ADD / DROP names them: (extension, type, identity).
+MEMBERS = """
+SELECT quote_ident(x.extname) AS extension, i.type, i.identity
+FROM pg_catalog.pg_depend d
+JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid
+CROSS JOIN LATERAL pg_catalog.pg_identify_object(d.classid, d.objid, 0) i
+WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e'"""

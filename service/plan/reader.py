@@ -70,6 +70,7 @@ class Reader:
                 holders = await self._holders(version)
                 depends = tuple(_depend(r) for r in await self.conn.fetch(queries.DEPENDS))
                 fingerprint = (await Probe().fingerprint(self.conn)).digest
+                members = tuple((r[0], r[1], r[2]) for r in await self.conn.fetch(queries.MEMBERS))
             archive = await archive_task
         except BaseException:
             archive_task.cancel()
@@ -87,6 +88,7 @@ class Reader:
             holders,
             depends,
             fingerprint,
+            members=members,
         )
 
     async def _export_snapshot(self) -> str | None:

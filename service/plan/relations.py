@@ -16,7 +16,7 @@ from service.plan.sqltext import fact_lines, option_pairs, quote_ident, quote_li
 _VIEW_LOCK = hazards.risk(Hazard.ACCESS_EXCLUSIVE_LOCK, lock=hazards.ACCESS_EXCLUSIVE)
 # pg_get_indexdef's storage parameters: `WITH (fillfactor='60', deduplicate_items='off')`
 _INDEX_WITH = re.compile(r" WITH \((?:[^()']|'(?:[^']|'')*')*\)")
-_INDEX_OPTION = re.compile(r"([^=, ]+)='((?:[^']|'')*)'")
+_INDEX_OPTION = re.compile(r"([^=,() ]+)='((?:[^']|'')*)'")
 
 
 def _query(body: str) -> str:

@@ -24,7 +24,7 @@ from service.production.catalog import CatalogOptions
 from service.production.conninfo import ConnInfo
 from service.production.db import SessionLimits
 from service.production.export import ExportOptions
-from service.verify import VerifyError, install, resolve_tool, scratch_database
+from service.verify import VerifyError, install, scratch_database
 
 _FACT_KINDS = ("table", "foreign table", "view", "materialized view")
 _OPTION_KINDS = {"foreign data wrapper", "server", "user mapping"}
@@ -86,7 +86,7 @@ async def make(request: Request) -> Result:
             old = replace(old, display=request.source.display)
             new = replace(new, display=request.target.display)
             read_s = time.monotonic() - t0
-            plan, old, new = await _plan(request, old_reader, new_reader, old, new)
+            plan, old, new = await plan_sides(request, old_reader, new_reader, old, new)
         plan_s = time.monotonic() - t0
         log.info(
             "plan.made",
@@ -126,9 +126,7 @@ async def _live(request: Request, source: Source, workdir: Path) -> AsyncIterato
             f"{source.display} must be installed into a scratch database first: set "
             "verify_dsn (SCHEMA_SYNC_VERIFY_DSN) to a server where this user may CREATE DATABASE"
         )
-    psql = resolve_tool(
-        str(Path(resolve_tool(request.export.pg_dump, "pg_dump")).with_name("psql")), "psql"
-    )
+    psql = proof.psql_of(request.export)
     async with scratch_database(request.verify_server) as info:
         problem = await install(psql, info, source.file, source.display)
         if problem is not None:
@@ -136,7 +134,7 @@ async def _live(request: Request, source: Source, workdir: Path) -> AsyncIterato
         yield info
 
 
-async def _plan(
+async def plan_sides(
     request: Request, old_reader: Reader, new_reader: Reader, old: SideData, new: SideData
 ) -> tuple[Plan, SideData, SideData]:
     """The planner, given what it needs: table facts, cast contexts, update paths, options."""
@@ -199,9 +197,10 @@ async def _environment(
 
 
 def _wants_options(key: str, old: SideData, new: SideData) -> bool:
-    """Options are read for objects that change or are created."""
-    if key not in old.rows or key not in new.rows:
-        return key in new.rows
+    """Options are read for objects that change or are created, and every user mapping's
+    (one may be created again with its server)."""
+    if key.startswith("user mapping ") or key not in old.rows or key not in new.rows:
+        return key in new.rows or key.startswith("user mapping ")
     return old.inventory.objects[key].definition != new.inventory.objects[key].definition
 
 

@@ -4,6 +4,8 @@ publications, default privileges and security labels."""
 
 from __future__ import annotations
 
+import re
+
 from service.plan import acl, hazards
 from service.plan.context import Ctx, Recreate, Refuse, split_key
 from service.plan.model import Change, Rank, Statement
@@ -218,14 +220,16 @@ def publication(ctx: Ctx, key: str) -> list[Statement]:
             sql = f"{head} ADD TABLES IN SCHEMA {schema}"
             out.append(ctx.statement(key, sql, Change.ALTER, old=[], new=new_entries))
     if old_options != new_options:
-        out.append(ctx.statement(key, f"{head} SET {new_options[len('WITH ') :]}", Change.ALTER))
+        # The definition prints the boolean as the catalog's text does (t / f).
+        options = re.sub(r"= t\)$", "= true)", re.sub(r"= f\)$", "= false)", new_options))
+        out.append(ctx.statement(key, f"{head} SET {options[len('WITH ') :]}", Change.ALTER))
     return out
 
 
 def default_privileges(ctx: Ctx, key: str) -> list[Statement]:
     old_head, _, old_lines = ctx.old.rows[key].body.partition("\n")
     _, _, new_lines = ctx.new.rows[key].body.partition("\n")
-    sqls = acl.changes(acl.parse(old_lines), acl.parse(new_lines), old_head + " ")
+    sqls = acl.changes(acl.parse(old_lines), acl.parse(new_lines), acl.default_prefix(old_head))
     return [ctx.statement(key, sql, Change.ALTER, rank=Rank.LATE) for sql in sqls]
 
 

@@ -45,6 +45,8 @@ class SideData:
     depends: tuple[tuple[int, int, int, int, int, int, str], ...]
     fingerprint: str  # the catalog probe's, at the moment read
     tables: Mapping[str, TableFacts] = field(default_factory=dict)  # changed ones, by key
+    # Extension members: (extension, type, identity) as pg_identify_object names them.
+    members: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
