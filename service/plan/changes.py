@@ -63,17 +63,20 @@ def change(ctx: Ctx, key: str) -> None:
         ctx.refuse(key, str(why))
         return
     options = ctx.env.catalog
+    # Owners, privileges and comments make no state other statements depend on: they run
+    # once the object is as TO has it (its own statements before them in this group).
+    after = [ctx.main_entry(ctx.new, key)]
     if options.owners and old.owner != new.owner and new.owner:
         sql = f"ALTER {kind.upper()} {name} OWNER TO {new.owner}"
         risk = hazards.alter_table("owner") if kind == "table" else (frozenset(), hazards.NONE)
-        statements.append(ctx.statement(key, sql, Change.ALTER, risk, old=[]))
+        statements.append(ctx.statement(key, sql, Change.ALTER, risk, old=[], new=[], needs=after))
     if options.privileges and old.acl != new.acl:
         before = acl.parse(old.acl)
         if old.owner and new.owner:
             before = acl.with_owner(before, old.owner, new.owner)
         for sql in acl.changes(before, acl.parse(new.acl)):
-            statements.append(ctx.statement(key, sql, Change.ALTER, old=[]))
+            statements.append(ctx.statement(key, sql, Change.ALTER, old=[], new=[], needs=after))
     if options.comments and old.comments != new.comments:
         for sql in acl.comment_changes(old.comments, new.comments):
-            statements.append(ctx.statement(key, sql, Change.ALTER, old=[]))
+            statements.append(ctx.statement(key, sql, Change.ALTER, old=[], new=[], needs=after))
     ctx.in_place[key] = statements
