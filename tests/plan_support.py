@@ -67,6 +67,16 @@ async def read(cluster: ScratchCluster, db: str, r: Reader) -> SideData:
         return await r.read(CatalogOptions(), export, Path(tmp))
 
 
+# The unsafe cases plan refuses by design (docs/plan.md), as its reasons word them.
+DOCUMENTED = (
+    "there is no cast from",
+    "enum labels are removed or reordered",
+    "has no update path",
+    "it becomes a partitioned table (or stops being one)",
+    "its partition key changes",
+)
+
+
 @dataclass
 class Outcome:
     """One direction of a pair: the plan, what its verification said, and pg_dump's word."""
@@ -78,6 +88,13 @@ class Outcome:
     @property
     def refused(self) -> bool:
         return bool(self.plan.refusals)
+
+    @property
+    def documented(self) -> bool:
+        """Refused, and only for documented unsafe cases."""
+        return self.refused and all(
+            any(d in r.reason for d in DOCUMENTED) for r in self.plan.refusals
+        )
 
     @property
     def converged(self) -> bool:
@@ -93,10 +110,17 @@ class Outcome:
         return "pg_dump differs: " + "; ".join((self.dump_differs or [])[:5])
 
 
-async def plan_both_ways(ra: Reader, rb: Reader, a: SideData, b: SideData) -> tuple[Plan, Plan]:
+async def plan_both_ways(
+    ra: Reader, rb: Reader, a: SideData, b: SideData, concurrently: bool = False
+) -> tuple[Plan, Plan]:
     """The plans a -> b and b -> a, given both sides read and their readers still open."""
     request = Request(
-        Source(a.display), Source(b.display), CatalogOptions(), ExportOptions(), SessionLimits()
+        Source(a.display),
+        Source(b.display),
+        CatalogOptions(),
+        ExportOptions(),
+        SessionLimits(),
+        concurrently=concurrently,
     )
     ab, _, _ = await plan_sides(request, ra, rb, a, b)
     ba, _, _ = await plan_sides(request, rb, ra, b, a)

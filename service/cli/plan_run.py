@@ -27,15 +27,17 @@ async def run(args: argparse.Namespace) -> int:
     settings = only_one(args)
     try:
         allowed = _hazards(args.allow_hazards)
+        if args.apply and (args.source == "files" or is_backup(args.source)):
+            raise ValueError("--apply needs FROM to be a database (a DSN), not files or a backup")
+        if args.apply and args.verify is False:
+            raise ValueError("--apply runs only a verified plan: leave out --no-verify")
         source, target = _side(args.source, settings), _side(args.target_side, settings)
         server = verify_server(settings) if settings.verify_dsn is not None else None
         verify = args.verify if args.verify is not None else server is not None
         if verify and server is None:
             raise VerifyError("--verify needs a verify server: set verify_dsn, or use --no-verify")
-        if args.apply and source.dsn is None:
-            raise ValueError("--apply needs FROM to be a database (a DSN), not files or a backup")
         if args.apply and not verify:
-            raise ValueError("--apply runs only a verified plan: leave out --no-verify")
+            raise ValueError("--apply runs only a verified plan: set verify_dsn")
         request = Request(
             source, target, settings.catalog_options(),
             settings.export_options(settings.pg_dump, settings.lock_wait_timeout_ms),

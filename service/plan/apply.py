@@ -100,7 +100,13 @@ async def _run(
     except asyncpg.PostgresError as exc:
         log.error("plan.apply.failed", n=n, object=s.object, error=str(exc))
         first = s.sql.split("\n", 1)[0][:120]
+        leftover = ""
+        if " INDEX CONCURRENTLY " in first and first.startswith("CREATE "):
+            leftover = (
+                "; a failed CREATE INDEX CONCURRENTLY leaves an invalid index behind: drop it "
+                f"(DROP INDEX CONCURRENTLY {s.name}) before applying again"
+            )
         raise ApplyError(
             f"statement {n} of {total} ({s.object}: {s.change.value}, {where}) failed: "
-            f"{type(exc).__name__}: {exc} -- {first}"
+            f"{type(exc).__name__}: {exc} -- {first}{leftover}"
         ) from None

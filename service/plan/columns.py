@@ -7,10 +7,17 @@ from dataclasses import dataclass, field, replace
 from service.plan import hazards
 from service.plan.context import Ctx, Refuse
 from service.plan.entries import Entry
-from service.plan.facts import Column, TableFacts
-from service.plan.model import Change, Hazard, Statement
+from service.plan.facts import Column, TableFacts, special_not_null
+from service.plan.model import Change, Hazard, Rank, Statement
 from service.plan.sides import PG_ATTRDEF
-from service.plan.sqltext import option_pairs, options_clause, quote_ident, quote_literal
+from service.plan.sqltext import (
+    ident_at,
+    option_pairs,
+    options_clause,
+    quote_ident,
+    quote_literal,
+    unquote,
+)
 
 _STORAGE = {"p": "PLAIN", "e": "EXTERNAL", "m": "MAIN", "x": "EXTENDED"}
 _COMPRESSION = {"p": "pglz", "l": "lz4"}
@@ -56,6 +63,7 @@ class Table:
         only: bool = False,
         phase: str = "out",
         needs: list[Entry | None] | None = None,
+        removes: bool = False,
     ) -> None:
         risk = hazards.alter_table(what)
         if self.foreign:  # a foreign table holds no rows here: nothing to rewrite or lose
@@ -69,7 +77,7 @@ class Table:
                 f"{head} {clause}",
                 change,
                 risk,
-                old=[self.old_entry] if old is None else old,
+                old=([self.old_entry] if removes else []) if old is None else old,
                 new=[self.new_entry] if new is None else new,
                 note=note,
                 rank=rank,
@@ -98,8 +106,9 @@ class Table:
         return s.entry_of_catalog((PG_ATTRDEF, column.default_oid))
 
 
-def spec(c: Column) -> str:
-    """A column's definition for ADD COLUMN."""
+def spec(c: Column, not_null: bool = True) -> str:
+    """A column's definition for ADD COLUMN (its NOT NULL left to notnull.py where it is a
+    named or NOT VALID constraint)."""
     parts = [quote_ident(c.name), c.type]
     if c.collation:
         parts.append(f"COLLATE {c.collation}")
@@ -109,7 +118,7 @@ def spec(c: Column) -> str:
         parts.append(f"GENERATED ALWAYS AS ({c.expression}) VIRTUAL")
     elif c.expression is not None:
         parts.append(f"DEFAULT {c.expression}")
-    if c.not_null:
+    if c.not_null and not_null:
         parts.append("NOT NULL")
     if c.identity:
         parts.append(f"GENERATED {_IDENTITY[c.identity]} AS IDENTITY ({_sequence(c)})")
@@ -154,7 +163,15 @@ def columns(t: Table) -> None:
 
 
 def _drop(t: Table, c: Column, note: str = "") -> None:
-    t.add(f"DROP COLUMN {quote_ident(c.name)}", "drop column", Change.DROP, new=[], note=note)
+    t.add(
+        f"DROP COLUMN {quote_ident(c.name)}",
+        "drop column",
+        Change.ALTER,
+        new=[],
+        note=note,
+        removes=True,
+        rank=Rank.DROP,
+    )
     t.ctx.broken.add((t.key, c.num))
     t.ctx.dropped.add((t.key, c.num))
     t.ctx.gone_targets.add(f"COLUMN {t.name}.{quote_ident(c.name)}")
@@ -174,7 +191,7 @@ def _add(t: Table, c: Column, result: list[str]) -> None:
     if c.identity or c.generated == "s" or "nextval(" in (c.expression or ""):
         what = "add column rewriting"
     t.add(
-        f"ADD COLUMN {spec(c)}",
+        f"ADD COLUMN {spec(c, not _special(t, t.new, c))}",
         what,
         Change.ALTER,
         old=[],
@@ -199,10 +216,21 @@ def _change(t: Table, o: Column, n: Column) -> None:
         _identity(t, o, n)  # an identity goes before a default comes, and the other way
     if o.default != n.default and not n.generated:
         _set_default(t, o, n.default, n)
-    if not inherited and o.not_null != n.not_null and not (o.identity or n.identity):
+    special = _special(t, t.old, o) or _special(t, t.new, n)  # notnull.py plans those
+    if not inherited and o.not_null != n.not_null and not (o.identity or n.identity or special):
         verb = "SET NOT NULL" if n.not_null else "DROP NOT NULL"
         t.add(f"ALTER COLUMN {quote_ident(n.name)} {verb}", verb.lower())
     _details(t, o, n)
+
+
+def _special(t: Table, facts: TableFacts, c: Column) -> bool:
+    return special_not_null(facts, relname(t.name), c.name) is not None
+
+
+def relname(table: str) -> str:
+    """`sch."My Table"` -> `My Table`."""
+    _, end = ident_at(table, 0)
+    return unquote(ident_at(table, end + 1)[0]) if end < len(table) else unquote(table)
 
 
 def _without_default(c: Column) -> Column:
@@ -225,7 +253,7 @@ def _retype(t: Table, o: Column, n: Column) -> None:
         what = "type lossy"
     elif o.type == n.type or (o.type.startswith(_WIDER[0]) and n.type in _WIDER):
         what = "type binary"
-    t.add(clause, what)
+    t.add(clause, what, removes=True)
     t.ctx.broken.add((t.key, o.num))
 
 
@@ -255,11 +283,11 @@ def _generation(t: Table, o: Column, n: Column) -> None:
     """A generation expression changed, came or went."""
     name = quote_ident(n.name)
     if o.generated and not n.generated and n.expression is None:
-        t.add(f"ALTER COLUMN {name} DROP EXPRESSION", "other")
+        t.add(f"ALTER COLUMN {name} DROP EXPRESSION", "other", removes=True)
         _details(t, o, n)
         return
-    if o.generated == "s" and n.generated == "s" and t.ctx.old.data.version >= 170000:
-        t.add(f"ALTER COLUMN {name} SET EXPRESSION AS ({n.expression})", "rewrite")
+    if o.generated and o.generated == n.generated and t.ctx.old.data.version >= 170000:
+        t.add(f"ALTER COLUMN {name} SET EXPRESSION AS ({n.expression})", "rewrite", removes=True)
         t.ctx.broken.add((t.key, o.num))
         _details(t, o, n)
         return
@@ -280,7 +308,7 @@ def _with(s: Statement, hazard: Hazard) -> Statement:
 def _identity(t: Table, o: Column, n: Column) -> None:
     name = quote_ident(n.name)
     if o.identity and not n.identity:
-        t.add(f"ALTER COLUMN {name} DROP IDENTITY", "identity")
+        t.add(f"ALTER COLUMN {name} DROP IDENTITY", "identity", removes=True)
         if o.not_null and not n.not_null:
             t.add(f"ALTER COLUMN {name} DROP NOT NULL", "drop not null")
     elif n.identity and not o.identity:

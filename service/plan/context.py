@@ -105,13 +105,17 @@ class Ctx:
         note: str = "",
         session: tuple[tuple[str, str], ...] = (),
         needs: Iterable[Entry | None] = (),
+        replaces: bool = False,
     ) -> Statement:
         """A statement on `key`. `old`/`new`: the FROM entries whose state it removes and the
-        TO entries whose state it makes (default: the object's own entry on each side it
-        exists on, as fits the change)."""
+        TO entries whose state it makes. By default a drop removes its object's FROM state; a
+        change makes its TO state, and removes the FROM state only where it `replaces` a
+        definition that may use what the plan drops (a view's query, a default): tied to both
+        sides, two changes of objects that depend on each other could never be ordered."""
         kind, name = _split(key)
         if old is None:
-            old = [self.main_entry(self.old, key)] if change is not Change.CREATE else []
+            keep = change is Change.DROP or (change is Change.ALTER and replaces)
+            old = [self.main_entry(self.old, key)] if keep else []
         if new is None:
             new = [self.main_entry(self.new, key)] if change is not Change.DROP else []
         old_e = [e for e in old if e is not None]

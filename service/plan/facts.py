@@ -154,3 +154,27 @@ class TableFacts:
 
     def constraint(self, name: str) -> Constraint | None:
         return next((c for c in self.constraints if c.name == name), None)
+
+
+def special_not_null(facts: TableFacts, relname: str, column: str) -> Constraint | None:
+    """The column's NOT NULL constraint (PostgreSQL 18) where it is more than the column's
+    plain NOT NULL: another name than SET NOT NULL gives it, NOT VALID, or NO INHERIT."""
+    for c in facts.constraints:
+        if c.type == "n" and c.local and not_null_column(c) == column:
+            plain = c.name == f"{relname}_{column}_not_null" and c.validated and not c.no_inherit
+            return None if plain else c
+    return None
+
+
+def not_null_column(c: Constraint) -> str:
+    """The column of a NOT NULL constraint (`NOT NULL "Col" NOT VALID` -> `Col`)."""
+    rest = c.definition[len("NOT NULL ") :]
+    if rest.startswith('"'):
+        end = 1
+        while True:
+            end = rest.index('"', end)
+            if rest.startswith('""', end):
+                end += 2
+                continue
+            return rest[1:end].replace('""', '"')
+    return rest.split(" ", 1)[0]

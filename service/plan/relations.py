@@ -52,7 +52,7 @@ def _defaults(ctx: Ctx, key: str, word: str, old: TableFacts, new: TableFacts) -
             column = quote_ident(n.name)
             clause = f"SET DEFAULT {n.expression}" if n.expression else "DROP DEFAULT"
             sql = f"{word} {split_key(key)[1]} ALTER COLUMN {column} {clause}"
-            out.append(ctx.statement(key, sql, Change.ALTER, _VIEW_LOCK))
+            out.append(ctx.statement(key, sql, Change.ALTER, _VIEW_LOCK, replaces=True))
     return out
 
 
@@ -70,7 +70,7 @@ def view(ctx: Ctx, key: str) -> list[Statement]:
         if entry is None or not entry.sql.startswith("CREATE VIEW "):
             raise Recreate
         sql = "CREATE OR REPLACE VIEW " + entry.sql[len("CREATE VIEW ") :]
-        out.append(ctx.statement(key, sql, Change.ALTER, _VIEW_LOCK, new=[entry]))
+        out.append(ctx.statement(key, sql, Change.ALTER, _VIEW_LOCK, new=[entry], replaces=True))
     else:
         out += _options(ctx, key, "ALTER VIEW", old, new)
     out += _defaults(ctx, key, "ALTER VIEW", old, new)

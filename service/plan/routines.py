@@ -35,7 +35,7 @@ def routine(ctx: Ctx, key: str) -> list[Statement]:
     if entry is None or not entry.sql.startswith(word):
         raise Recreate
     sql = word.replace("CREATE ", "CREATE OR REPLACE ", 1) + entry.sql[len(word) :]
-    return [ctx.statement(key, sql, Change.ALTER, new=[entry])]
+    return [ctx.statement(key, sql, Change.ALTER, new=[entry], replaces=True)]
 
 
 def _enabled(body: str) -> tuple[str, str]:
@@ -89,7 +89,7 @@ def policy(ctx: Ctx, key: str) -> list[Statement]:
         if old.get(word) != new.get(word)
     ]
     sql = f"ALTER POLICY {split_key(key)[1]} {' '.join(clauses)}"
-    return [ctx.statement(key, sql, Change.ALTER, _TABLE_LOCK)]
+    return [ctx.statement(key, sql, Change.ALTER, _TABLE_LOCK, replaces=True)]
 
 
 def event_trigger(ctx: Ctx, key: str) -> list[Statement]:

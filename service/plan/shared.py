@@ -38,10 +38,12 @@ def extension(ctx: Ctx, key: str) -> list[Statement]:
                 f"{new_version} (ALTER EXTENSION UPDATE cannot get there)"
             )
         sql = f"ALTER EXTENSION {name} UPDATE TO {new_version}"
-        out.append(ctx.statement(key, sql, Change.ALTER, hazards.risk()))
+        out.append(ctx.statement(key, sql, Change.ALTER, hazards.risk(), replaces=True))
     if old_schema != new_schema:
         out.append(
-            ctx.statement(key, f"ALTER EXTENSION {name} SET SCHEMA {new_schema}", Change.ALTER)
+            ctx.statement(
+                key, f"ALTER EXTENSION {name} SET SCHEMA {new_schema}", Change.ALTER, replaces=True
+            )
         )
     return out
 
@@ -71,7 +73,10 @@ def ts_configuration(ctx: Ctx, key: str) -> list[Statement]:
             out.append(f"{head} ADD MAPPING FOR {token} WITH {dicts}")
         elif before[token] != dicts:
             out.append(f"{head} ALTER MAPPING FOR {token} WITH {dicts}")
-    return [ctx.statement(key, sql, Change.ALTER) for sql in out]
+    # Mappings taken away or changed stop using a dictionary the plan may drop.
+    return [
+        ctx.statement(key, sql, Change.ALTER, replaces=" ADD MAPPING " not in sql) for sql in out
+    ]
 
 
 _OPERATOR_SETTABLE = ("RESTRICT", "JOIN")
@@ -89,7 +94,7 @@ def operator(ctx: Ctx, key: str) -> list[Statement]:
         raise Recreate("its definition changes")
     settings = [new.get(k, f"{k} = NONE") for k in _OPERATOR_SETTABLE if k in differing]
     sql = f"ALTER OPERATOR {split_key(key)[1]} SET ({', '.join(settings)})"
-    return [ctx.statement(key, sql, Change.ALTER)]
+    return [ctx.statement(key, sql, Change.ALTER, replaces=True)]
 
 
 def operator_family(ctx: Ctx, key: str) -> list[Statement]:
@@ -102,7 +107,7 @@ def operator_family(ctx: Ctx, key: str) -> list[Statement]:
     head = f"ALTER OPERATOR FAMILY {split_key(key)[1]}"
     out = [f"{head} DROP {_member_types(m)}" for m in before if m not in after]
     out += [f"{head} ADD {m}" for m in after if m not in before]
-    return [ctx.statement(key, sql, Change.ALTER) for sql in out]
+    return [ctx.statement(key, sql, Change.ALTER, replaces=" DROP " in sql) for sql in out]
 
 
 def _member_types(member: str) -> str:
@@ -145,8 +150,14 @@ def foreign_data_wrapper(ctx: Ctx, key: str) -> list[Statement]:
         clauses.append(options)
     if not clauses:
         return []
+    replaces = any(c.startswith(("HANDLER", "VALIDATOR", "NO ")) for c in clauses)
     return [
-        ctx.statement(key, f"ALTER FOREIGN DATA WRAPPER {name} {' '.join(clauses)}", Change.ALTER)
+        ctx.statement(
+            key,
+            f"ALTER FOREIGN DATA WRAPPER {name} {' '.join(clauses)}",
+            Change.ALTER,
+            replaces=replaces,
+        )
     ]
 
 

@@ -14,7 +14,8 @@ from service.plan.columns import Table, columns
 from service.plan.context import Ctx, Recreate, Refuse, split_key
 from service.plan.entries import Entry
 from service.plan.facts import Constraint
-from service.plan.model import Change, Statement
+from service.plan.model import Change, Rank, Statement
+from service.plan.notnull import not_null
 from service.plan.sides import PG_CONSTRAINT, Side
 from service.plan.sqltext import option_pairs, options_clause, quote_ident, quote_literal
 
@@ -44,6 +45,7 @@ def alter(ctx: Ctx, key: str) -> list[Statement]:
     _detach(t)
     _constraints_dropped(t)
     columns(t)
+    not_null(t)
     _properties(t)
     _constraints_added(t)
     _late(t)
@@ -66,8 +68,7 @@ def _constraint_pairs(t: Table) -> list[tuple[Constraint | None, Constraint | No
 
 def _same_but(o: Constraint, n: Constraint) -> str | None:
     """'validate' or 'deferral' where only that differs, else None."""
-    same = o.definition + _NOT_VALID == n.definition + ("" if n.validated else _NOT_VALID)
-    if same and not o.validated and n.validated:
+    if o.definition == n.definition + _NOT_VALID and not o.validated and n.validated:
         return "validate"
     if o.type == "f" and _undeferred(o.definition) == _undeferred(n.definition):
         return "deferral"
@@ -89,10 +90,11 @@ def _constraints_dropped(t: Table) -> None:
         t.add(
             f"DROP CONSTRAINT {quote_ident(o.name)}",
             "drop constraint",
-            Change.DROP,
+            Change.ALTER,
             old=[_entry(t, "old", o) or t.old_entry],
             new=[],
             phase="first",
+            rank=Rank.DROP,
         )
         if n is None:
             t.ctx.gone_targets.add(f"CONSTRAINT {quote_ident(o.name)} ON {t.name}")
@@ -156,19 +158,19 @@ def _properties(t: Table) -> None:
     if old.tablespace != new.tablespace:
         t.add(f"SET TABLESPACE {quote_ident(new.tablespace or 'pg_default')}", "rewrite")
     if old.access_method != new.access_method and new.access_method:
-        t.add(f"SET ACCESS METHOD {quote_ident(new.access_method)}", "rewrite")
+        t.add(f"SET ACCESS METHOD {quote_ident(new.access_method)}", "rewrite", removes=True)
     if old.rls != new.rls:
         t.add(("ENABLE" if new.rls else "DISABLE") + " ROW LEVEL SECURITY", "row security")
     if old.force_rls != new.force_rls:
         t.add(("FORCE" if new.force_rls else "NO FORCE") + " ROW LEVEL SECURITY", "row security")
     if old.of_type != new.of_type:
         if old.of_type:
-            t.add("NOT OF", "other")
+            t.add("NOT OF", "other", removes=True)
         if new.of_type:
             t.add(f"OF {new.of_type}", "other")
     if not old.is_partition and not new.is_partition and old.parents != new.parents:
         for parent in old.parents:
-            t.add(f"NO INHERIT {parent}", "inherit")
+            t.add(f"NO INHERIT {parent}", "inherit", removes=True)
         for parent in new.parents:
             t.add(f"INHERIT {parent}", "inherit")
     clause = options_clause(option_pairs(old.server_options), option_pairs(new.server_options))

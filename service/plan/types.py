@@ -99,7 +99,10 @@ def _composite(ctx: Ctx, key: str) -> list[Statement]:
     for n, spec in old:
         if n in new_of and new_of[n] != spec:
             actions.append(f"ALTER ATTRIBUTE {n} TYPE {new_of[n]}{cascade}")
-    out = [ctx.statement(key, f"ALTER TYPE {name} {a}", Change.ALTER, risk) for a in actions]
+    out = [
+        ctx.statement(key, f"ALTER TYPE {name} {a}", Change.ALTER, risk, replaces=True)
+        for a in actions
+    ]
     for n, spec in new:
         if n not in old_names:
             sql = f"ALTER TYPE {name} ADD ATTRIBUTE {n} {spec}{cascade}"
@@ -144,12 +147,13 @@ def domain(ctx: Ctx, key: str) -> list[Statement]:
         if c not in new_cons or (
             new_cons[c] != definition and new_cons[c] + " NOT VALID" != definition
         ):
-            out.append(ctx.statement(key, f"ALTER DOMAIN {name} DROP CONSTRAINT {c}", Change.ALTER))
+            sql = f"ALTER DOMAIN {name} DROP CONSTRAINT {c}"
+            out.append(ctx.statement(key, sql, Change.ALTER, replaces=True))
             if c not in new_cons:
                 ctx.gone_targets.add(f"CONSTRAINT {c} ON DOMAIN {name}")
     if old.get("DEFAULT") != new.get("DEFAULT"):
         clause = f"SET DEFAULT {new['DEFAULT']}" if "DEFAULT" in new else "DROP DEFAULT"
-        out.append(ctx.statement(key, f"ALTER DOMAIN {name} {clause}", Change.ALTER))
+        out.append(ctx.statement(key, f"ALTER DOMAIN {name} {clause}", Change.ALTER, replaces=True))
     if ("NOT NULL" in old) != ("NOT NULL" in new):
         clause = "SET NOT NULL" if "NOT NULL" in new else "DROP NOT NULL"
         risk = scan if "NOT NULL" in new else hazards.risk()
