@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import catalog_probe, generate, report
+from bench import plan as plan_bench
 from bench.daemon import DaemonFigures, has_run_command, measure_daemon
 from bench.measure import Sample, run, tree_state
 from service.demo.cluster import ScratchCluster
@@ -332,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with ScratchCluster(settings=settings) as cluster:
             dbs: list[tuple[int, str]] = []
+            plans: list[plan_bench.PlanFigures] = []
             warm = False
             for scale in args.scale_list:
                 result = ScaleResult(scale)
@@ -347,6 +349,12 @@ def main(argv: list[str] | None = None) -> int:
                     say(f"S={scale}: run {n + 1}/{args.runs} done: " + report.brief(result))
                 results.scales.append(result)
                 dbs.append((scale, base))
+                say(f"S={scale}: plan, plan + verification, migra")
+                plans.append(
+                    plan_bench.measure(
+                        cluster, scale, base, drifted, migra, scratch, args.runs, child_env(cluster)
+                    )
+                )
                 cluster.drop_database(drifted)
             results.daemon, results.daemon_note = _daemon(cluster, args, dbs, scratch)
             probe_section = _probe(cluster, args, dbs, scratch)
@@ -354,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmark.json").write_text(results.to_json())
-    table = report.markdown(results) + "\n" + probe_section
+    table = report.markdown(results) + "\n" + probe_section + "\n" + plan_bench.markdown(plans)
     (args.out / "benchmark.md").write_text(table)
     if not args.no_chart:
         say(report.chart(args.out / "benchmark.json", args.out / "benchmark.png", VENVS))

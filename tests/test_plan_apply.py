@@ -62,7 +62,7 @@ def test_hazards_are_refused_unless_allowed_and_nothing_runs(
         new.sql("ALTER TABLE shop.orders DROP COLUMN updated_at CASCADE")
         refused = run_cli("plan", "--apply", old.dsn, new.dsn, cwd=tmp_path, env=_env(cluster))
         assert refused.code == 2, refused.err
-        assert "not applied: table shop.orders (drop) has hazards " in refused.err
+        assert "not applied: table shop.orders (alter) has hazards " in refused.err
         assert "deletes_data" in refused.err and "nothing applied" in refused.err
         assert "ALTER TABLE shop.orders DROP COLUMN updated_at;" in refused.out  # shown anyway
         columns = "SELECT count(*) FROM information_schema.columns WHERE column_name = 'updated_at'"

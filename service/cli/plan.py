@@ -6,12 +6,7 @@ runs (`pg-schema-sync --help` must stay fast)."""
 from __future__ import annotations
 
 import argparse
-import re
-import sys
 from typing import Any
-
-EXIT_OK, EXIT_DIFFERS, EXIT_NO_PLAN = 0, 1, 2
-_BACKUP = re.compile(r"schema-sync-\d{8}_\d{6}\S*")
 
 
 def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.ArgumentParser) -> None:
@@ -70,11 +65,3 @@ async def cmd_plan(args: argparse.Namespace) -> int:
     from service.cli.plan_run import run
 
     return await run(args)
-
-
-def is_backup(name: str) -> bool:
-    return bool(_BACKUP.fullmatch(name))
-
-
-def say(line: str) -> None:
-    print(f"pg-schema-sync: {line}", file=sys.stderr)

@@ -4,11 +4,11 @@ the plan made and proven, printed, and applied when asked."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from service.cli.common import only_one
-from service.cli.plan import EXIT_DIFFERS, EXIT_NO_PLAN, EXIT_OK, is_backup, say
 from service.compare.escape import visible
 from service.disk import backups, files
 from service.disk.backups import BackupError
@@ -21,6 +21,17 @@ from service.production.conninfo import ConnInfo, ConnInfoError
 from service.settings.model import Settings
 from service.sync import session_limits
 from service.verify import VerifyError, verify_server
+
+EXIT_OK, EXIT_DIFFERS, EXIT_NO_PLAN = 0, 1, 2
+_BACKUP = re.compile(r"schema-sync-\d{8}_\d{6}\S*")
+
+
+def is_backup(name: str) -> bool:
+    return bool(_BACKUP.fullmatch(name))
+
+
+def say(line: str) -> None:
+    print(f"pg-schema-sync: {line}", file=sys.stderr)
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -92,6 +92,8 @@ def _handle(ctx: Ctx, d: Dependency, ref: str, column: int) -> list[str]:
             ctx.refuse(key, f"it uses {ref}, which the plan drops, and table columns hold it")
             return []
         ctx.recreate[key] = f"it depends on {ref}, which the plan drops or changes"
+        if column:
+            ctx.recreate[key] = f"it uses a column of {ref} the plan drops or retypes"
         ctx.in_place.pop(key, None)
         return [key]
     if kind in _TABLES:

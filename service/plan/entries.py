@@ -169,8 +169,14 @@ def _name_line(line: str) -> tuple[str, str, str | None]:
 
 
 def _without_trailing_comments(sql: str) -> str:
-    """The entry's SQL without pg_restore's own comment lines after it (`-- Completed on`)."""
+    """The entry's SQL without pg_restore's own comment lines after it (`-- Completed on`),
+    and with its ALTER ... OWNER TO line right under the definition (pg_restore leaves two
+    blank lines between them)."""
     lines = sql.rstrip("\n").split("\n")
     while len(lines) > 1 and (lines[-1].startswith("-- ") or not lines[-1].strip()):
         lines.pop()
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines)
+    head, separator, owner = text.rpartition(";\n\n\nALTER ")
+    if separator and "\n" not in owner and " OWNER TO " in owner:
+        text = f"{head};\nALTER {owner}"
+    return text + "\n"

@@ -22,7 +22,8 @@ def create(ctx: Ctx, key: str, recreated: bool = False) -> list[Statement]:
     """Statements creating `key` as it is in TO."""
     row = ctx.new.rows[key]
     entries = ctx.new.entries_of.get(key, ())
-    note = "recreated: it cannot be changed in place" if recreated else ""
+    note = f"created again: {ctx.recreate.get(key) or 'it cannot be changed in place'}"
+    note = note if recreated else ""
     if row.kind == "security label":
         target = ctx.new.key_of.get((row.classid or 0, row.objid or 0))
         needs = _main(ctx, target)
@@ -79,7 +80,7 @@ def drop(ctx: Ctx, key: str, recreated: bool = False) -> list[Statement]:
     row = ctx.old.rows[key]
     kind, name = split_key(key)
     entries = list(ctx.old.entries_of.get(key, ()))
-    note = "dropped to be created again below" if recreated else ""
+    note = "created again below" if recreated else ""
     concurrently = False
     if kind == "default privileges":
         return [

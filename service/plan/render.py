@@ -76,8 +76,7 @@ def script(plan: Plan, header: Header) -> str:
         else:
             lines += ["BEGIN;", ""]
         for s in statements:
-            lines += session_lines(s, session)
-            lines += [comment(s), terminated(s.sql), ""]
+            lines += [comment(s), *session_lines(s, session), terminated(s.sql), ""]
         if not title:
             lines += ["COMMIT;", ""]
     return "\n".join(lines)
