@@ -74,6 +74,7 @@ DOCUMENTED = (
     "has no update path",
     "it becomes a partitioned table (or stops being one)",
     "its partition key changes",
+    "ALTER TABLE INHERIT merges them",
 )
 
 

@@ -66,10 +66,11 @@ def parse(text: str | None) -> set[Grant]:
 
 
 def with_owner(grants: set[Grant], old: str, new: str) -> set[Grant]:
-    """The grants after ALTER ... OWNER TO new: the old owner's are the new owner's."""
+    """The grants after ALTER ... OWNER TO new: the old owner's are the new owner's, and what
+    was granted to the new owner merges into the privileges an owner has anyway."""
     if old == new:
         return grants
-    return {
+    moved = {
         Grant(
             g.verb,
             g.target,
@@ -81,6 +82,7 @@ def with_owner(grants: set[Grant], old: str, new: str) -> set[Grant]:
         )
         for g in grants
     }
+    return {g for g in moved if not (g.verb == "GRANT" and g.grantee == new and not g.column)}
 
 
 def changes(old: set[Grant], new: set[Grant], prefix: str = "") -> list[str]:

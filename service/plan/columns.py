@@ -142,7 +142,14 @@ def columns(t: Table) -> None:
         n = new.get(c.name)
         if n is None and c.local:
             _drop(t, c)
-        elif n is not None and c.local and not c.inherited and not n.local and n.inherited:
+        elif (
+            n is not None
+            and c.local
+            and not c.inherited
+            and not n.local
+            and n.inherited
+            and same_parents
+        ):
             # Declared here in FROM, only inherited in TO: the parent's ADD COLUMN brings it,
             # once this table's own column is gone (PostgreSQL would merge the two).
             _drop(t, c, note="its parent gives it in TO: it comes back from there")

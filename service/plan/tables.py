@@ -38,6 +38,17 @@ def alter(ctx: Ctx, key: str) -> list[Statement]:
         raise Refuse("its partition key changes: that needs a new table and a copy of its rows")
     if kind == "foreign table" and old.server != new.server:
         raise Recreate("its server changes")
+    if not new.is_partition and new.parents != old.parents:
+        merged = [
+            c.name for c in new.columns
+            if not c.local and c.inherited and (o := old.column(c.name)) is not None and o.local
+        ]  # fmt: skip
+        if merged:
+            raise Refuse(
+                f"it inherits in TO, and its column {quote_ident(merged[0])}, declared in it, "
+                "would stay declared besides (ALTER TABLE INHERIT merges them): only a new "
+                "table has it inherited alone"
+            )
     word = "ALTER FOREIGN TABLE" if kind == "foreign table" else "ALTER TABLE"
     t = Table(
         ctx, key, word, name, old, new, ctx.main_entry(ctx.old, key), ctx.main_entry(ctx.new, key)
