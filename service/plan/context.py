@@ -63,13 +63,12 @@ class Ctx:
     detached: set[tuple[str, tuple[int, int]]] = field(default_factory=set)
     needs_tables: set[str] = field(default_factory=set)  # facts asked for but not read
 
-    @property
-    def removed(self) -> set[str]:
-        return self.old.rows.keys() - self.new.rows.keys()
+    removed: set[str] = field(init=False)  # in FROM only
+    added: set[str] = field(init=False)  # in TO only
 
-    @property
-    def added(self) -> set[str]:
-        return self.new.rows.keys() - self.old.rows.keys()
+    def __post_init__(self) -> None:
+        self.removed = set(self.old.rows.keys() - self.new.rows.keys())
+        self.added = set(self.new.rows.keys() - self.old.rows.keys())
 
     def refuse(self, key: str, reason: str) -> None:
         kind, name = _split(key)

@@ -114,9 +114,8 @@ def _labels_of(ctx: Ctx, key: str) -> list[str]:
         return []
     row = ctx.old.rows[key]
     found = []
-    for k, r in ctx.old.rows.items():
-        same = r.kind == "security label" and (r.classid, r.objid) == (row.classid, row.objid)
-        if same and k in ctx.new.rows and k not in ctx.recreate:
+    for k in ctx.old.labels.get((row.classid or 0, row.objid or 0), ()):
+        if k in ctx.new.rows and k not in ctx.recreate:
             ctx.recreate[k] = f"it labels {key}, which is created again"
             found.append(k)
     return found
@@ -208,8 +207,8 @@ def implied(ctx: Ctx, key: str) -> bool:
         return ctx.old.key_of.get((row.classid or 0, row.objid or 0)) in gone
     if row.kind == "function" and _io_function_of_dropped_type(ctx, key, gone):
         return True
-    for d in ctx.old.dependencies:
-        if d.key != key or not d.auto or d.part != _own(ctx, key):
+    for d in ctx.old.depends_of.get(key, ()):
+        if not d.auto or d.part != _own(ctx, key):
             continue
         if d.ref in gone and split_key(d.ref)[0] in (
             "table",

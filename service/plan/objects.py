@@ -190,10 +190,7 @@ def _default_privileges_undone(ctx: Ctx, key: str) -> list[str]:
     objects, word = _DEFAULT_OBJECTS[kind]
     schema = ident_at(name, 0)[0] if kind != "schema" else None
     grants: set[acl.Grant] = set()
-    for row in ctx.old.rows.values():
-        if row.kind != "default privileges":
-            continue
-        head, _, lines = row.body.partition("\n")
+    for head, lines in ctx.old.default_privileges:
         if not head.endswith(" ON " + objects):
             continue
         if " IN SCHEMA " in head:

@@ -178,6 +178,32 @@ class Side:
         return tuple(out)
 
     @cached_property
+    def depends_of(self) -> dict[str, list[Dependency]]:
+        """Dependant inventory key -> its dependencies."""
+        found: dict[str, list[Dependency]] = {}
+        for d in self.dependencies:
+            found.setdefault(d.key, []).append(d)
+        return found
+
+    @cached_property
+    def labels(self) -> dict[Catalog, list[str]]:
+        """A labelled object's catalog row -> its security labels' keys."""
+        found: dict[Catalog, list[str]] = {}
+        for key, r in self.rows.items():
+            if r.kind == "security label" and r.classid is not None and r.objid is not None:
+                found.setdefault((r.classid, r.objid), []).append(key)
+        return found
+
+    @cached_property
+    def default_privileges(self) -> list[tuple[str, str]]:
+        """(first line, grant lines) of each default-privileges object."""
+        return [
+            (r.body.partition("\n")[0], r.body.partition("\n")[2])
+            for r in self.rows.values()
+            if r.kind == "default privileges"
+        ]
+
+    @cached_property
     def dependants(self) -> dict[str, list[Dependency]]:
         """Referenced inventory key -> the dependencies on it."""
         found: dict[str, list[Dependency]] = {}
