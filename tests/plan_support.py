@@ -27,29 +27,9 @@ from service.plan.sides import SideData
 from service.production.catalog import CatalogOptions
 from service.production.db import SessionLimits
 from service.production.export import ExportOptions
+from tests.test_every_family import copy_of, drop_copy
 
 SKIP_LINES = ("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict", "\\unrestrict")
-# A subscription keeps its database from being dropped until it lets go of its slot.
-DROP_SUBSCRIPTIONS = """DO $$ DECLARE s text; BEGIN
-    FOR s IN SELECT quote_ident(subname) FROM pg_subscription
-             WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-    LOOP
-        EXECUTE 'ALTER SUBSCRIPTION ' || s || ' DISABLE';
-        EXECUTE 'ALTER SUBSCRIPTION ' || s || ' SET (slot_name = NONE)';
-        EXECUTE 'DROP SUBSCRIPTION ' || s;
-    END LOOP;
-END $$"""
-
-
-def request_for(cluster: ScratchCluster, old: str, new: str) -> Request:
-    return Request(
-        Source(old, cluster.conninfo(old)),
-        Source(new, cluster.conninfo(new)),
-        CatalogOptions(),
-        ExportOptions(pg_dump=str(cluster.clientdir / "pg_dump")),
-        SessionLimits(),
-        verify_server=cluster.conninfo("postgres"),
-    )
 
 
 @contextlib.asynccontextmanager
@@ -76,6 +56,18 @@ DOCUMENTED = (
     "its partition key changes",
     "ALTER TABLE INHERIT merges them",
 )
+
+
+# table -> {"converged" / "refused" / ...: how many directions}, for the test summary.
+CONVERGENCE: dict[str, dict[str, int]] = {}
+
+
+def count(table: str, outcome: Outcome, what: str | None = None) -> None:
+    """Record one direction's result: converged, refused (documented), or `what` it was."""
+    if what is None:
+        what = "converged" if outcome.converged else "refused" if outcome.documented else "failed"
+    tally = CONVERGENCE.setdefault(table, {})
+    tally[what] = tally.get(what, 0) + 1
 
 
 @dataclass
@@ -214,26 +206,32 @@ def normalise(lines: list[str], tables: set[str]) -> list[str]:
 
 
 async def copy_database(cluster: ScratchCluster, template: str, name: str) -> None:
-    admin = await asyncpg.connect(cluster.dsn("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    finally:
-        await admin.close()
+    await copy_of(cluster, template, name)
 
 
 async def drop_database(cluster: ScratchCluster, name: str, subscriptions: bool = False) -> None:
-    if subscriptions:
-        with contextlib.suppress(asyncpg.InvalidCatalogNameError):
-            db = await asyncpg.connect(cluster.dsn(name))
-            try:
-                await db.execute(DROP_SUBSCRIPTIONS)
-            finally:
-                await db.close()
-    admin = await asyncpg.connect(cluster.dsn("postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_copy(cluster, name, subscriptions)
+
+
+async def there_and_back(
+    cluster: ScratchCluster, a: str, b: str, copies: bool = False, concurrently: bool = False
+) -> tuple[Outcome, Outcome]:
+    """Read both databases, plan a -> b and b -> a, judge each on a copy of its FROM: the
+    database itself (both were read first), or a template copy of it (`copies`)."""
+    async with reader(cluster, a) as ra, reader(cluster, b) as rb:
+        a_data, b_data = await asyncio.gather(read(cluster, a, ra), read(cluster, b, rb))
+        forward, backward = await plan_both_ways(ra, rb, a_data, b_data, concurrently)
+    outcomes = []
+    for plan, source, target in ((forward, a, b_data), (backward, b, a_data)):
+        copy = f"{source}_copy" if copies else source
+        if copies:
+            await copy_database(cluster, source, copy)
+        try:
+            outcomes.append(await check(cluster, plan, copy, target, dump_of(target)))
+        finally:
+            if copies:
+                await drop_database(cluster, copy)
+    return outcomes[0], outcomes[1]
 
 
 def _column_line(line: str, table: str) -> bool:

@@ -20,6 +20,7 @@ from tests.plan_support import (
     Outcome,
     check,
     copy_database,
+    count,
     drop_database,
     dump,
     dump_of,
@@ -104,8 +105,10 @@ async def outcomes(
 
 def _judge(outcome: Outcome, pair: Pair, direction: str) -> None:
     if pair.property in NO_PROVIDER and outcome.proof and outcome.proof.problem:
+        count("single differences", outcome, "not run: no label provider on this server")
         assert "security label provider" in outcome.proof.problem
         return
+    count("single differences", outcome)
     expected = REFUSED.get((pair.property, direction))
     if expected is not None:
         assert outcome.refused and expected in outcome.why(), f"{direction}: {outcome.why()}"
@@ -152,8 +155,10 @@ async def test_every_family_is_created_from_nothing_and_dropped_again(
         kinds = {s.kind for s in create.statements}
         assert len(kinds) >= 35, sorted(kinds)  # every family is created
         created = await check(cluster, create, empty, full_data, dump_of(full_data))
+        count("every family vs an empty database", created)
         assert created.converged, created.why()
         dropped = await check(cluster, drop, full, empty_data, dump_of(empty_data))
+        count("every family vs an empty database", dropped)
         assert dropped.converged, dropped.why()
         # The subscription's password reaches the plan (it is the SQL that makes TO), as
         # pg_dump's schema file carries it; never a log or a comment.

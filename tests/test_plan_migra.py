@@ -14,15 +14,7 @@ from pathlib import Path
 import pytest
 
 from service.demo.cluster import ScratchCluster
-from tests.plan_support import (
-    Outcome,
-    check,
-    drop_database,
-    dump_of,
-    plan_both_ways,
-    read,
-    reader,
-)
+from tests.plan_support import Outcome, count, drop_database, there_and_back
 
 
 def _fixtures() -> Path:
@@ -70,13 +62,7 @@ async def _fixture(cluster: ScratchCluster, fixture: str) -> tuple[Outcome, Outc
             _load(cluster, a, FIXTURES / fixture / "a.sql"),
             _load(cluster, b, FIXTURES / fixture / "b.sql"),
         )
-        async with reader(cluster, a) as ra, reader(cluster, b) as rb:
-            a_data, b_data = await asyncio.gather(read(cluster, a, ra), read(cluster, b, rb))
-            forward, backward = await plan_both_ways(ra, rb, a_data, b_data)
-        # Each side's database is the copy the other direction's plan runs on: both were read.
-        there = await check(cluster, forward, a, b_data, dump_of(b_data))
-        back = await check(cluster, backward, b, a_data, dump_of(a_data))
-        return there, back
+        return await there_and_back(cluster, a, b)
     finally:
         await asyncio.gather(drop_database(cluster, a), drop_database(cluster, b))
 
@@ -106,6 +92,7 @@ async def outcomes(
 
 
 def _judge(outcome: Outcome, fixture: str, direction: str) -> None:
+    count("migra fixtures", outcome)
     expected = REFUSED.get((fixture, direction))
     if expected is not None:
         assert outcome.refused, f"{direction}: planned, but should be refused ({expected})"

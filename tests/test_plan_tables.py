@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from service.demo.cluster import ScratchCluster
-from tests.plan_support import Outcome, check, drop_database, dump_of, plan_both_ways, read, reader
+from tests.plan_support import Outcome, count, drop_database, there_and_back
 from tests.test_every_family import ROLES_SQL
 
 # (FROM, TO) schemas; each case is planned there and back.
@@ -121,12 +121,7 @@ async def _case(cluster: ScratchCluster, n: int, old: str, new: str) -> tuple[Ou
             await drop_database(cluster, name)
             await asyncio.to_thread(cluster.create_database, name)
             await asyncio.to_thread(cluster.psql, name, sql)
-        async with reader(cluster, a) as ra, reader(cluster, b) as rb:
-            a_data, b_data = await asyncio.gather(read(cluster, a, ra), read(cluster, b, rb))
-            forward, backward = await plan_both_ways(ra, rb, a_data, b_data)
-        there = await check(cluster, forward, a, b_data, dump_of(b_data))
-        back = await check(cluster, backward, b, a_data, dump_of(a_data))
-        return there, back
+        return await there_and_back(cluster, a, b)
     finally:
         await asyncio.gather(drop_database(cluster, a), drop_database(cluster, b))
 
@@ -155,6 +150,7 @@ def test_a_table_case_is_planned_both_ways(
     if isinstance(result, BaseException):
         raise result
     for outcome, direction in zip(result, ("there", "back"), strict=True):
+        count("table cases", outcome)
         expected = REFUSED.get((case, direction))
         if expected is not None:
             assert outcome.refused and expected in outcome.why(), outcome.why()

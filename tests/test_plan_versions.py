@@ -16,16 +16,7 @@ from pathlib import Path
 import pytest
 
 from service.demo.cluster import ScratchCluster
-from tests.plan_support import (
-    Outcome,
-    check,
-    copy_database,
-    drop_database,
-    dump_of,
-    plan_both_ways,
-    read,
-    reader,
-)
+from tests.plan_support import copy_database, drop_database, there_and_back
 from tests.test_catalog import BASE_SQL, ROLES_SQL
 from tests.test_plan_migra import FIXTURES
 from tests.test_versions import installed, major_of, rounds
@@ -45,24 +36,14 @@ def server(request: pytest.FixtureRequest) -> Iterator[ScratchCluster]:
 
 
 async def _both(cluster: ScratchCluster, a: str, b: str) -> list[str]:
-    """Plan a -> b and b -> a, each checked on a copy; the failures, said in a line each."""
-    async with reader(cluster, a) as ra, reader(cluster, b) as rb:
-        a_data, b_data = await asyncio.gather(read(cluster, a, ra), read(cluster, b, rb))
-        forward, backward = await plan_both_ways(ra, rb, a_data, b_data)
-    failures = []
-    for plan, source, target, name in (
-        (forward, a, b_data, "there"),
-        (backward, b, a_data, "back"),
-    ):
-        copy = f"{source}_copy"
-        await copy_database(cluster, source, copy)
-        try:
-            outcome: Outcome = await check(cluster, plan, copy, target, dump_of(target))
-        finally:
-            await drop_database(cluster, copy)
-        if not outcome.converged and not outcome.documented:
-            failures.append(f"{a} {name}: {outcome.why()}")
-    return failures
+    """Plan a -> b and b -> a, each checked on a copy; the failures, said in a line each
+    (documented refusals are no failure)."""
+    outcomes = await there_and_back(cluster, a, b, copies=True)
+    return [
+        f"{a} {name}: {o.why()}"
+        for o, name in zip(outcomes, ("there", "back"), strict=True)
+        if not o.converged and not o.documented
+    ]
 
 
 async def test_the_base_schema_is_created_and_dropped(server: ScratchCluster) -> None:

@@ -8,11 +8,12 @@ import re
 import sys
 from pathlib import Path
 
-from service.cli.common import only_one
+from service.cli.common import only_one, settings_from
 from service.compare.escape import visible
 from service.disk import backups, files
 from service.disk.backups import BackupError
 from service.errors import SyncError
+from service.logs import redact
 from service.plan import render
 from service.plan.apply import ApplyError, apply, forbidden
 from service.plan.model import HAZARDS, Hazard
@@ -31,11 +32,16 @@ def is_backup(name: str) -> bool:
 
 
 def say(line: str) -> None:
-    print(f"pg-schema-sync: {line}", file=sys.stderr)
+    """One line on stderr; a password a plan carries (a subscription's, a user mapping's)
+    written out as the logs write it."""
+    print(f"pg-schema-sync: {redact(line)}", file=sys.stderr)
 
 
 async def run(args: argparse.Namespace) -> int:
-    settings = only_one(args)
+    # Files and backups are a target's: with several targets, --target names it. Two DSNs
+    # need none (the settings' timeouts and verify_dsn are the same for all).
+    local = any(s == "files" or is_backup(s) for s in (args.source, args.target_side))
+    settings = only_one(args) if local or args.target else settings_from(args)
     try:
         allowed = _hazards(args.allow_hazards)
         if args.apply and (args.source == "files" or is_backup(args.source)):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import tempfile
 from collections.abc import Iterable
 from dataclasses import replace
@@ -22,10 +20,10 @@ from service.plan.entries import Archive, EntriesError, parse
 from service.plan.facts import Column, Constraint, TableFacts
 from service.plan.sides import SideData
 from service.production.catalog import CatalogOptions, load_rows, server_version_num
-from service.production.conninfo import ConnInfo
+from service.production.conninfo import ConnInfo, tool_env
 from service.production.db import SessionLimits
 from service.production.export import ExportOptions, pg_dump_argv, resolve_pg_dump
-from service.production.lifetime import die_with_parent
+from service.production.lifetime import run_to_end
 from service.production.probe import Probe
 from service.production.session import catalog_errors, close_quickly, open_session
 
@@ -183,26 +181,9 @@ async def dump_archive(info: ConnInfo, options: ExportOptions, workdir: Path) ->
 async def run_tool(argv: list[str], info: ConnInfo | None) -> None:
     """Run a PostgreSQL client tool to its end; its own process group, killed with us. The
     password reaches it through its environment only."""
-    env = info.child_env() if info is not None else _no_connection_env()
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        start_new_session=True,
-        preexec_fn=die_with_parent(),
-    )
-    try:
-        _, err = await proc.communicate()
-    except BaseException:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(proc.wait(), timeout=5)
-        raise
-    if proc.returncode != 0:
+    env = info.child_env() if info is not None else tool_env()
+    returncode, err = await run_to_end(argv, env)
+    if returncode != 0:
         tool = Path(argv[0]).name
         lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
         detail = next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else "")
@@ -210,14 +191,8 @@ async def run_tool(argv: list[str], info: ConnInfo | None) -> None:
             detail = detail.replace(info.password, "***")
         where = f" on {info.display()}" if info is not None else ""
         raise SyncError(
-            f"{tool} failed{where} (exit {proc.returncode}): {detail.strip()}", Cause.PG_DUMP
+            f"{tool} failed{where} (exit {returncode}): {detail.strip()}", Cause.PG_DUMP
         )
-
-
-def _no_connection_env() -> dict[str, str]:
-    from service.production.conninfo import tool_env
-
-    return tool_env()
 
 
 def _depend(r: asyncpg.Record) -> tuple[int, int, int, int, int, int, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -74,10 +75,9 @@ async def make(request: Request) -> Result:
                 stack.enter_async_context(_live(request, request.source, workdir)),
                 stack.enter_async_context(_live(request, request.target, workdir)),
             )
-            old_reader, new_reader = await asyncio.gather(
-                Reader.open(old_info, request.limits), Reader.open(new_info, request.limits)
-            )
+            old_reader = await Reader.open(old_info, request.limits)
             stack.push_async_callback(old_reader.close)
+            new_reader = await Reader.open(new_info, request.limits)
             stack.push_async_callback(new_reader.close)
             old, new = await asyncio.gather(
                 old_reader.read(request.catalog, request.export, workdir),
@@ -85,6 +85,7 @@ async def make(request: Request) -> Result:
             )
             old = replace(old, display=request.source.display)
             new = replace(new, display=request.target.display)
+            _register_secrets(new)
             read_s = time.monotonic() - t0
             plan, old, new = await plan_sides(request, old_reader, new_reader, old, new)
         plan_s = time.monotonic() - t0
@@ -194,6 +195,18 @@ async def _environment(
     return replace(
         env, casts=casts, update_paths=paths, old_options=old_options, new_options=new_options
     )
+
+
+_PASSWORD = re.compile(r"password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']+)")
+
+
+def _register_secrets(side: SideData) -> None:
+    """The passwords TO's subscriptions connect with: a plan carries them (pg_dump's text);
+    logs and messages must not."""
+    for entry in side.archive:
+        if entry.desc == "SUBSCRIPTION":
+            for found in _PASSWORD.finditer(entry.sql):
+                register_secret(found.group(1).strip("'"))
 
 
 def _wants_options(key: str, old: SideData, new: SideData) -> bool:

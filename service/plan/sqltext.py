@@ -179,37 +179,31 @@ def top_level(text: str) -> list[int]:
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
-        if ch == '"':
-            j = i + 1
-            while j < n:
-                if text[j] == '"':
-                    if j + 1 < n and text[j + 1] == '"':
-                        j += 2
-                        continue
-                    break
-                j += 1
-            for k in range(i, min(j + 1, n)):
-                flags[k] = 0
-            i = j + 1
-        elif ch == "'":
-            escape = i > 0 and text[i - 1] in "eE" and (i < 2 or not text[i - 2].isalnum())
-            j = i + 1
-            while j < n:
-                if escape and text[j] == "\\":
-                    j += 2
-                    continue
-                if text[j] == "'":
-                    if j + 1 < n and text[j + 1] == "'":
-                        j += 2
-                        continue
-                    break
-                j += 1
-            for k in range(i, min(j + 1, n)):
-                flags[k] = 0
-            i = j + 1
-        else:
+        if ch not in "\"'":
             i += 1
+            continue
+        escape = ch == "'" and i > 0 and text[i - 1] in "eE"
+        escape = escape and (i < 2 or not text[i - 2].isalnum())
+        j = _closing(text, i + 1, ch, escape)
+        for k in range(i, min(j + 1, n)):
+            flags[k] = 0
+        i = j + 1
     return flags
+
+
+def _closing(text: str, j: int, quote: str, escape: bool) -> int:
+    """Where the quote opened before `j` closes (a doubled quote is part of it), or the end."""
+    while j < len(text):
+        if escape and text[j] == "\\":
+            j += 2
+            continue
+        if text[j] == quote:
+            if j + 1 < len(text) and text[j + 1] == quote:
+                j += 2
+                continue
+            return j
+        j += 1
+    return j
 
 
 def split_statements(text: str, opener: str) -> list[str]:
@@ -242,10 +236,6 @@ def comment_targets(comments: str | None) -> dict[str, str]:
             raise ValueError(f"not a COMMENT statement: {statement[:60]!r}")
         out[statement[len("COMMENT ON ") : at]] = statement
     return out
-
-
-def strip_suffix(text: str, suffix: str) -> str:
-    return text[: -len(suffix)] if suffix and text.endswith(suffix) else text
 
 
 def fact_lines(body: str) -> list[str]:

@@ -9,7 +9,7 @@ from service.plan import hazards
 from service.plan.context import Ctx, Recreate, Refuse, split_key
 from service.plan.model import Change, Hazard, Part, Statement
 from service.plan.sides import PG_CLASS
-from service.plan.sqltext import fact_lines, ident_at, quote_literal, top_level
+from service.plan.sqltext import fact_lines, ident_at
 
 
 def _labels(body: str) -> list[str]:
@@ -170,6 +170,3 @@ def domain(ctx: Ctx, key: str) -> list[Statement]:
         sql = f"ALTER DOMAIN {name} ADD CONSTRAINT {c} {definition}"
         out.append(ctx.statement(key, sql, Change.ALTER, risk))
     return out
-
-
-__all__ = ["alter_type", "domain", "quote_literal", "top_level"]
