@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# pg-schema-sync: runs next to the production database; see README "Deployment".
+# pg-schema-sync: runs next to the production database; see docs/compose.md.
 # Checked without a Docker engine by tests/test_container.py (essentials, and the command line
 # run as a plain process with docker-compose.yml's environment), and built and run with
 # docker-compose.yml under a real engine by tests/test_container_engine.py.
@@ -21,7 +21,7 @@ FROM python:3.11-slim-bookworm
 # pg_dump cannot dump a server newer than itself, and dumps every server from 9.2 up to its own
 # major version: take the newest client from the PostgreSQL project's apt repository (PGDG).
 # For a newer server, rebuild with --build-arg PG_CLIENT_MAJOR=<its major version>.
-# git + openssh-client: git delivery (optional) runs the git CLI, see README "Git delivery".
+# git + openssh-client: git delivery (optional) runs the git CLI, see docs/git.md.
 # PG_CLIENT_SOURCE=debian takes Debian bookworm's own client instead (postgresql-client-15, so
 # also --build-arg PG_CLIENT_MAJOR=15): for servers up to 15, where apt.postgresql.org cannot be
 # reached; it is what the tests build, as their machine cannot reach it.

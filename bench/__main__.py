@@ -1,4 +1,4 @@
-"""`python -m bench`: see bench/run.py and README, *Benchmark*."""
+"""`python -m bench`: see bench/run.py and docs/benchmarking.md."""
 
 from bench.run import main
 

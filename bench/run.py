@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import catalog_probe, generate, report
+from bench import catalog_probe, generate, report, startup, status_page
 from bench import plan as plan_bench
 from bench.daemon import DaemonFigures, has_run_command, measure_daemon
 from bench.measure import Sample, run, tree_state
@@ -60,6 +60,7 @@ class Results:
     scales: list[ScaleResult] = field(default_factory=list)
     daemon: DaemonFigures | None = None
     daemon_note: str = ""
+    startup: startup.StartupFigures | None = None
     migra_note: str = ""
     host: str = ""
     quick: bool = False
@@ -79,6 +80,7 @@ class Results:
             "migra_note": self.migra_note,
             "daemon_note": self.daemon_note,
             "daemon": asdict(self.daemon) if self.daemon else None,
+            "startup": asdict(self.startup) if self.startup else None,
             "scales": [
                 {
                     "scale": s.scale,
@@ -275,7 +277,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m bench",
         description="Benchmark sync/check/compare against bare pg_dump and migra.",
     )
-    p.add_argument("--scales", default="1000,5000,10000", help="comma-separated S values")
+    # 2,000 and 5,000: issue 22's goals (unchanged sync at 2,000, full sync at 5,000).
+    p.add_argument("--scales", default="1000,2000,5000,10000", help="comma-separated S values")
+    p.add_argument(
+        "--startup-runs", type=int, default=15, help="runs of each start-up figure (issue 22)"
+    )
     p.add_argument("--runs", type=int, default=3, help="runs per command (median reported)")
     p.add_argument("--out", type=Path, default=None, help="folder for benchmark.md/.png/.json")
     p.add_argument("--quick", action="store_true", help="CI smoke: S=50, 1 run, no timing goals")
@@ -301,6 +307,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.scales, args.runs, args.idle_seconds, args.sighups = "50", 1, 0.0, 1
+        args.startup_runs = 1
         args.no_migra, args.no_chart = True, True
         args.out = args.out or VENVS / "quick"
     args.out = args.out or ROOT / "docs"
@@ -356,13 +363,24 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
                 cluster.drop_database(drifted)
+            results.startup = _startup(cluster, args, dbs, scratch)
             results.daemon, results.daemon_note = _daemon(cluster, args, dbs, scratch)
             probe_section = _probe(cluster, args, dbs, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmark.json").write_text(results.to_json())
-    table = report.markdown(results) + "\n" + probe_section + "\n" + plan_bench.markdown(plans)
+    say("status page: 100 targets x 50 backups" if not args.quick else "status page: quick")
+    page = status_page.measure(10, 5, 3) if args.quick else status_page.measure(100, 50, 20)
+    table = (
+        report.markdown(results)
+        + "\n"
+        + probe_section
+        + "\n"
+        + status_page.markdown(page, judge=not args.quick)
+        + "\n"
+        + plan_bench.markdown(plans)
+    )
     (args.out / "benchmark.md").write_text(table)
     if not args.no_chart:
         say(report.chart(args.out / "benchmark.json", args.out / "benchmark.png", VENVS))
@@ -370,6 +388,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         print("quick: correctness checks passed (unchanged sync wrote nothing; compare found 3)")
     return 0
+
+
+def _startup(
+    cluster: ScratchCluster, args: argparse.Namespace, dbs: list[tuple[int, str]], scratch: Path
+) -> startup.StartupFigures:
+    """--version, --help and a skipped check (on the smallest scale, 1,000 by default)."""
+    scale, base = dbs[0]
+    env = child_env(cluster, SCHEMA_SYNC_DSN=cluster.dsn(base))
+    work = Path(tempfile.mkdtemp(prefix="bench-startup-", dir=scratch))
+    s = run([str(startup.entry_point()), "sync"], env, cwd=work)
+    _check(s.exit_code == 0, "the start-up figures' first sync failed", s)
+    say(f"start-up: --version, --help, skipped check at S={scale}, {args.startup_runs} runs")
+    psql = str(cluster.clientdir / "psql")
+    return startup.measure(env, work, scale, psql, args.startup_runs, uv_run=not args.quick)
 
 
 def _daemon(

@@ -1,4 +1,4 @@
--- Optional push mode for pg-schema-sync (README "Catalog probe"): tell the daemon at once when
+-- Optional push mode for pg-schema-sync (docs/probe.md, "Push mode"): tell the daemon at once when
 -- DDL commits, instead of waiting for its next watch probe.
 --
 -- Install it yourself, as a superuser, in each production database the daemon watches:

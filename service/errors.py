@@ -26,3 +26,10 @@ class SyncError(RuntimeError):
     def __init__(self, message: str, cause: Cause = Cause.OTHER) -> None:
         super().__init__(message)
         self.cause = cause
+
+
+class SettingsError(ValueError):
+    """Invalid configuration; the message is one line naming the field and the bad value.
+
+    Defined here, not beside the settings model, so that the command line can catch it
+    without importing pydantic (`--help` and `--version` import nothing heavy)."""

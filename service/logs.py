@@ -1,4 +1,10 @@
-"""structlog set-up: JSON lines for machines, console for people, secrets scrubbed everywhere."""
+"""structlog set-up: JSON lines for machines, console for people, secrets scrubbed everywhere.
+
+structlog is imported by the first event that passes the level, not by configure_logging: a
+one-shot command that logs nothing (a `check` that finds its files current logs no warning)
+answers sooner without it. Loggers before then are stand-ins that bind context like
+structlog's and hand each event on once structlog is set up.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,19 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any, Literal, TextIO
-
-import structlog
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from service.compare.escape import terminal_lines
+
+if TYPE_CHECKING:
+    pass
 
 _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|dsn|pgpassword", re.IGNORECASE)
 # Any scheme (postgresql+psycopg2://, mysql://, https://...): a DSN we reject still reaches
 # error text before it is rejected, and its password must not.
 _URI_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)\S*@")
+# A token as the user name of an https URL (`https://TOKEN@github.com/...`): git takes it so.
+_HTTP_USER = re.compile(r"(https?://)[^:/@\s]+@", re.IGNORECASE)
 _KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 _known_secrets: set[str] = set()
 
@@ -31,6 +40,7 @@ def redact(text: str) -> str:
     for secret in _known_secrets:
         text = text.replace(secret, "***")
     text = _URI_PASSWORD.sub(r"\1***@", text)
+    text = _HTTP_USER.sub(r"\1***@", text)
     return _KEYWORD_PASSWORD.sub(r"\1***", text)
 
 
@@ -68,12 +78,32 @@ def _scrub_processor(
     return {k: scrub(v, k) for k, v in event_dict.items()}
 
 
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+_setup: tuple[str, str, TextIO] = ("auto", "warning", sys.stderr)
+_threshold = _LEVELS["warning"]
+_pending = False  # configure_logging was called; structlog is set up with the first event
+
+
 def configure_logging(
     fmt: Literal["auto", "json", "console"] = "auto",
     level: str = "info",
     stream: TextIO | None = None,
 ) -> None:
-    stream = stream or sys.stderr
+    global _setup, _threshold, _pending
+    _setup, _threshold = (fmt, level, stream or sys.stderr), _LEVELS[level.lower()]
+    _pending = True
+    if "structlog" in sys.modules:  # already in use (the daemon imports it): set up now
+        _structlog()
+
+
+def _structlog() -> Any:
+    """structlog, set up with the last configure_logging's format, level and stream."""
+    global _pending
+    import structlog
+
+    if not _pending:
+        return structlog
+    fmt, level, stream = _setup
     as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer(sort_keys=False)
@@ -99,7 +129,44 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
+    _pending = False
+    return structlog
+
+
+class _Logger:
+    """Stands in for structlog's bound logger until an event passes the level (module doc)."""
+
+    __slots__ = ("_context",)
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self._context = context
+
+    def bind(self, **context: Any) -> _Logger:
+        return _Logger({**self._context, **context})
+
+    def _emit(self, method: str, level: int, event: str, fields: dict[str, Any]) -> None:
+        if _pending and level < _threshold:
+            return  # what the set-up structlog would drop: it need not be imported for it
+        real = _structlog().get_logger("pg-schema-sync").bind(**self._context)
+        getattr(real, method)(event, **fields)
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._emit("debug", 10, event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._emit("info", 20, event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._emit("warning", 30, event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._emit("error", 40, event, fields)
+
+    def exception(self, event: str, **fields: Any) -> None:
+        self._emit("exception", 40, event, fields)
 
 
 def get_logger(**context: Any) -> Any:
-    return structlog.get_logger("pg-schema-sync").bind(**context)
+    if "structlog" in sys.modules and not _pending:  # in use and set up: its own loggers
+        return _structlog().get_logger("pg-schema-sync").bind(**context)
+    return _Logger(context)

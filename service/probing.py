@@ -6,15 +6,19 @@ production in full, so a skip can only ever repeat the last full sync's answer:
 - the schema, functions and inventory files still have the sha256 that sync left;
 - pg_dump reports the same version, and the settings that shape the files are the same;
 - that sync is younger than `full_sync_interval_s` (the safety net).
-The fingerprint is taken *before* the full read it is recorded with: DDL committed between the
-two is in the files but not in the record, so the next probe differs and reads again.
+The fingerprint recorded is the one the full read takes in its own snapshot, the one pg_dump
+imports (production/snapshot.py), beside pg_dump rather than before it: it describes exactly
+the state the files were written from, and the read is retried if DDL committed meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +26,7 @@ from pathlib import Path
 from service import __version__
 from service.disk.record import SyncRecord, hashes_of, read_record, write_record
 from service.errors import SyncError
+from service.production import pins
 from service.production.db import SessionLimits
 from service.production.export import ExportError, pg_dump_version, resolve_pg_dump
 from service.production.probe import Fingerprint, probe_once
@@ -41,8 +46,11 @@ class Decision:
 
 
 def settings_digest(settings: Settings, files: list[Path]) -> str:
-    """Digest of everything in the settings that shapes the files (and of this tool's version,
-    whose normalisation shapes them too)."""
+    """Digest of everything in the settings and the client that shapes the files (and of this
+    tool's version, whose normalisation shapes them too). The client's `options` (the DSN's or
+    PGOPTIONS) and a service file reach pg_dump: the pinned settings in them no longer print,
+    but others may (a role, row_security); a change in them reads in full, once."""
+    info = settings.conninfo()
     shaping = {
         "tool": __version__,
         "schemas": list(settings.schemas),
@@ -51,7 +59,11 @@ def settings_digest(settings: Settings, files: list[Path]) -> str:
         "privileges": settings.include_privileges,
         "comments": settings.include_comments,
         "files": [str(p) for p in files],
-        "source": settings.conninfo().display(),
+        "source": info.display(),
+        "options": info.params.get("options"),
+        "service": info.params.get("service"),
+        "pg_dump": shutil.which(settings.pg_dump) or settings.pg_dump,
+        "pins": pins.digest_text(),
     }
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
@@ -84,30 +96,58 @@ def decide(
 async def probe_and_decide(
     settings: Settings, files: list[Path], backup_dir: Path, limits: SessionLimits, full: bool
 ) -> Decision:
-    """Probe, then decide; `full` still probes (to record the fingerprint) but never skips."""
+    """Probe, then decide. Without a record, or with `full`, nothing can be skipped: no probe
+    then (the full read takes the fingerprint it records in its own snapshot, beside pg_dump).
+
+    The files' sha256 and pg_dump's version are taken while the probe waits on the server:
+    a skipped cycle is the command's whole work, and these are a third of its own time."""
     record = read_record(backup_dir)
+    if full:
+        return Decision(False, "full sync requested", record=record)
+    if record is None:
+        return Decision(False, "no record of a full sync")
+    aside = asyncio.ensure_future(_file_hashes_and_version(files, settings.pg_dump))
     try:
         fingerprint = await probe_once(settings.conninfo(), limits)
-    except SyncError as exc:
-        # The full read will fail the same way, or succeed: either is the right answer.
-        return Decision(False, "probe failed", record=record, probe_error=str(exc))
-    changed = fingerprint.changed_catalogs(record.parts) if record else []
-    if full:
-        return Decision(False, "full sync requested", fingerprint, record, changed)
-    try:
-        dump_version = await _dump_version(settings.pg_dump)
-    except ExportError as exc:
-        return Decision(False, "pg_dump failed", fingerprint, record, changed, str(exc))
+    except BaseException as exc:
+        aside.cancel()
+        with contextlib.suppress(BaseException):
+            await aside
+        if isinstance(exc, SyncError):
+            # The full read will fail the same way, or succeed: either is the right answer.
+            return Decision(False, "probe failed", record=record, probe_error=str(exc))
+        raise
+    changed = fingerprint.changed_catalogs(record.parts)
+    hashes, dump_version, dump_error = await aside
+    if dump_version is None:
+        return Decision(False, "pg_dump failed", fingerprint, record, changed, dump_error)
     reason = decide(
         record,
         fingerprint,
-        hashes_of(files),
+        hashes,
         dump_version,
         settings_digest(settings, files),
         datetime.now(UTC),
         settings.full_sync_interval_s,
     )
     return Decision(reason == UNCHANGED, reason, fingerprint, record, changed)
+
+
+async def _file_hashes_and_version(
+    files: list[Path], pg_dump: str
+) -> tuple[dict[str, str], str | None, str | None]:
+    """(sha256 of each file, pg_dump's version or None, why not), side by side."""
+    hashing = asyncio.ensure_future(asyncio.to_thread(hashes_of, files))
+    try:
+        version, error = await _dump_version(pg_dump), None
+    except ExportError as exc:
+        version, error = None, str(exc)
+    except BaseException:
+        hashing.cancel()
+        with contextlib.suppress(BaseException):
+            await hashing
+        raise
+    return await hashing, version, error
 
 
 _VERSIONS: dict[tuple[str, int, int, int], str] = {}

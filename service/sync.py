@@ -1,4 +1,9 @@
-"""One run: export || catalog -> drift -> files -> report. Never imports the daemon."""
+"""One run: export || catalog -> drift -> files -> report. Never imports the daemon.
+
+What only a full read needs (the snapshot and its catalog queries, backups and their summary,
+verify, git delivery) is imported where it is used: a skipped cycle (`check` or `sync` whose
+probe found nothing changed) is a command that should answer at once, and it needs none of it.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from service.compare.drift import (
     FILES_VS_PRODUCTION,
@@ -19,23 +24,24 @@ from service.compare.drift import (
     Drift,
     DriftItem,
     compare,
+    file_item,
     text_diff,
 )
 from service.compare.inventory import Inventory
-from service.compare.report import SummaryFacts, render_summary
-from service.delivery.git import GitResult, deliver
-from service.delivery.message import CommitFacts, sync_message
-from service.disk import backups, files, lock
-from service.disk.retention import DONE, FAILED, STARTED, Policy
+from service.disk import files, lock
 from service.errors import Cause, SyncError
 from service.logs import get_logger, register_secret
 from service.probing import UNCHANGED, Decision, probe_and_decide, record_full_sync
-from service.production.conninfo import ConnInfo
 from service.production.db import SessionLimits
-from service.production.export import ExportOptions
-from service.production.snapshot import Snapshot, compare_databases, take_snapshot
+from service.settings.links import drift_url
 from service.settings.model import Settings
-from service.verify import VerifyError, log_outcome, verify_files, verify_server
+
+if TYPE_CHECKING:
+    from service.delivery.git import GitResult
+    from service.disk.backups import Manifest
+    from service.production.conninfo import ConnInfo
+    from service.production.export import ExportOptions
+    from service.production.snapshot import Snapshot
 
 T = TypeVar("T")
 
@@ -172,7 +178,8 @@ def file_drift(snapshot: Snapshot, paths: Paths, drift: Drift, first_run: bool) 
         if not files.same_bytes(fresh, on_disk) and not first_run and not drift:
             change = Change.CHANGED if on_disk.exists() else Change.ADDED
             label = _display_path(on_disk)
-            extra.append(DriftItem("file", label, change, file_diff(on_disk, fresh, label)))
+            diff = file_diff(on_disk, fresh, label)
+            extra.append(file_item(label, change, diff))
     return Drift(drift.items + tuple(extra))
 
 
@@ -219,6 +226,8 @@ async def _read_and_compare(
     async def while_exporting(inventory: Inventory) -> tuple[Drift, bool]:
         # In a thread: the event loop keeps draining pg_dump's output meanwhile.
         return await _uncancellable(asyncio.to_thread(stage_and_compare, inventory))
+
+    from service.production.snapshot import take_snapshot
 
     snapshot, compared = await take_snapshot(
         info,
@@ -279,10 +288,12 @@ def _skipped(run_id: str, started: datetime, t0: float, decision: Decision) -> S
     )
 
 
-async def check_target(settings: Settings, full: bool = False) -> SyncOutcome:
+async def check_target(
+    settings: Settings, full: bool = False, run_id: str | None = None
+) -> SyncOutcome:
     """Compare production with the files on disk; write nothing (the probe's record neither)."""
     started, t0 = datetime.now(UTC), time.monotonic()
-    run_id = uuid.uuid4().hex[:12]
+    run_id = run_id or uuid.uuid4().hex[:12]
     paths = Paths.of(settings)
     log = get_logger(run_id=run_id)
     # Shared: checks run side by side, but never while a sync or rollback is halfway through
@@ -312,10 +323,14 @@ async def sync_target(
     run_id = run_id or uuid.uuid4().hex[:12]
     log = get_logger(run_id=run_id)
     paths = Paths.of(settings)
-    try:  # before the probe: a misconfigured verify fails every cycle, skipped ones too
-        server = verify_server(settings) if settings.verify != "off" else None
-    except VerifyError as exc:
-        raise SyncError(f"verify = {settings.verify}: {exc}", Cause.VERIFY) from None
+    server = None
+    if settings.verify != "off":  # before the probe: a misconfigured verify fails every cycle
+        from service.verify import VerifyError, verify_server
+
+        try:
+            server = verify_server(settings)
+        except VerifyError as exc:
+            raise SyncError(f"verify = {settings.verify}: {exc}", Cause.VERIFY) from None
     deadline = _deadline(settings)  # one bound over the probe and the read it may lead to
     async with _bounded(settings, "sync", deadline):
         decision = await _probe(settings, paths, full, log)
@@ -328,6 +343,8 @@ async def sync_target(
                 outcome.git = await deliver_to_git(settings, paths, outcome, log)
             outcome.duration_s = time.monotonic() - t0
         return outcome
+    from service.disk import backups
+
     async with writing(paths, log):
         try:
             for interrupted in backups.mark_interrupted(paths.backup_dir):
@@ -346,15 +363,15 @@ async def sync_target(
                     await _write(settings, server, snapshot, paths, outcome, log)
                 else:
                     log.debug("sync.unchanged")
-                if decision.fingerprint is not None:
-                    # The files now match production as of (or after) the probe: record it.
+                if snapshot.fingerprint is not None:
+                    # The files now match production as the snapshot read it: record that.
                     await _uncancellable(
                         asyncio.to_thread(
                             record_full_sync,
                             settings,
                             list(paths.managed),
                             paths.backup_dir,
-                            decision.fingerprint,
+                            snapshot.fingerprint,
                             outcome.pg_dump_version,
                             outcome.counts,
                         )
@@ -381,6 +398,9 @@ async def deliver_to_git(
     commit; None when git delivery is off. Never fails the sync: the files are in place."""
     if not settings.git_repository:
         return None
+    from service.delivery.git import deliver
+    from service.delivery.message import CommitFacts, sync_message
+
     inventory = paths.inventory_file
     digest = await asyncio.to_thread(files.sha256_file, inventory) if inventory.exists() else None
     facts = CommitFacts(
@@ -389,6 +409,9 @@ async def deliver_to_git(
         backup=outcome.backup.name if outcome.backup else None,
         inventory_sha256=digest,
         run_id=outcome.run_id,
+        page=drift_url(settings.public_url, settings.name, outcome.backup.name)
+        if outcome.backup and settings.public_url
+        else None,
     )
     message = None
     if outcome.files_written:
@@ -418,6 +441,9 @@ async def _write(
 ) -> None:
     """Backup (status started), verify, promote, status done. Anything stopping it in between
     leaves the previous files and a backup marked failed (barman's order)."""
+    from service.disk import backups
+    from service.disk.retention import DONE, FAILED
+
     inventory_json = _staged_inventory(snapshot.schema_file.parent)  # by _read_and_compare
     manifest = await _uncancellable(
         asyncio.to_thread(_write_backup, snapshot, inventory_json, paths, outcome)
@@ -465,8 +491,11 @@ async def _verify_candidate(
     log: Any,
 ) -> None:
     """Verify the copy kept in the backup, so errors name a file that stays around."""
+    from service.verify import VerifyError, log_outcome, verify_files, verify_options
+
     assert outcome.backup is not None
     schema = outcome.backup / files.BACKUP_SCHEMA
+    export, catalog = verify_options(settings)
     try:
         async with asyncio.timeout(settings.sync_timeout_s):  # the verify server's network too
             result = await verify_files(
@@ -474,8 +503,8 @@ async def _verify_candidate(
                 schema,
                 outcome.backup / files.BACKUP_FUNCTIONS,
                 snapshot.inventory,
-                _export_options(settings),
-                settings.catalog_options(),
+                export,
+                catalog,
                 display_file=_display_path(schema),
             )
     except TimeoutError:
@@ -494,8 +523,12 @@ async def _verify_candidate(
 
 def _write_backup(
     snapshot: Snapshot, inventory_json: Path, paths: Paths, outcome: SyncOutcome
-) -> backups.Manifest:
+) -> Manifest:
     """The candidate files in a new backup folder whose manifest says "started"."""
+    from service.compare.report import SummaryFacts, render_summary
+    from service.disk import backups
+    from service.disk.retention import STARTED
+
     hashes = {
         files.BACKUP_SCHEMA: files.sha256_file(snapshot.schema_file),
         files.BACKUP_FUNCTIONS: files.sha256_file(snapshot.functions_file),
@@ -559,6 +592,9 @@ def _promote(snapshot: Snapshot, inventory_json: Path, paths: Paths, outcome: Sy
 
 def apply_retention(settings: Settings, paths: Paths, log: Any) -> list[Path]:
     """Delete the backups the retention policy no longer needs; never fails the run."""
+    from service.disk import backups
+    from service.disk.retention import Policy
+
     return backups.apply_policy(paths, Policy(settings.retain_count, settings.retain_days), log)
 
 
@@ -615,13 +651,11 @@ def outcome_fields(outcome: SyncOutcome) -> dict[str, Any]:
 __all__ = [
     "Cause",
     "Paths",
-    "Snapshot",
     "SyncError",
     "SyncOutcome",
     "VerifyFailed",
     "apply_retention",
     "check_target",
-    "compare_databases",
     "outcome_fields",
     "session_limits",
     "sync_target",

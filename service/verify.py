@@ -7,6 +7,11 @@ and always dropped here: after success, failure, errors and cancellation (the dr
 shielded); one left by a killed verify is dropped by the next verify on that server.
 The files are installed by psql with ON_ERROR_STOP,
 the password reaching psql only through its environment.
+
+Before anything is created, the server is checked for everything the files need (roles,
+memberships, extensions: verify_preflight.py) and every lack is reported at once. Without
+owners (`verify --no-owners`, verify_owners = false) a copy without its OWNER TO statements is
+installed, as `pg_dump --no-owner` would have written it, and compared without owners.
 """
 
 from __future__ import annotations
@@ -19,59 +24,47 @@ import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from service.compare.drift import Change, Drift, DriftItem, compare, text_diff
+from service.compare.drift import Change, Drift, compare, file_item, text_diff
 from service.compare.inventory import Inventory
 from service.disk import files, owner
 from service.logs import get_logger, register_secret
 from service.production.catalog import CatalogOptions, load_inventory
 from service.production.conninfo import ConnInfo, ConnInfoError
-from service.production.db import connect
+from service.production.db import connect, quiet_passfile_warning
+from service.production.dump_script import needs, without_owners
 from service.production.export import (
     ExportError,
     ExportOptions,
     check_versions,
     export_schema,
     pg_dump_version,
+    rekeyed,
     resolve_pg_dump,
 )
-from service.production.lifetime import run_to_end
 from service.production.session import close_quickly
-from service.production.snapshot import both
+from service.production.snapshot import both, server_encoding
 from service.settings.model import Settings
+from service.verify_preflight import check_server, report
+from service.verify_psql import ROUNDTRIP, Problem, VerifyError, install, parse_psql_error
+
+__all__ = [
+    "Problem",
+    "VerifyError",
+    "VerifyResult",
+    "install",
+    "parse_psql_error",
+    "scratch_database",
+    "verify_files",
+]
 
 SCRATCH_PREFIX = "pg_schema_sync_verify_"
-INSTALL, EXTENSION, ROUNDTRIP = "install", "extension", "roundtrip"
-
-_PSQL_ERROR = re.compile(r"^psql:(?P<file>.*):(?P<line>\d+): (?:ERROR|FATAL|PANIC):\s+(?P<msg>.*)$")
-_PSQL_STATEMENT = re.compile(r"^psql:.*:\d+: STATEMENT:\s\s(?P<sql>.*)$")
-_LINE_IN_STATEMENT = re.compile(r"^LINE (\d+):")
-_EXTENSION_MISSING = re.compile(
-    r'extension "(?P<name>[^"]+)" is not available|'
-    r'could not open extension control file ".*/(?P<file>[^/"]+)\.control"'
-)
-_EXTENSION_DENIED = re.compile(r'permission denied to create extension "(?P<name>[^"]+)"')
-
-
-class VerifyError(RuntimeError):
-    """Verification could not run at all (server, privileges, tools); one line for the user."""
-
-
-@dataclass(frozen=True)
-class Problem:
-    stage: str  # install | extension | roundtrip
-    message: str
-    file: str | None = None
-    line: int | None = None
-
-    def one_line(self) -> str:
-        where = f"{self.file}:{self.line}: " if self.file and self.line else ""
-        return f"{where}{self.message}"
+DROP_TIMEOUT_S = 30.0  # DROP DATABASE ... WITH (FORCE) of a scratch database, at most
 
 
 @dataclass
@@ -96,43 +89,113 @@ async def verify_files(
     display_file: str | None = None,
 ) -> VerifyResult:
     """Install `schema_file` into a fresh scratch database on `server`, re-dump it and compare
-    the dump with the files (bytes) and its catalog with `reference` (objects)."""
+    the dump with the files (bytes) and its catalog with `reference` (objects).
+
+    With `export_options.owners` off, the files' owners are left out of both: a copy without
+    them is installed and compared, line numbers in problems still the file's own."""
     t0 = time.monotonic()
+    owners = export_options.owners
+    catalog_options = replace(catalog_options, owners=owners)
+    shown = display_file or str(schema_file)
     dump_path = resolve_tool(export_options.pg_dump, "pg_dump")
     psql = resolve_tool(str(Path(dump_path).with_name("psql")), "psql")
-    async with scratch_database(server) as scratch:
-        result = VerifyResult(scratch.dbname or "")
-        problem = await install(psql, scratch, schema_file, display_file)
-        if problem is None:
-            problem, result.drift = await round_trip(
-                scratch, schema_file, functions_file, reference, export_options, catalog_options
+    with tempfile.TemporaryDirectory(prefix="pg-schema-sync-verify-in-") as tmp:
+        script = await asyncio.to_thread(files.read_regular, schema_file)
+        lines: list[int] | None = None
+        if not owners:
+            schema_file, functions_file, lines = await asyncio.to_thread(
+                _without_owners, script, schema_file, functions_file, Path(tmp)
             )
-        result.problem = problem
+            reference = reference.without_owners() if reference is not None else None
+        async with admin_session(server) as admin:
+            missing = await check_server(admin, needs(script), owners, shown)
+            del script
+            if missing:
+                raise VerifyError(report(server.display(), missing, owners))
+            async with scratch_in(admin, server) as scratch:
+                result = VerifyResult(scratch.dbname or "")
+                problem = await install(psql, scratch, schema_file, shown)
+                if problem is not None and lines is not None and problem.line:
+                    problem = replace(problem, line=_original(lines, problem.line))
+                if problem is None:
+                    problem, result.drift = await round_trip(
+                        scratch,
+                        schema_file,
+                        functions_file,
+                        reference,
+                        export_options,
+                        catalog_options,
+                    )
+                result.problem = problem
     result.duration_s = time.monotonic() - t0
     return result
 
 
 @contextlib.asynccontextmanager
-async def scratch_database(server: ConnInfo) -> AsyncIterator[ConnInfo]:
-    """A fresh scratch database on `server` (its connection info) for the block's length:
-    dropped after it however it ends (the drop is shielded from cancellation)."""
-    name = scratch_name()
+async def admin_session(server: ConnInfo) -> AsyncIterator[asyncpg.Connection]:
+    """A session on the verify server's maintenance database (or the DSN's own)."""
     admin_info = server if server.dbname else server.with_params(dbname="postgres")
     admin = await _admin_connect(admin_info)
     try:
-        await remove_abandoned(admin)
-        try:
-            await _create(admin, name, server)
-            yield server.with_params(dbname=name)
-        finally:
-            drop = asyncio.ensure_future(_drop(admin, name))
-            try:
-                await asyncio.shield(drop)
-            except asyncio.CancelledError:
-                await drop
-                raise
+        yield admin
     finally:
         await close_quickly(admin)
+
+
+@contextlib.asynccontextmanager
+async def scratch_in(admin: asyncpg.Connection, server: ConnInfo) -> AsyncIterator[ConnInfo]:
+    """A fresh scratch database on `server` for the block's length (its connection info),
+    dropped after it however it ends: shielded, so a cancelled block still drops it, but
+    bounded, since over a frozen link it never would (the next verify drops it then: its
+    owner is gone). Scratch databases of dead processes are dropped first."""
+    name = scratch_name()
+    await remove_abandoned(admin)
+    try:
+        await _create(admin, name, server)
+        yield server.with_params(dbname=name)
+    finally:
+        drop = asyncio.ensure_future(_drop_within(admin, name, DROP_TIMEOUT_S))
+        try:
+            await asyncio.shield(drop)
+        except asyncio.CancelledError:
+            await drop
+            raise
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(server: ConnInfo) -> AsyncIterator[ConnInfo]:
+    """A scratch database on `server` with its own admin session (what `plan` installs its
+    sides into and proves its plans on)."""
+    async with admin_session(server) as admin, scratch_in(admin, server) as scratch:
+        yield scratch
+
+
+def _without_owners(
+    script: bytes, schema_file: Path, functions_file: Path | None, folder: Path
+) -> tuple[Path, Path | None, list[int]]:
+    """The files as pg_dump --no-owner would have written them, in `folder`; and for each line
+    of the schema copy its line in the file (a problem names the file's own line)."""
+    text, lines = without_owners(script)
+    schema_copy = folder / schema_file.name
+    schema_copy.write_bytes(rekeyed(text))
+    functions_copy = None
+    if functions_file is not None:
+        functions_copy = folder / f"{functions_file.stem}.no-owners{functions_file.suffix}"
+        stripped, _ = without_owners(files.read_regular(functions_file))
+        functions_copy.write_bytes(rekeyed(stripped))
+    return schema_copy, functions_copy, lines
+
+
+def _original(lines: list[int], line: int) -> int:
+    return lines[line - 1] if 0 < line <= len(lines) else line
+
+
+def verify_options(settings: Settings) -> tuple[ExportOptions, CatalogOptions]:
+    """What verify installs and compares: owners left out when the files have none
+    (include_owners = false) or verify should not need them (verify_owners = false)."""
+    owners = settings.include_owners and settings.verify_owners
+    export = settings.export_options(settings.pg_dump, settings.lock_wait_timeout_ms)
+    return replace(export, owners=owners), replace(settings.catalog_options(), owners=owners)
 
 
 def scratch_name() -> str:
@@ -198,11 +261,20 @@ async def _admin_connect(info: ConnInfo) -> asyncpg.Connection:
     try:
         kwargs = info.asyncpg_kwargs()
         kwargs["server_settings"] = {"application_name": "pg-schema-sync verify"}
-        conn: asyncpg.Connection = await asyncpg.connect(statement_cache_size=0, **kwargs)
+        with quiet_passfile_warning():
+            conn: asyncpg.Connection = await asyncpg.connect(statement_cache_size=0, **kwargs)
         return conn
     except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
+        given = info.passfile_problem() or (
+            "check the password in its passfile"
+            if "passfile" in info.params
+            else "check the password in verify_dsn"
+            if info.password
+            else "no password was given: add passfile=PATH (a 0600 .pgpass file) to verify_dsn, "
+            "or keep the password in SCHEMA_SYNC_VERIFY_DSN"
+        )
         raise VerifyError(
-            f"authentication failed for verify server {where}: {exc}; check verify_dsn"
+            f"authentication failed for verify server {where}: {exc}; {given}"
         ) from None
     except asyncpg.PostgresError as exc:
         raise VerifyError(f"cannot connect to verify server {where}: {exc}") from None
@@ -227,85 +299,20 @@ async def _create(admin: asyncpg.Connection, name: str, server: ConnInfo) -> Non
         raise VerifyError(f"cannot create scratch database {name}: {exc}") from None
 
 
+async def _drop_within(admin: asyncpg.Connection, name: str, seconds: float) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await _drop(admin, name)
+    except TimeoutError:
+        get_logger().warning(
+            "verify.scratch_kept", database=name, error=f"no answer within {seconds:g} s"
+        )
+        admin.terminate()
+
+
 async def _drop(admin: asyncpg.Connection, name: str) -> None:
     force = " WITH (FORCE)" if admin.get_server_version().major >= 13 else ""
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}"{force}')
-
-
-async def install(
-    psql: str, info: ConnInfo, sql_file: Path, display_file: str | None = None
-) -> Problem | None:
-    """Run the file with psql, stopping at the first error; None when it all went in."""
-    argv = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "ECHO=errors", "-f", str(sql_file)]
-    env = {**info.child_env(), "PGAPPNAME": "pg-schema-sync verify"}
-    returncode, err = await run_to_end(argv, env)
-    if returncode == 0:
-        return None
-    return parse_psql_error(err.decode(errors="replace"), display_file or str(sql_file))
-
-
-def parse_psql_error(stderr: str, display_file: str) -> Problem:
-    """psql's `psql:FILE:LINE: ERROR: ...` (+ LINE n: / STATEMENT:) -> the exact file line.
-
-    psql names the line where the failing statement ends; with the statement text echoed we
-    find where it starts, and PostgreSQL's `LINE n:` points inside it."""
-    lines = stderr.splitlines()
-    for i, text in enumerate(lines):
-        match = _PSQL_ERROR.match(text)
-        if not match:
-            continue
-        end_line, message = int(match.group("line")), match.group("msg").strip()
-        statement = _statement(lines, i + 1)
-        line = end_line
-        if statement is not None:
-            start = end_line - (statement.count("\n"))
-            inner = next(
-                (int(m.group(1)) for t in lines[i + 1 :] if (m := _LINE_IN_STATEMENT.match(t))),
-                None,
-            )
-            line = start + inner - 1 if inner else start
-        return _classify(message, display_file, line)
-    detail = next((t for t in lines if t.strip()), "psql failed without a message")
-    raise VerifyError(detail.removeprefix("psql: ").removeprefix("error: "))
-
-
-def _statement(lines: list[str], start: int) -> str | None:
-    for j in range(start, len(lines)):
-        match = _PSQL_STATEMENT.match(lines[j])
-        if match:
-            # The statement runs until the next psql: line (or the end).
-            rest = []
-            for k in range(j + 1, len(lines)):
-                if lines[k].startswith("psql:"):
-                    break
-                rest.append(lines[k])
-            return "\n".join([match.group("sql"), *rest]).rstrip("\n")
-        if _PSQL_ERROR.match(lines[j]):
-            return None
-    return None
-
-
-def _classify(message: str, file: str, line: int) -> Problem:
-    missing = _EXTENSION_MISSING.search(message)
-    if missing:
-        ext = missing.group("name") or missing.group("file")
-        return Problem(
-            EXTENSION,
-            f"extension {ext} is not installed on the verify server: install its package "
-            f"there (the files need it): {message}",
-            file,
-            line,
-        )
-    denied = _EXTENSION_DENIED.search(message)
-    if denied:
-        return Problem(
-            EXTENSION,
-            f"extension {denied.group('name')} needs a superuser on the verify server: "
-            f"verify as a superuser or make the extension trusted: {message}",
-            file,
-            line,
-        )
-    return Problem(INSTALL, f"ERROR: {message}", file, line)
 
 
 async def round_trip(
@@ -326,8 +333,11 @@ async def round_trip(
         try:
             major, full = await pg_dump_version(resolve_pg_dump(export_options.pg_dump))
             check_versions(major, full, conn.get_server_version().major * 10_000)
+            # In the file's own encoding: the round trip is to reproduce its bytes.
+            encoding = file_encoding(schema_file) or server_encoding(conn)
+            again_options = replace(export_options, encoding=encoding)
             _, scratch_inventory = await both(
-                export_schema(scratch, export_options, again_schema, again_functions),
+                export_schema(scratch, again_options, again_schema, again_functions),
                 load_inventory(conn, catalog_options),
             )
         except ExportError as exc:
@@ -347,11 +357,21 @@ async def round_trip(
             diff = text_diff(
                 mine.read_text(errors="replace"), again.read_text(errors="replace"), label
             )
-            drift = Drift((DriftItem("file", label, Change.CHANGED, diff),))
+            drift = Drift((file_item(label, Change.CHANGED, diff),))
         names = ", ".join(f"{i.change.value} {i.kind} {i.name}" for i in drift.items[:5])
         more = f" and {len(drift) - 5} more" if len(drift) > 5 else ""
         message = f"round trip differs: the files do not reproduce their export ({names}{more})"
         return Problem(ROUNDTRIP, message), drift
+
+
+_ENCODING_LINE = re.compile(rb"\nSET client_encoding = '([A-Za-z0-9_]+)';\n")
+
+
+def file_encoding(schema_file: Path) -> str | None:
+    """The encoding pg_dump wrote the file in: its preamble's SET client_encoding."""
+    with open(schema_file, "rb") as fh:
+        found = _ENCODING_LINE.search(fh.read(4096))
+    return found.group(1).decode() if found else None
 
 
 def log_outcome(

@@ -19,6 +19,8 @@ from service.production.conninfo import ConnInfo
 from service.production.db import connect
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# What `check --json` and `compare --json` print when nothing drifted.
+NO_DRIFT = {"drift": False, "headline": "no drift", "impact": {}, "changes": []}
 
 
 @pytest.fixture(scope="session")

@@ -30,20 +30,8 @@ from tests.daemon_proc import DaemonProcess, pg_dump_wrapper
 
 
 def test_first_run_is_a_baseline_and_alerts_nobody() -> None:
-    state, notices = after_success(AlertState(), "abc", first_run=True)
+    state, notices = after_success(AlertState(), "abc", first_run=True, refreshed=True)
     assert (state, notices) == (AlertState(), [])
-
-
-def test_a_drift_is_alerted_once_while_it_persists_and_resolved_once() -> None:
-    state, notices = after_success(AlertState(), "fp1", first_run=False)
-    assert notices == [Notice.DRIFT_NEW] and state.active_drift == "fp1"
-    state, notices = after_success(state, "fp1", first_run=False)
-    assert notices == [Notice.DRIFT_KNOWN]
-    state, notices = after_success(state, "fp2", first_run=False)
-    assert notices == [Notice.DRIFT_NEW] and state.active_drift == "fp2"
-    state, notices = after_success(state, None, first_run=False)
-    assert notices == [Notice.DRIFT_RESOLVED] and state.active_drift is None
-    assert after_success(state, None, first_run=False)[1] == []
 
 
 def test_failures_alert_once_per_streak_at_the_threshold_and_recovery_is_told() -> None:
@@ -54,12 +42,12 @@ def test_failures_alert_once_per_streak_at_the_threshold_and_recovery_is_told() 
         seen.append(notices)
     assert seen == [[], [], [Notice.FAILURE_ALERT], [], []]
     assert state.active_drift == "fp"  # a failed run knows nothing new about drift
-    state, notices = after_success(state, "fp", first_run=False)
+    state, notices = after_success(state, "fp", first_run=False, refreshed=False)
     assert notices == [Notice.RECOVERED, Notice.DRIFT_KNOWN]
     assert state == AlertState("fp", 0, False)
     # A short blip below the threshold is not worth a recovery notice either.
     state, _ = after_failure(state, alert_after=3)
-    assert after_success(state, "fp", first_run=False)[1] == [Notice.DRIFT_KNOWN]
+    assert after_success(state, "fp", first_run=False, refreshed=False)[1] == [Notice.DRIFT_KNOWN]
 
 
 @pytest.mark.parametrize(
@@ -125,7 +113,7 @@ def envelopes(server: HTTPServer) -> list[tuple[bytes, list[dict[str, Any]]]]:
     return out
 
 
-def test_sentry_gets_one_event_per_distinct_drift_resolution_and_failure_streak(
+def test_sentry_gets_one_event_per_distinct_drift_and_failure_streak(
     shop: Database, cluster: ScratchCluster, tmp_path: Path, httpserver: HTTPServer
 ) -> None:
     secret = "Sentry-Secret-pw7"
@@ -174,8 +162,8 @@ def test_sentry_gets_one_event_per_distinct_drift_resolution_and_failure_streak(
             again = d.named("drift.detected")[len(first) :]
             assert again and {e["new"] for e in again} == {False}
             assert {e["fingerprint"] for e in again} == {first[0]["fingerprint"]}
-            sync_now()  # files agree: drift.resolved
-            d.wait_for("drift.resolved", fingerprint=first[0]["fingerprint"])
+            sync_now()  # files agree: the daemon wrote them, so no "resolved" follows
+            assert not d.named("drift.resolved")
             fail.touch()
             sync_now()
             sync_now()  # second failure in a row: the error event
@@ -193,16 +181,21 @@ def test_sentry_gets_one_event_per_distinct_drift_resolution_and_failure_streak(
     events = [e for _, evs in received for e in evs]
     assert [(e["level"], e["fingerprint"][0]) for e in events] == [
         ("warning", first[0]["fingerprint"]),
-        ("info", "drift-resolved"),
         ("error", "sync-failed"),
         ("info", "sync-recovered"),
     ]
     drift_event = events[0]
     assert drift_event["fingerprint"] == [first[0]["fingerprint"]]
-    assert "changed table shop.orders" in drift_event["contexts"]["drift"]["changes"]
+    assert drift_event["contexts"]["drift"]["changes"] == [
+        "compatible: changed table shop.orders: column hotfix added"
+    ]
+    assert drift_event["tags"]["drift_impact"] == "compatible"  # a warning, not an error
+    assert first[0]["impact"] == "compatible" and first[0]["reasons"] == ["column hotfix added"]
+    assert drift_event["contexts"]["drift"]["files"] == "refreshed"
+    assert "; files refreshed (backup schema-sync-" in drift_event["message"]
     assert drift_event["environment"] == "test"
-    assert events[2]["contexts"]["failure"]["consecutive_failures"] == 2
-    assert "postgresql://sentry_reader:***@" in json.dumps(events[2])
+    assert events[1]["contexts"]["failure"]["consecutive_failures"] == 2
+    assert "postgresql://sentry_reader:***@" in json.dumps(events[1])
     for body, _ in received:
         assert secret.encode() not in body
     for line in d.lines + d.err_lines:

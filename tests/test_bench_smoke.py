@@ -31,3 +31,9 @@ def test_quick_benchmark_checks_correctness_and_prints_the_table(tmp_path: Path)
     assert "SIGHUP → sync.started" in table or "daemon figures skipped" in table
     assert not (tmp_path / "benchmark.png").exists()  # quick mode draws no chart
     assert "## Catalog probe" in table and "| 50 |" in table.split("## Catalog probe")[1]
+    assert "## Status page: render time" in table and "not judged (quick)" in table
+    # Start-up: the installed command against psql --version, a skipped check among them.
+    startup = table.split("## Start-up (issue 22)")[1]
+    for command in ("--version", "--help", "check"):
+        assert f"| `{command}` |" in startup
+    assert "## Targets (issue 22)" in table

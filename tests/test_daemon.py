@@ -21,7 +21,7 @@ from tests.daemon_proc import (
     snapshot,
 )
 
-STATE = Path("sql/schemas/.pg-schema-sync-state.json")
+STATE = Path("backups/.pg-schema-sync-state.json")
 QUIET_S = 1.5  # a coalesced follow-up starts within milliseconds of the run before it
 
 
@@ -75,7 +75,7 @@ def test_sighup_syncs_at_once_logs_json_without_the_password_and_reports_health(
                 ln for ln in metrics.splitlines() if ln.startswith("pg_schema_sync_last_success")
             )
             assert float(gauge.split()[-1]) >= int(sent)
-            assert "pg_schema_sync_drift_objects 0.0" in metrics
+            assert 'pg_schema_sync_drift_objects{impact="breaking"} 0.0' in metrics
 
             health = run_cli("health", cwd=tmp_path, env={"SCHEMA_SYNC_SCHEDULE": "* * * * *"})
             assert (health.code, health.out.split(":")[0]) == (0, "healthy"), health.out

@@ -116,8 +116,13 @@ async def test_demo_reports_the_hotfixed_function_and_the_new_column(
     assert report, text
     assert re.search(r"^\s+wrote:$", first, re.M), first
     assert "sql/schemas/complete-schema.sql" in first
-    assert re.search(r"^\s+changed\s+function\s+routing\.find_route\(", report, re.M), report
-    assert re.search(r"^\s+changed\s+table\s+trails\.trails\s*$", report, re.M), report
+    # A hot-fixed body changes behaviour; a new nullable column breaks no client.
+    assert re.search(
+        r"^\s+behavioural\s+changed\s+function\s+routing\.find_route\(", report, re.M
+    ), report
+    assert re.search(r"^\s+compatible\s+changed\s+table\s+trails\.trails\s*$", report, re.M), report
+    assert re.search(r"^\s+- function body changed$", report, re.M), report
+    assert re.search(r"^\s+- column closed_reason added$", report, re.M), report
     # The diffs themselves: the new WHERE in the function body, the new column in the table.
     assert re.search(r"^\s+\+.*WHERE t\.is_open", report, re.M), report
     assert re.search(r"^\s+\+.*closed_reason text", report, re.M), report

@@ -31,6 +31,7 @@ from service.production.conninfo import LIBPQ_ENV
 from service.production.db import connect
 from service.production.dump_coverage import OUTSIDE_INVENTORY, TOC_KINDS
 from tests.conftest import FIXTURES
+from tests.impact_expectations import IMPACT
 from tests.single_differences import PAIRS, Pair
 
 TEMPLATE = "every_family"
@@ -316,6 +317,7 @@ async def test_a_schema_filter_leaves_out_what_pg_dump_n_leaves_out(
 class Outcome(NamedTuple):
     dump_differs: bool  # the oracle: pg_dump --schema-only of the two databases differs
     named: list[tuple[str, str]]  # what compare reports, (kind, name) per change
+    meant: list[tuple[str, tuple[str, ...]]]  # and what each change means: (impact, reasons)
 
 
 async def drop_copy(cluster: ScratchCluster, name: str, subscriptions: bool = False) -> None:
@@ -354,8 +356,10 @@ async def _outcome(
             )
         else:
             (before_dump, before), (after_dump, after) = base, await _side(cluster, names[0])
-        named = [(i.kind, i.name) for i in compare(before, after).items]
-        return Outcome(after_dump != before_dump, named)
+        items = compare(before, after).items
+        named = [(i.kind, i.name) for i in items]
+        meant = [(i.impact.value, i.reasons) for i in items]
+        return Outcome(after_dump != before_dump, named, meant)
     except Exception as exc:  # reported by the pair's own test
         return exc
     finally:
@@ -385,6 +389,29 @@ async def test_a_single_difference_is_named_exactly_as_pg_dump_sees_it(
         raise outcome
     assert outcome.dump_differs == bool(outcome.named), "pg_dump and compare disagree"
     assert outcome.named == ([PAIRS[n].expected] if PAIRS[n].expected else [])
+
+
+@pytest.mark.parametrize("n", range(len(PAIRS)), ids=[p.property for p in PAIRS])
+async def test_a_single_difference_says_what_it_means_to_clients(
+    outcomes: list[Outcome | BaseException], n: int
+) -> None:
+    outcome = outcomes[n]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    expected = IMPACT[PAIRS[n].property]
+    assert outcome.meant == ([expected] if expected else [])
+
+
+def test_every_single_difference_has_an_expected_impact() -> None:
+    properties = [p.property for p in PAIRS]
+    assert len(set(properties)) == len(properties)
+    assert set(IMPACT) == set(properties)
+    assert {e[0] for e in IMPACT.values() if e} == {
+        "breaking",
+        "behavioural",
+        "compatible",
+        "cosmetic",
+    }
 
 
 async def test_every_family_loaded_twice_with_other_oids_is_no_drift(

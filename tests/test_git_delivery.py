@@ -156,8 +156,8 @@ def _commits_and_pushes(
     message = git("log", "-1", "--format=%B", BRANCH, cwd=remote)
     inventory = (work / FILES[2]).read_bytes()
     backup = sorted((work / "backups").glob("schema-sync-*"))[-1].name
-    assert message.startswith("schema drift: 1 changed\n")
-    assert "changed  table shop.orders" in message
+    assert message.startswith("schema drift: 1 compatible\n")
+    assert "compatible  changed  table shop.orders: column note added" in message
     assert f"Backup: {backup}" in message
     assert f"Inventory-SHA256: {hashlib.sha256(inventory).hexdigest()}" in message
     source = next(ln for ln in message.splitlines() if ln.startswith("Source: "))
@@ -268,7 +268,7 @@ def test_unreachable_or_non_repository_remote_loses_nothing_and_catches_up(
     assert back.code == 0, back.err
     message = git("log", "-1", "--format=%B", BRANCH, cwd=remote)
     assert message.startswith("schema: 2 syncs while the repository was unreachable")
-    assert "schema: first sync" in message and "schema drift: 1 changed" in message
+    assert "schema: first sync" in message and "schema drift: 1 compatible" in message
     assert git("show", f"{BRANCH}:{FILES[0]}", cwd=remote) == (work / FILES[0]).read_text()
 
 
@@ -309,6 +309,96 @@ def test_push_off_commits_locally_and_pushes_once_switched_on(
     assert on.code == 0, on.err
     assert "push pushed" in on.out
     assert git("log", "-1", "--format=%s", BRANCH, cwd=remote).startswith("schema: first sync")
+
+
+def other_team_repo(tmp_path: Path, name: str) -> Path:
+    """A bare repository whose default branch (trunk) has a history of its own."""
+    bare = tmp_path / f"{name}.git"
+    git("init", "-q", "--bare", "-b", "trunk", str(bare), cwd=tmp_path)
+    seed = tmp_path / f"{name}-seed"
+    git("clone", "-q", str(bare), str(seed), cwd=tmp_path)
+    (seed / "app.py").write_text("print('their app')\n")
+    git("add", "app.py", cwd=seed)
+    git("commit", "-q", "-m", "their first commit", cwd=seed)
+    git("push", "-q", "origin", "HEAD:trunk", cwd=seed)
+    return bare
+
+
+def commits_of(bare: Path) -> set[str]:
+    return set(git("rev-list", "--all", cwd=bare).split())
+
+
+def test_a_new_repository_branch_or_path_starts_a_fresh_clone_and_never_carries_history(
+    shop: Database, remote: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    first = sync(shop, work, remote.as_uri())
+    assert first.code == 0 and "push pushed" in first.out, first.err
+    old_history = commits_of(remote)
+    old_branch = git("rev-parse", BRANCH, cwd=remote)
+    workdir = work / "backups" / ".git-delivery"
+
+    # The real repository, unreachable at first: nothing of the scratch one goes anywhere,
+    # and the old clone is moved aside, not deleted.
+    real = other_team_repo(tmp_path, "real")
+    real.rename(real.with_name("gone.git"))
+    away = sync(shop, work, real.as_uri())
+    assert away.code == 0, away.err  # the files are written; delivery retries next sync
+    assert events(away, "git.remote_changed") and events(away, "git.push_failed")
+    aside = [p for p in (workdir / "previous").iterdir() if p.is_dir()]
+    assert len(aside) == 1 and (aside[0] / ".git").is_dir()
+    real.with_name("gone.git").rename(real)
+
+    add_column(shop, "switched")
+    moved = sync(shop, work, real.as_uri())
+    assert moved.code == 0 and "push pushed" in moved.out, moved.err
+    # The delivery branch descends from the new repository's default branch, holds no commit
+    # of the old one, and differs from trunk by exactly the schema files.
+    assert not (commits_of(real) & old_history)
+    git("merge-base", "--is-ancestor", "trunk", BRANCH, cwd=real)
+    diff = git("diff", "--name-only", "trunk", BRANCH, cwd=real).split()
+    assert sorted(diff) == sorted(FILES)
+    assert git("rev-parse", BRANCH, cwd=remote) == old_branch  # the old remote untouched
+    assert not (workdir / "previous").exists() or not any((workdir / "previous").iterdir())
+
+    # Another branch, then another path, in the same repository: fresh each time, from trunk.
+    env = {"SCHEMA_SYNC_GIT_BRANCH": "schema/prod"}
+    branch = sync(shop, work, real.as_uri(), **env)
+    assert branch.code == 0 and "push pushed" in branch.out, branch.err
+    assert events(branch, "git.remote_changed")
+    git("merge-base", "--is-ancestor", "trunk", "schema/prod", cwd=real)
+    assert git("rev-list", "--count", "trunk..schema/prod", cwd=real).strip() == "1"
+    path = sync(shop, work, real.as_uri(), SCHEMA_SYNC_GIT_PATH="db/schema", **env)
+    assert path.code == 0 and "push pushed" in path.out, path.err
+    shown = git("show", "--name-only", "--format=", "schema/prod", cwd=real).split()
+    assert sorted(shown) == sorted(f.replace("sql/schemas", "db/schema") for f in FILES)
+    # A clone made before clones were recorded (the URL in its .git/config) is adopted when
+    # its URL and branch agree, and the URL leaves .git/config.
+    (workdir / "clone.json").unlink()
+    git("config", "remote.origin.url", real.as_uri(), cwd=workdir / "repo")
+    add_column(shop, "adopted")
+    adopted = sync(shop, work, real.as_uri(), SCHEMA_SYNC_GIT_PATH="db/schema", **env)
+    assert adopted.code == 0 and "push pushed" in adopted.out, adopted.err
+    assert not events(adopted, "git.remote_changed") and (workdir / "clone.json").exists()
+    assert real.as_uri() not in (workdir / "repo" / ".git" / "config").read_text()
+    assert git("rev-list", "--count", "trunk..schema/prod", cwd=real).strip() == "3"
+
+
+def test_a_token_in_the_repository_url_is_stored_and_shown_nowhere(
+    shop: Database, tmp_path: Path
+) -> None:
+    work, token = tmp_path / "work", "ghp_Tok3nInTheUrl0000"
+    url = f"http://{token}@127.0.0.1:9/team/db.git"  # nothing listens: the push fails
+    result = sync(shop, work, url)
+    assert result.code == 0, result.err
+    assert events(result, "git.push_failed")
+    status = run_cli("git", "status", cwd=work, env={"SCHEMA_SYNC_GIT_REPOSITORY": url})
+    for text in (result.out, result.err, status.out, status.err):
+        assert token not in text
+    assert "http://***@127.0.0.1:9/team/db.git" in status.out
+    for found in (work / "backups" / ".git-delivery").rglob("*"):
+        if found.is_file():
+            assert token.encode() not in found.read_bytes(), found
 
 
 # -- settings and the git child's environment (no database, no sync) ---------------------------

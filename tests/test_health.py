@@ -9,6 +9,7 @@ import pytest
 
 from service.daemon.health import (
     DaemonState,
+    alive,
     fire_after,
     load_state,
     parse_schedule,
@@ -22,7 +23,7 @@ from tests.conftest import run_cli
 
 NOW = datetime(2026, 3, 6, 12, 0, tzinfo=UTC)  # a Friday
 EVERY_15 = parse_schedule("*/15 * * * *", "UTC")
-STATE = Path("sql/schemas/.pg-schema-sync-state.json")
+STATE = Path("backups/.pg-schema-sync-state.json")
 
 
 def ago(**kw: float) -> datetime:
@@ -81,6 +82,32 @@ def test_no_state_or_a_stopped_daemon_is_unhealthy() -> None:
         last_success_at=ago(minutes=2),
     )
     assert verdict(restarted, NOW, EVERY_15).healthy
+
+
+def test_liveness_counts_failing_syncs_as_work_and_flags_a_daemon_that_stopped_trying() -> None:
+    # The database has been down for hours: unhealthy, yet the daemon keeps trying: alive.
+    failing = DaemonState(
+        daemon_started_at=ago(hours=5),
+        last_success_at=ago(hours=4),
+        last_started_at=ago(minutes=3),
+        last_finished_at=ago(minutes=2),
+        consecutive_failures=40,
+    )
+    assert not verdict(failing, NOW, EVERY_15).healthy
+    result = alive(failing, NOW, EVERY_15, None, 600)
+    assert result.healthy and result.reason == "active 2m ago"
+    # Nothing started or finished for an hour on a 15-minute schedule: stuck.
+    stuck = DaemonState(daemon_started_at=ago(hours=5), last_finished_at=ago(hours=1))
+    result = alive(stuck, NOW, EVERY_15, None, 600)
+    assert not result.healthy and result.reason.startswith("stuck: no sync started or finished")
+    # A long first sync: started 20 minutes ago and still running is alive (and healthy).
+    first = DaemonState(daemon_started_at=ago(minutes=21), last_started_at=ago(minutes=20))
+    assert alive(first, NOW, EVERY_15, None, 600).healthy and verdict(first, NOW, EVERY_15).healthy
+    # Its bound: the second run after its start (12:00) + 5 min + sync_timeout_s = 12:15.
+    assert not alive(first, NOW + timedelta(minutes=16), EVERY_15, None, 600).healthy
+    stopped = DaemonState(daemon_started_at=ago(hours=1), daemon_stopped_at=ago(minutes=1))
+    assert not alive(stopped, NOW, EVERY_15, None, 600).healthy
+    assert not alive(None, NOW, EVERY_15, None, 600).healthy
 
 
 def test_weekday_schedule_tolerates_the_weekend() -> None:

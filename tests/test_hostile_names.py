@@ -64,7 +64,7 @@ def test_hostile_names_stay_text_in_the_summary_and_on_the_terminal(
     assert "\x1b" not in text and "\x07" not in text
     rendered = _outside_code(text)
     headings = [ln for ln in rendered.split("\n") if ln.lstrip().startswith("#")]
-    assert all(h.startswith(("# Schema sync", "## ", "### ")) for h in headings), headings
+    assert all(h.startswith(("# Schema sync", "## ", "### ", "#### ")) for h in headings), headings
     assert not any("Injected" in h for h in headings), headings
     for raw in ("![", "<script", "<img", "**bold**"):
         assert raw not in rendered, raw
@@ -78,7 +78,7 @@ def test_hostile_names_stay_text_in_the_summary_and_on_the_terminal(
     assert shown.code == 1, shown.err
     assert "\x1b" not in shown.out + shown.err and "\x07" not in shown.out
     assert "\\x1b[2J\\x1b[31mred\\x1b]0;title\\x07" in shown.out  # visible, not obeyed
-    listed = [ln for ln in shown.out.splitlines() if ln.startswith("  removed")]
+    listed = [ln for ln in shown.out.splitlines() if ln.startswith("  breaking    removed")]
     assert len(listed) == 2, shown.out  # a newline in a name does not start a new line
 
     as_json = run_cli("check", "--json", cwd=tmp_path, env=env).json()

@@ -11,25 +11,12 @@ ROOT = Path(__file__).resolve().parent.parent / "service"
 
 # What each layer may not import. The pipeline's lower layers (production, compare, disk) know
 # nothing of who drives them; compare is pure and imports no other layer at all.
+_TOP = ("service.daemon", "service.cli", "service.demo", "service.web")
 FORBIDDEN = {
-    "service.production": (
-        "service.daemon",
-        "service.cli",
-        "service.demo",
-        "service.sync",
-        "service.plan",
-    ),
-    "service.disk": (
-        "service.daemon",
-        "service.cli",
-        "service.demo",
-        "service.sync",
-        "service.plan",
-    ),
+    "service.production": (*_TOP, "service.sync", "service.plan"),
+    "service.disk": (*_TOP, "service.sync", "service.plan"),
     "service.compare": (
-        "service.daemon",
-        "service.cli",
-        "service.demo",
+        *_TOP,
         "service.sync",
         "service.production",
         "service.disk",
@@ -58,24 +45,19 @@ FORBIDDEN = {
         "service.sync",
         "service.plan",
     ),
+    "service.settings": (*_TOP, "service.sync"),
+    "service.sync": _TOP,
+    "service.delivery": (*_TOP, "service.sync"),
+    "service.verify": (*_TOP, "service.sync"),
+    # The daemon starts the status page (web); the page knows nothing of the daemon.
+    "service.verify_preflight": (*_TOP, "service.sync"),
+    "service.verify_psql": (*_TOP, "service.sync"),
     "service.daemon": ("service.cli", "service.demo"),
-    "service.probing": (
-        "service.daemon",
-        "service.cli",
-        "service.demo",
-        "service.sync",
-        "service.plan",
-    ),
+    "service.web": ("service.daemon", "service.cli", "service.demo", "service.sync"),
+    "service.probing": (*_TOP, "service.sync", "service.plan"),
     # plan: a migration between two schemas; it reads through production/, proves with
     # verify.py, and is driven only by the CLI.
-    "service.plan": (
-        "service.daemon",
-        "service.cli",
-        "service.demo",
-        "service.sync",
-        "service.settings",
-        "service.delivery",
-    ),
+    "service.plan": (*_TOP, "service.sync", "service.settings", "service.delivery"),
 }
 
 
@@ -175,4 +157,4 @@ def test_package_inits_hold_no_logic() -> None:
 
 def test_the_pipeline_is_named_by_the_folders() -> None:
     folders = {p.name for p in ROOT.iterdir() if p.is_dir() and p.name != "__pycache__"}
-    assert {"production", "compare", "disk", "settings", "daemon", "cli", "demo", "plan"} <= folders
+    assert {"production", "compare", "disk", "settings", "daemon", "cli", "demo", "web", "plan"} <= folders

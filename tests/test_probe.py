@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from service.demo.cluster import ScratchCluster
 from service.disk.record import read_record
-from service.production.db import connect
-from service.production.probe import covered_catalogs
+from service.production.db import SessionLimits, connect
+from service.production.probe import covered_catalogs, probe_once
 from service.settings.model import Settings
 from service.sync import SyncOutcome, check_target, sync_target
 from tests.conftest import Database, new_database
@@ -61,7 +62,8 @@ CHANGES: list[tuple[str, str, set[tuple[str, str]]]] = [
         "ALTER TABLE app.t ADD CONSTRAINT n_pos CHECK (n > 0)",
         {("table", "app.t")},
     ),
-    ("rename-table", "ALTER TABLE app.t2 RENAME TO t3", {("table", "app.t2"), ("table", "app.t3")}),
+    # One item since issue 18: the new name, carrying the old one.
+    ("rename-table", "ALTER TABLE app.t2 RENAME TO t3", {("table", "app.t2 -> app.t3")}),
     ("drop-table", "DROP TABLE app.t3", {("table", "app.t3")}),
     (
         "replace-view",
@@ -161,7 +163,10 @@ async def synced(settings: Settings) -> Settings:
 
 
 def drift_of(outcome: SyncOutcome) -> set[tuple[str, str]]:
-    return {(i.kind, i.name) for i in outcome.drift.items}
+    return {
+        (i.kind, f"{i.from_name} -> {i.name}" if i.from_name else i.name)
+        for i in outcome.drift.items
+    }
 
 
 async def assert_skipped(settings: Settings) -> None:
@@ -332,3 +337,51 @@ async def test_prepared_transaction_with_ddl_is_not_drift_until_commit_prepared(
         own.psql("app", "COMMIT PREPARED 'ddl'")
         after = await sync_target(settings)
         assert drift_of(after) == {("table", "public.later"), ("table", "public.t")}
+
+
+async def test_a_role_made_superuser_reads_in_full_and_writes_what_it_now_sees(
+    cluster: ScratchCluster, tmp_path: Path
+) -> None:
+    # pg_dump leaves subscriptions out for a role that is not a superuser (with a warning);
+    # ALTER ROLE ... SUPERUSER changes no catalog the probe hashed by content.
+    d = new_database(cluster)
+    role, sub = f"reader_{d.name}", f"sub_{d.name}"
+    cluster.psql("postgres", f"CREATE ROLE {role} LOGIN")
+    d.sql(
+        f"CREATE SUBSCRIPTION {sub} CONNECTION 'dbname=nowhere' PUBLICATION p"
+        " WITH (connect = false, slot_name = NONE, enabled = false)"
+    )
+    settings = Settings(
+        dsn=SecretStr(cluster.dsn(d.name, role)),
+        schema_file=tmp_path / "sql/complete-schema.sql",
+        functions_file=tmp_path / "sql/functions.sql",
+        inventory_file=tmp_path / "sql/inventory.json",
+        backup_dir=tmp_path / "backups",
+    )
+    try:
+        assert (await sync_target(settings)).first_run
+        assert "CREATE SUBSCRIPTION" not in settings.schema_file.read_text()
+        await assert_skipped(settings)
+        cluster.psql("postgres", f"ALTER ROLE {role} SUPERUSER")
+        after = await sync_target(settings)
+        assert after.skipped is None and after.probe is not None
+        assert after.probe.reason == "catalog changed"
+        assert "session" in after.probe.changed_catalogs
+        assert f"CREATE SUBSCRIPTION {sub} " in settings.schema_file.read_text()
+        await assert_skipped(settings)  # rebuilt for what the role now reads: stable again
+    finally:
+        d.sql(f"DROP SUBSCRIPTION {sub}")
+        cluster.drop_database(d.name)
+        cluster.psql("postgres", f"DROP ROLE {role}")
+
+
+async def test_the_collation_librarys_version_is_in_the_fingerprint(
+    probed: Database, settings: Settings
+) -> None:
+    # No DDL changes it (an OS upgrade does), and the catalog queries sort text by it.
+    expected = probed.sql(
+        "SELECT hashtextextended(coalesce(pg_database_collation_actual_version(oid), ''), 0)"
+        " FROM pg_database WHERE datname = current_database()"
+    ).strip()
+    fingerprint = await probe_once(settings.conninfo(), SessionLimits())
+    assert fingerprint.parts["collation version"] == f"1:{expected}"

@@ -12,7 +12,7 @@ import pytest
 
 from service.demo.cluster import ScratchCluster
 from service.disk.files import BACKUP_INVENTORY, BACKUP_MANIFEST, BACKUP_SCHEMA, list_backups
-from tests.conftest import FIXTURES, Database, new_database, run_cli
+from tests.conftest import FIXTURES, NO_DRIFT, Database, new_database, run_cli
 
 SCHEMA = Path("sql/schemas/complete-schema.sql")
 FUNCTIONS = Path("sql/schemas/functions.sql")
@@ -70,9 +70,13 @@ def test_rollback_restores_byte_identical_files_and_can_be_undone(
     # Production still has the hot-fix: check now reports it against the restored files.
     check = run_cli("check", "--json", cwd=tmp_path, env={"SCHEMA_SYNC_DSN": shop.dsn})
     assert check.code == 1
-    assert {"kind": "function", "name": "shop.price(integer)", "change": "changed"} in (
-        check.json()["changes"]
-    )
+    assert {
+        "kind": "function",
+        "name": "shop.price(integer)",
+        "change": "changed",
+        "impact": "behavioural",
+        "reasons": ["function body changed"],
+    } in check.json()["changes"]
 
     undo = run_cli("rollback", cwd=tmp_path)
     assert undo.code == 0, undo.err
@@ -177,9 +181,11 @@ def test_rollback_verify_restores_only_files_that_pass(
     cluster.psql("postgres", "CREATE ROLE rb_verifier LOGIN CREATEDB")
     try:
         env = {"SCHEMA_SYNC_VERIFY_DSN": cluster.dsn("postgres", user="rb_verifier")}
+        # The verify role cannot give objects to their owner: said before anything is
+        # installed, and nothing is restored.
         failed = run_cli("rollback", "--verify", a.name, cwd=tmp_path, env=env)
-        assert failed.code == 1, failed.err
-        assert "verify failed" in failed.out and "nothing restored" in failed.out
+        assert failed.code == 2, failed.err
+        assert "rb_verifier is not a member of postgres" in failed.err
         assert on_disk(tmp_path) == before
     finally:
         cluster.psql("postgres", "DROP ROLE rb_verifier")
@@ -228,16 +234,15 @@ def test_backups_diff_prints_the_same_form_as_check(
     a, b = two_syncs
     diff = run_cli("backups", "diff", "--json", a.name, b.name, cwd=tmp_path)
     assert diff.code == 1, diff.err
-    assert diff.json() == {
-        "drift": True,
-        "changes": [
-            {"kind": "function", "name": "shop.price(integer)", "change": "changed"},
-            {"kind": "table", "name": "shop.orders", "change": "changed"},
-        ],
-    }
+    assert [(c["kind"], c["name"], c["change"]) for c in diff.json()["changes"]] == [
+        ("function", "shop.price(integer)", "changed"),
+        ("table", "shop.orders", "changed"),
+    ]
+    assert diff.json()["headline"] == "2 changes (1 behavioural, 1 compatible)"
     same = run_cli("backups", "diff", "--json", b.name, "current", cwd=tmp_path)
-    assert (same.code, same.json()) == (0, {"drift": False, "changes": []})
+    assert (same.code, same.json()) == (0, NO_DRIFT)
     text = run_cli("backups", "diff", "--diff", a.name, "current", cwd=tmp_path)
-    assert "changed  function shop.price(integer)" in text.out and "1.75" in text.out
+    assert "behavioural changed  function shop.price(integer)" in text.out
+    assert "1.75" in text.out
     bad = run_cli("backups", "diff", "../x", "current", cwd=tmp_path)
     assert bad.code == 2 and "is not a backup folder inside backups" in bad.err

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from service.demo.cluster import ScratchCluster
-from tests.conftest import FIXTURES, Database, new_database, run_cli
+from tests.conftest import FIXTURES, NO_DRIFT, Database, new_database, run_cli
 
 SCHEMA = Path("sql/schemas/complete-schema.sql")
 FUNCTIONS = Path("sql/schemas/functions.sql")
@@ -89,7 +89,7 @@ def test_unchanged_database_writes_nothing_and_makes_no_backup(
     assert snapshot_files(tmp_path) == before  # same bytes and same mtimes
     assert backups(tmp_path) == backups_before
     check = run_cli("check", "--json", cwd=tmp_path, env=env_for(shop))
-    assert (check.code, check.json()) == (0, {"drift": False, "changes": []})
+    assert (check.code, check.json()) == (0, NO_DRIFT)
 
 
 def test_hotfix_and_new_column_are_named_diffed_and_written(shop: Database, tmp_path: Path) -> None:
@@ -102,20 +102,30 @@ def test_hotfix_and_new_column_are_named_diffed_and_written(shop: Database, tmp_
     )
     check = run_cli("check", "--json", cwd=tmp_path, env=env_for(shop))
     assert check.code == 1, check.err
-    changes = check.json()["changes"]
-    assert {"kind": "table", "name": "shop.orders", "change": "changed"} in changes
-    assert {"kind": "function", "name": "shop.price(integer)", "change": "changed"} in changes
+    changes = [
+        {k: c[k] for k in ("kind", "name", "change", "impact")} for c in check.json()["changes"]
+    ]
+    assert changes == [  # the worst first
+        {
+            "kind": "function",
+            "name": "shop.price(integer)",
+            "change": "changed",
+            "impact": "behavioural",
+        },
+        {"kind": "table", "name": "shop.orders", "change": "changed", "impact": "compatible"},
+    ]
     assert not any(c["name"] == "shop.price(integer, numeric)" for c in changes)
     assert (tmp_path / SCHEMA).read_bytes() == old_schema  # check writes nothing
 
     result = run_cli("sync", cwd=tmp_path, env=env_for(shop))
     assert result.code == 0, result.err
-    assert "changed  function shop.price(integer)" in result.out
+    assert "behavioural changed  function shop.price(integer): function body changed" in result.out
     assert b"note text" in (tmp_path / SCHEMA).read_bytes()
     assert b"1.75" in (tmp_path / FUNCTIONS).read_bytes()
     latest = backups(tmp_path)[-1]
     summary = (latest / "sync-summary.md").read_text()
-    assert "changed: function `shop.price(integer)`" in summary
+    assert "#### changed: function `shop.price(integer)`" in summary
+    assert "### Behavioural (1)" in summary and "- `function body changed`" in summary
     assert "+" in summary and "1.75" in summary and "note text" in summary
     again = run_cli("check", "--json", cwd=tmp_path, env=env_for(shop))
     assert (again.code, again.json()["drift"]) == (0, False)
@@ -128,7 +138,9 @@ def test_hand_edited_file_is_reported_and_repaired(shop: Database, tmp_path: Pat
         fh.write("-- local edit\n")
     check = run_cli("check", "--json", cwd=tmp_path, env=env_for(shop))
     assert check.code == 1
-    assert check.json()["changes"] == [{"kind": "file", "name": str(SCHEMA), "change": "changed"}]
+    [change] = check.json()["changes"]
+    assert (change["kind"], change["name"], change["change"]) == ("file", str(SCHEMA), "changed")
+    assert change["impact"] == "behavioural"
     assert run_cli("sync", cwd=tmp_path, env=env_for(shop)).code == 0
     assert (tmp_path / SCHEMA).read_bytes() == pristine
 
@@ -277,12 +289,18 @@ def test_config_file_paths_resolve_against_working_directory(
 def test_compare_two_live_databases_by_socket_uri(cluster: ScratchCluster, shop: Database) -> None:
     other = new_database(cluster, FIXTURES / "shop.sql")
     same = run_cli("compare", "--json", shop.dsn, other.dsn, cwd=Path(os.getcwd()))
-    assert (same.code, same.json()) == (0, {"drift": False, "changes": []})
+    assert (same.code, same.json()) == (0, NO_DRIFT)
     other.sql("DROP VIEW shop.open_orders")
     differ = run_cli("compare", "--json", shop.dsn, other.dsn, cwd=Path(os.getcwd()))
     assert differ.code == 1
     assert differ.json()["changes"] == [
-        {"kind": "view", "name": "shop.open_orders", "change": "removed"}
+        {
+            "kind": "view",
+            "name": "shop.open_orders",
+            "change": "removed",
+            "impact": "breaking",
+            "reasons": ["view removed"],
+        }
     ]
 
 
@@ -298,7 +316,14 @@ def test_hand_edited_inventory_is_named_as_the_object_it_changes(
     check = run_cli("check", "--json", cwd=tmp_path, env=env_for(shop))
     assert check.code == 1, check.err
     assert check.json()["changes"] == [
-        {"kind": "table", "name": "shop.orders", "change": "changed"}
+        {
+            "kind": "table",
+            "name": "shop.orders",
+            "change": "changed",
+            # the files say (12,2), production (10,2): values that fit the files overflow
+            "impact": "breaking",
+            "reasons": ["column total: numeric(12,2) -> numeric(10,2)"],
+        }
     ]
     assert run_cli("sync", cwd=tmp_path, env=env_for(shop)).code == 0
     assert inventory.read_bytes() == pristine

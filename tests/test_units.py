@@ -54,7 +54,9 @@ def test_drift_names_added_removed_changed_with_diffs() -> None:
         (Change.ADDED, "view_v"),
     ]
     assert "+name text" in drift.items[0].diff
-    assert drift.headline() == "3 changes (1 added, 1 changed, 1 removed)"
+    # A removed table breaks clients; a change no rule can read counts as the worst.
+    assert drift.headline() == "3 changes (2 breaking, 1 compatible)"
+    assert [i.impact.value for i in drift.items] == ["breaking", "breaking", "compatible"]
     assert compare(new, new).items == ()
 
 

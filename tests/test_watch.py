@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from service.demo.cluster import ScratchCluster, free_port
@@ -18,7 +19,7 @@ from service.production.db import connect
 from tests.conftest import FIXTURES, Database, new_database, run_cli
 from tests.daemon_proc import DaemonProcess
 
-STATE = Path("sql/schemas/.pg-schema-sync-state.json")
+STATE = Path("backups/.pg-schema-sync-state.json")
 RARE = "0 0 1 1 *"  # the schedule never fires during a test: the probe drives it
 
 
@@ -137,3 +138,97 @@ def test_push_mode_probes_on_notify_long_before_the_poll_and_survives_a_lost_lis
         d.wait_for("listen.started", count=2, timeout=150)
         d.send(signal.SIGTERM)
         assert d.wait_exit(10) == 0
+
+
+def _metric(port: int, name: str) -> float:
+    """The sum of every series of `name` on the daemon's metrics endpoint (0 when absent)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    values = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((name + " ", name + "{"))
+    ]
+    return sum(values)
+
+
+async def _flood(dsn: str, count: int, sent: list[int], per_message: int = 5) -> float:
+    """`count` NOTIFYs, each in a transaction of its own (notifications of one transaction
+    arrive together), sent `per_message` transactions to a round trip; `sent[0]` counts."""
+    conn = await asyncpg.connect(dsn)
+    t0 = time.monotonic()
+    try:
+        for start in range(0, count, per_message):
+            sent[0] = start
+            await conn.execute(
+                "".join(
+                    f"BEGIN; NOTIFY pg_schema_sync, '{i}'; COMMIT; "
+                    for i in range(start, min(count, start + per_message))
+                )
+            )
+    finally:
+        await conn.close()
+    return time.monotonic() - t0
+
+
+def test_a_notify_flood_from_an_unprivileged_role_is_bounded_and_signals_stay_prompt(
+    shop: Database, cluster: ScratchCluster, tmp_path: Path
+) -> None:
+    # Any role that may connect may NOTIFY the channel: only CONNECT, nothing else.
+    role = f"flood_{shop.name}"
+    cluster.psql("postgres", f"CREATE ROLE {role} LOGIN")
+    cluster.psql("postgres", f'GRANT CONNECT ON DATABASE "{shop.name}" TO {role}')
+    port, gap = free_port(), 1.0
+    settings = env(
+        shop.dsn,
+        watch_interval_s="120",  # polling alone would probe once in the whole test
+        watch_settle_s="0.3",
+        listen_channel="pg_schema_sync",
+        listen_min_gap_s=str(gap),
+        sync_on_start="true",
+        metrics_port=str(port),
+    )
+    try:
+        with DaemonProcess(tmp_path, settings) as d:
+            d.wait_for("sync.finished")
+            d.wait_for("listen.started")
+            probes_before = _metric(port, "pg_schema_sync_probe_duration_seconds_count")
+            flood, sent = asyncio.new_event_loop(), [0]
+            try:
+                sender = flood.create_task(_flood(cluster.dsn(shop.name, role), 10_000, sent))
+                while sent[0] < 8_000 and not sender.done():  # SIGHUP in the flood's last part
+                    flood.run_until_complete(asyncio.sleep(0.05))
+                hup = time.monotonic()
+                d.send(signal.SIGHUP)
+                d.wait_for("sync.started", reason="SIGHUP", timeout=10)
+                hup_s = time.monotonic() - hup
+                flooded_s = flood.run_until_complete(sender)
+            finally:
+                flood.close()
+            assert not sender.cancelled()
+
+            time.sleep(gap + 0.5)  # the one follow-up probe the flood's tail may cause
+            probes = _metric(port, "pg_schema_sync_probe_duration_seconds_count") - probes_before
+            # One per gap while the flood lasted, its follow-up, SIGHUP's sync's own probe.
+            bound = flooded_s / gap + 3
+            print(
+                f"\n10,000 NOTIFYs in {flooded_s:.1f} s -> {probes:.0f} probes "
+                f"(bound {bound:.1f}); SIGHUP -> sync.started in {hup_s:.2f} s"
+            )
+            assert probes <= bound, (probes, flooded_s)
+
+            def all_received() -> bool:
+                return _metric(port, "pg_schema_sync_listen_notifications_total") >= 10_000
+
+            d.wait_until(all_received, "10,000 notifications counted", timeout=30)
+            assert _metric(port, "pg_schema_sync_listen_notifications_total") == 10_000
+            assert 1 <= _metric(port, "pg_schema_sync_watch_probes_total") <= bound
+            assert not d.named("sync.started", reason="watch")  # nothing changed: no sync
+
+            term = time.monotonic()
+            d.send(signal.SIGTERM)
+            assert d.wait_exit(10) == 0
+            print(f"SIGTERM -> exit in {time.monotonic() - term:.2f} s")
+    finally:
+        cluster.psql("postgres", f'REVOKE ALL ON DATABASE "{shop.name}" FROM {role}')
+        cluster.drop_database(shop.name)
+        cluster.psql("postgres", f"DROP ROLE IF EXISTS {role}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 from service.compare.drift import Change, Drift, DriftItem
+from service.compare.levels import Impact
 from service.daemon.messages import (
     drift_event,
     failure_event,
@@ -25,30 +25,34 @@ from service.daemon.messages import (
 from service.daemon.webhooks import backoff_s, retry_after_s, retryable
 from service.logs import register_secret
 from service.settings.model import SettingsError, load_settings
+from tests.doc_snippets import find
 
 AT = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 SOURCE = "reader@db.internal:5432/app"
 
 
-def readme_verifier() -> Callable[[bytes, dict[str, str], bytes], bool]:
-    """The receiver's `verified` function exactly as the README shows it."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    code = re.search(r"```python\n(import hashlib, hmac, time\n.*?)```", readme, re.DOTALL)
-    assert code, "the README's verification snippet"
+def documented_verifier() -> Callable[[bytes, dict[str, str], bytes], bool]:
+    """The receiver's `verified` function exactly as docs/webhooks.md shows it (a run mark)."""
+    snippet = find("def verified(")
+    assert snippet.page == "docs/webhooks.md" and snippet.language == "python"
     scope: dict[str, Any] = {}
-    exec(code.group(1), scope)  # noqa: S102 -- our own README, run as a reader would
+    exec(snippet.code, scope)  # noqa: S102 -- our own docs, run as a reader would
     return scope["verified"]  # type: ignore[no-any-return]
 
 
-def drift_of(*items: tuple[Change, str, str]) -> Drift:
+def drift_of(*items: tuple[Any, ...]) -> Drift:
+    """Items from (change, kind, name[, impact, reasons[, from]])."""
     return Drift(
-        tuple(DriftItem(kind, name, change, f"diff of {name}") for change, kind, name in items)
+        tuple(
+            DriftItem(kind, name, change, f"diff of {name}", *more)
+            for change, kind, name, *more in items
+        )
     )
 
 
 DRIFT = drift_of(
-    (Change.CHANGED, "table", "shop.orders"),
-    (Change.ADDED, "function", "shop.total(integer)"),
+    (Change.ADDED, "function", "shop.total(integer)", Impact.COMPATIBLE, ("function added",)),
+    (Change.CHANGED, "table", "shop.orders", Impact.BREAKING, ("column note dropped",)),
 )
 
 
@@ -69,11 +73,15 @@ def texts(value: Any) -> list[str]:
 def test_slack_drift_message_names_objects_target_backup_and_commit() -> None:
     event = drift_event("app", SOURCE, DRIFT, DRIFT.fingerprint(), "backups/app/s-1", AT, "c0ffee1")
     slack = doc("slack", event)
-    assert slack["text"] == "Schema drift on app: 2 changes (1 added, 1 changed)"
+    assert slack["text"] == (
+        "Schema drift on app: 2 changes (1 breaking, 1 compatible); "
+        "files refreshed (backup s-1, commit c0ffee1)"
+    )
     header, section, context = slack["blocks"]
     assert header["type"] == "header" and header["text"]["text"] == slack["text"]
-    assert (
-        section["text"]["text"] == "changed table shop.orders\nadded function shop.total(integer)"
+    assert section["text"]["text"] == (  # the breaking change first, with why
+        "breaking: changed table shop.orders: column note dropped\n"
+        "compatible: added function shop.total(integer)"
     )
     assert [e["text"] for e in context["elements"]] == [
         "Target: app",
@@ -84,6 +92,44 @@ def test_slack_drift_message_names_objects_target_backup_and_commit() -> None:
     ]
     no_commit = doc("slack", drift_event("app", SOURCE, DRIFT, "fp", None, AT))
     assert not [t for t in texts(no_commit) if t.startswith(("Commit", "Backup"))]
+
+
+def test_a_held_drift_says_why_its_files_were_not_refreshed() -> None:
+    held = drift_event("app", SOURCE, DRIFT, "fp", None, AT, held_because="check_only")
+    assert doc("slack", held)["text"].endswith("; files not refreshed (check_only)")
+    document = doc("json", held)["drift"]
+    assert (document["files"], document["held_because"]) == ("held", "check_only")
+    plain = drift_event("app", SOURCE, DRIFT, "fp", None, AT)
+    assert doc("json", plain)["drift"]["files"] == "refreshed"
+    assert doc("slack", plain)["text"].endswith("; files refreshed")
+
+
+def test_every_format_links_to_the_status_page_when_public_url_is_set() -> None:
+    url = "https://schema-sync.example/backups/app/schema-sync-20261129_100000?x=<1>&y"
+    event = drift_event("app", SOURCE, DRIFT, "fp", "backups/app/s-1", AT, url=url)
+    slack = doc("slack", event)
+    [link] = [
+        b for b in slack["blocks"] if b["type"] == "section" and b["text"]["type"] == "mrkdwn"
+    ]
+    # Slack's own escaping in a link: the URL's < > & cannot end the link or start another.
+    escaped = (
+        "https://schema-sync.example/backups/app/schema-sync-20261129_100000?x=&lt;1&gt;&amp;y"
+    )
+    assert link["text"]["text"] == f"<{escaped}|Show the diffs>"
+    card = doc("teams", event)["attachments"][0]["content"]
+    assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Show the diffs", "url": url}]
+    assert doc("json", event)["url"] == url
+    for other in (
+        resolved_event("app", SOURCE, "fp", AT, url),
+        failure_event("app", SOURCE, "boom", "connection", 3, AT, url),
+        recovered_event("app", SOURCE, 3, AT, url),
+    ):
+        assert doc("json", other)["url"] == url
+        assert doc("teams", other)["attachments"][0]["content"]["actions"][0]["url"] == url
+    no_link = drift_event("app", SOURCE, DRIFT, "fp", None, AT)
+    assert doc("json", no_link)["url"] is None
+    assert "actions" not in doc("teams", no_link)["attachments"][0]["content"]
+    assert [b["type"] for b in doc("slack", no_link)["blocks"]] == ["header", "section", "context"]
 
 
 def test_the_unnamed_target_is_called_by_its_database() -> None:
@@ -138,17 +184,33 @@ def test_generic_json_document_and_a_signature_a_receiver_can_verify() -> None:
     body = render("json", event)
     document = json.loads(body)
     assert document["event"] == "drift" and document["version"] == 1
+    assert document["drift"]["headline"] == "2 changes (1 breaking, 1 compatible)"
+    assert document["drift"]["impact"] == {"breaking": 1, "compatible": 1}
     assert document["drift"]["changes"] == [
-        {"change": "changed", "kind": "table", "name": "shop.orders"},
-        {"change": "added", "kind": "function", "name": "shop.total(integer)"},
+        {
+            "change": "changed",
+            "kind": "table",
+            "name": "shop.orders",
+            "impact": "breaking",
+            "reasons": ["column note dropped"],
+            "from": None,
+        },
+        {
+            "change": "added",
+            "kind": "function",
+            "name": "shop.total(integer)",
+            "impact": "compatible",
+            "reasons": ["function added"],
+            "from": None,
+        },
     ]
     assert document["drift"]["summary"] == "backups/app/s-1/sync-summary.md"
     assert document["commit"] is None and document["failure"] is None
     assert "diff of" not in body.decode()  # names only: DDL may hold secrets
     secret, now = "s3cret-key-0123456789", 1_790_000_000
     header = signature(secret, now, body)
-    # The README's receiver code, run as a user would paste it.
-    verified = readme_verifier()
+    # The documented receiver code, run as a user would paste it.
+    verified = documented_verifier()
     fresh = int(time.time())
     headers = {"X-Schema-Sync-Timestamp": str(fresh), "X-Schema-Sync-Signature": ""}
     headers["X-Schema-Sync-Signature"] = signature(secret, fresh, body)

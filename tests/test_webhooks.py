@@ -20,14 +20,15 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from service.compare.drift import Change, Drift, DriftItem
-from service.daemon.alerts import Alerts, AlertState
+from service.daemon.alerting import Alerts
+from service.daemon.alerts import AlertState
 from service.daemon.messages import drift_event, render, resolved_event
 from service.daemon.webhooks import Hook, WebhookSender, deliver, hooks_of
 from service.demo.cluster import ScratchCluster
 from service.settings.webhooks import WebhookSettings
 from tests.conftest import FIXTURES, Database, new_database, run_cli
 from tests.daemon_proc import DaemonProcess, pg_dump_wrapper
-from tests.test_webhook_messages import readme_verifier
+from tests.test_webhook_messages import documented_verifier
 
 AT = datetime(2026, 11, 29, tzinfo=UTC)
 DRIFT = Drift((DriftItem("table", "shop.orders", Change.CHANGED, "-a\n+b\n"),))
@@ -201,7 +202,8 @@ async def test_the_drift_message_names_the_commit_git_delivery_hands_to_alerts(
     state = alerts.succeeded(
         AlertState(), DRIFT, False, "backups/app/s-1", _log(), commit="c0ffee1"
     )
-    assert state.active_drift == DRIFT.fingerprint()
+    # Refreshed (the files were written): remembered to dedupe, never waiting for "resolved".
+    assert (state.refreshed_drift, state.active_drift) == (DRIFT.fingerprint(), None)
     alerts.succeeded(state, DRIFT, False, None, _log(), commit="c0ffee2")  # known: no message
     await parent.webhooks.close(timeout_s=10)
     ((request, _),) = httpserver.log
@@ -286,7 +288,7 @@ def test_daemon_sends_one_message_per_drift_across_a_restart_and_one_per_failure
                 d.send(signal.SIGHUP)
                 d.wait_for(closing, count=count)
 
-            sync_now(2, "sync.finished")  # files agree again: resolved
+            sync_now(2, "sync.finished")  # files agree again: the daemon wrote them, no message
             fail.touch()
             sync_now(1, "sync.failed")  # failure_alert_after = 1
             sync_now(2, "sync.failed")  # the same streak: no second message
@@ -304,15 +306,24 @@ def test_daemon_sends_one_message_per_drift_across_a_restart_and_one_per_failure
 
     json_posts = posts(httpserver, "/json/Json-Secret-Path")
     documents = [json.loads(body) for _, body in json_posts]
-    assert [doc["event"] for doc in documents] == ["drift", "resolved", "failure", "recovered"]
+    assert [doc["event"] for doc in documents] == ["drift", "failure", "recovered"]
     drift = documents[0]["drift"]
-    assert drift["changes"] == [{"change": "changed", "kind": "table", "name": "shop.orders"}]
+    assert drift["changes"] == [
+        {
+            "change": "changed",
+            "kind": "table",
+            "name": "shop.orders",
+            "impact": "compatible",
+            "reasons": ["column hotfix added"],
+            "from": None,
+        }
+    ]
+    assert drift["headline"] == "1 change (1 compatible)"
     assert "/backups/schema-sync-" in drift["backup"]
-    assert documents[1]["resolved_fingerprint"] == drift["fingerprint"]
-    assert documents[2]["failure"]["consecutive_failures"] == 1
-    assert "postgresql://hook_reader:***@x/y" in documents[2]["failure"]["error"]
-    verified = readme_verifier()
-    for headers, body in json_posts:  # what the README tells a receiver to check
+    assert documents[1]["failure"]["consecutive_failures"] == 1
+    assert "postgresql://hook_reader:***@x/y" in documents[1]["failure"]["error"]
+    verified = documented_verifier()
+    for headers, body in json_posts:  # what docs/webhooks.md tells a receiver to check
         assert verified(SECRET.encode(), dict(headers), body)
     slack = [json.loads(body)["text"] for _, body in posts(httpserver, "/slack/Slack-Secret-Path")]
     assert len(slack) == 2  # its filter: drift and failure only

@@ -9,17 +9,15 @@ before the first real drift.
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from service.cli.common import EXIT_ERROR, EXIT_OK, add_target_option, chosen
-from service.daemon.messages import render, test_event
-from service.daemon.webhooks import Hook, deliver, hooks_of
-from service.logs import get_logger
-from service.settings.model import Settings, SettingsError
-from service.settings.webhooks import WebhookSettings
+from service.errors import SettingsError
+
+if TYPE_CHECKING:
+    from service.daemon.webhooks import Hook
+    from service.settings.model import Settings
+    from service.settings.webhooks import WebhookSettings
 
 
 def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.ArgumentParser) -> None:
@@ -45,6 +43,14 @@ def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.Argume
 
 
 async def cmd_alerts_test(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    import httpx  # the webhook client; only this command and the daemon need it
+
+    from service.daemon.messages import render, test_event
+    from service.daemon.webhooks import deliver, hooks_of
+    from service.logs import get_logger
+
     settings, targets = chosen(args)
     # A webhook shared by several targets gets one message naming all of them.
     served: dict[WebhookSettings, tuple[Hook, list[Settings]]] = {}
@@ -54,7 +60,7 @@ async def cmd_alerts_test(args: argparse.Namespace) -> int:
     if not served:
         raise SettingsError(
             "no webhooks configured: add a [[webhooks]] table (url, format) to the config file "
-            "or set SCHEMA_SYNC_WEBHOOKS; see config/pg-schema-sync.example.toml"
+            "or set SCHEMA_SYNC_WEBHOOKS; `pg-schema-sync config --example` shows both"
         )
     log = get_logger(command="alerts test")
     failed = 0

@@ -1,57 +1,35 @@
-"""The `verify`, `rollback` and `backups` commands: parse, call, print. Decisions live elsewhere."""
+"""The `rollback` and `backups` commands: parse, call, print. Decisions live elsewhere.
+
+Imported to build the parser: what the commands need (the pipeline, pydantic, asyncpg) is
+imported inside them."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import copy
-import functools
 import json
-import sys
-from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from service.cli.common import add_target_option, emit_drift, only_one, print_items
-from service.compare.escape import visible
-from service.compare.inventory import Inventory
-from service.delivery.git import GitResult, deliver
-from service.delivery.message import CommitFacts, rollback_message
-from service.disk import backups, files, rollback
-from service.disk.backups import CURRENT, Backup, BackupError
-from service.disk.retention import Policy
-from service.logs import get_logger
-from service.production.conninfo import ConnInfoError
-from service.settings.model import Settings
-from service.sync import Paths, writing
-from service.verify import VerifyError, VerifyResult, verify_files, verify_server
+from service.cli.common import (
+    add_target_option,
+    clear_errors,
+    emit_drift,
+    show_path,
+    target_paths,
+)
 
-EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
-Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+if TYPE_CHECKING:
+    from service.delivery.git import GitResult
+    from service.disk.backups import Backup
+    from service.settings.model import Settings
+    from service.sync import Paths
+
+EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.ArgumentParser) -> None:
-    """Add `verify`, `rollback` and `backups` to the main parser's subcommands."""
-    p = sub.add_parser(
-        "verify",
-        parents=[common, filters],
-        help="prove the schema files install and reproduce production",
-        description=(
-            "Installs the schema file into a fresh scratch database on the verify server "
-            "(verify_dsn / SCHEMA_SYNC_VERIFY_DSN; the user needs CREATEDB) with psql "
-            "ON_ERROR_STOP, then re-dumps it: the dump must equal the files byte for byte and "
-            "its objects must equal inventory.json. The scratch database "
-            "(pg_schema_sync_verify_<host>_<pid>_<start>_<random>) is dropped afterwards, also "
-            "on errors and Ctrl-C; one a killed verify left is dropped by the next. "
-            "Exit 0 passed, 1 failed (first failing statement with file:line, a "
-            "missing extension, or the objects that differ), 2 could not run."
-        ),
-    )
-    p.add_argument("--diff", action="store_true", help="print each differing object's diff")
-    add_target_option(p)
-    p.set_defaults(handler=cmd_verify)
-
+    """Add `rollback` and `backups` to the main parser's subcommands."""
     p = sub.add_parser(
         "rollback",
         parents=[common, filters],
@@ -141,95 +119,16 @@ def _unset_defaults(parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return quiet
 
 
-def _clear_errors(handler: Handler) -> Handler:
-    """Errors a user can cause end in one line, as the other commands' do."""
-
-    @functools.wraps(handler)
-    async def run(args: argparse.Namespace) -> int:
-        try:
-            return await handler(args)
-        except (BackupError, VerifyError, ValueError) as exc:
-            print(f"pg-schema-sync: {visible(str(exc))}", file=sys.stderr)
-            return EXIT_ERROR
-        except OSError as exc:
-            print(f"pg-schema-sync: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
-            return EXIT_ERROR
-
-    return run
-
-
-def _settings(args: argparse.Namespace) -> tuple[Settings, Paths]:
-    """The one target's settings and folders (--target NAME when several are configured)."""
-    settings = only_one(args)
-    return settings, Paths.of(settings)
-
-
-def _show(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-# --------------------------------------------------------------------------------------------
-# verify
-
-
-def _inputs(schema: Path, functions: Path, inventory: Path) -> tuple[Path | None, Inventory | None]:
-    """(functions file if present, reference inventory if present); schema must exist."""
-    files.refuse_links(schema, functions, inventory)  # psql -f would follow them
-    if not schema.is_file():
-        raise VerifyError(f"{_show(schema)} does not exist: run `pg-schema-sync sync` first")
-    reference = None
-    if inventory.is_file():
-        try:
-            reference = Inventory.from_json(files.read_regular(inventory).decode("utf-8"))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise VerifyError(f"{_show(inventory)} is not a readable inventory: {exc}") from None
-    return (functions if functions.is_file() else None), reference
-
-
-async def run_verify(
-    settings: Settings, schema: Path, functions: Path, inventory: Path
-) -> VerifyResult:
-    server = verify_server(settings)
-    functions_file, reference = await asyncio.to_thread(_inputs, schema, functions, inventory)
-    return await verify_files(
-        server,
-        schema,
-        functions_file,
-        reference,
-        settings.export_options(settings.pg_dump, settings.lock_wait_timeout_ms),
-        settings.catalog_options(),
-        display_file=_show(schema),
-    )
-
-
-def print_verify(result: VerifyResult, what: str, with_diff: bool) -> int:
-    if result.problem is None:
-        print(f"verify passed: {what} installs and re-dumps identically ({result.duration_s:.1f}s)")
-        return EXIT_OK
-    print(f"verify failed: {visible(result.problem.one_line())}")
-    print_items(result.drift, with_diff)
-    return EXIT_FAILED
-
-
-@_clear_errors
-async def cmd_verify(args: argparse.Namespace) -> int:
-    settings, paths = _settings(args)
-    result = await run_verify(
-        settings, paths.schema_file, paths.functions_file, paths.inventory_file
-    )
-    return print_verify(result, _show(paths.schema_file), args.diff)
-
-
 # --------------------------------------------------------------------------------------------
 # rollback
 
 
-@_clear_errors
+@clear_errors
 async def cmd_rollback(args: argparse.Namespace) -> int:
-    settings, paths = _settings(args)
+    from service.logs import get_logger
+    from service.sync import writing
+
+    settings, paths = target_paths(args)
     # The whole command under the folder's write lock: the default target is decided from
     # the backups and files as they are, so no sync may change them meanwhile.
     async with writing(paths, get_logger(command="rollback")):
@@ -237,6 +136,10 @@ async def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 async def _rollback(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    from service.cli.verify import print_verify, run_verify
+    from service.disk import backups, files, rollback
+    from service.disk.backups import BackupError
+
     if args.backup is not None:  # `rollback ''` is a mistake, not "the default backup"
         target = backups.resolve(paths.backup_dir, args.backup)
     else:
@@ -269,7 +172,7 @@ async def _rollback(args: argparse.Namespace, settings: Settings, paths: Paths) 
     recorded = rollback.restore(paths, target, verified="passed" if args.verify else "off")
     print(f"restored {target.name}")
     for path in (paths.schema_file, paths.functions_file, paths.inventory_file):
-        print(f"wrote {_show(path)}")
+        print(f"wrote {show_path(path)}")
     print(f"recorded as backup {recorded.name} (undo: pg-schema-sync rollback)")
     delivered = await _commit_rollback(settings, paths, recorded, target.name)
     if delivered is not None:
@@ -283,6 +186,12 @@ async def _commit_rollback(
     """A rollback is a change of the files like any sync: git delivery commits it too."""
     if not settings.git_repository:
         return None
+    from service.delivery.git import deliver
+    from service.delivery.message import CommitFacts, rollback_message
+    from service.disk import files
+    from service.logs import get_logger
+    from service.production.conninfo import ConnInfoError
+
     try:
         source = settings.conninfo().display()
     except ConnInfoError:
@@ -303,6 +212,8 @@ async def _commit_rollback(
 
 
 def _row(b: Backup, current: str | None) -> dict[str, Any]:
+    from datetime import UTC
+
     m = b.manifest
     return {
         "name": b.name,
@@ -331,23 +242,25 @@ def _drift_text(row: dict[str, Any]) -> str:
     return ", ".join(f"{n} {c}" for c, n in sorted(row["drift"].items()))
 
 
-@_clear_errors
+@clear_errors
 async def cmd_backups_list(args: argparse.Namespace) -> int:
-    _, paths = _settings(args)
+    from service.disk import backups
+
+    _, paths = target_paths(args)
     current = backups.combined_hash(backups.current_hashes(paths))
     rows = [_row(b, current) for b in backups.list_history(paths.backup_dir)]
     if args.json:
         print(json.dumps(rows, indent=1))
         return EXIT_OK
     if not rows:
-        print(f"no backups in {_show(paths.backup_dir)}")
+        print(f"no backups in {show_path(paths.backup_dir)}")
         return EXIT_OK
     print(
         f"{'BACKUP':<33} {'TIME (UTC)':<19} {'KIND':<8} {'STATUS':<7} {'VERIFY':<7} "
         f"{'FILES':<12}  DRIFT"
     )
     for r in rows:
-        when = datetime.fromisoformat(r["time"]).strftime("%Y-%m-%d %H:%M:%S")
+        when = r["time"][:19].replace("T", " ")  # ISO 8601 in UTC, as _row wrote it
         mark = "*" if r["current"] else " "
         print(
             f"{mark}{r['name']:<32} {when:<19} {r['kind']:<8} {r['status']:<7} "
@@ -360,18 +273,26 @@ async def cmd_backups_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@_clear_errors
+@clear_errors
 async def cmd_backups_diff(args: argparse.Namespace) -> int:
-    _, paths = _settings(args)
+    from service.disk import backups
+    from service.disk.backups import CURRENT
+
+    _, paths = target_paths(args)
     for which in (args.a, args.b):
         if which != CURRENT:
             backups.resolve(paths.backup_dir, which)  # same path checks as rollback
     return emit_drift(backups.diff(paths, args.a, args.b), args.json, args.diff)
 
 
-@_clear_errors
+@clear_errors
 async def cmd_backups_prune(args: argparse.Namespace) -> int:
-    settings, paths = _settings(args)
+    from service.disk import backups
+    from service.disk.retention import Policy
+    from service.logs import get_logger
+    from service.sync import writing
+
+    settings, paths = target_paths(args)
     if args.keep_days is not None and not (0 < args.keep_days < 36_500):
         raise ValueError(f"--keep-days {args.keep_days}: give a number of days from 0 to 36500")
     if args.keep_last is not None and args.keep_last < 1:

@@ -4,29 +4,54 @@ over several targets with a report per target, and the printed drift.
 With one target (today's unnamed one, or `--target NAME`) the commands behave and print exactly
 as they always did; the several-targets helpers only add those forms. This module imports no
 other command module, so each of them can import it.
+
+It is imported to build the parser (`--help`), so it imports nothing heavy at the top: the
+settings model (pydantic), logging (structlog) and asyncio come in with the first function
+that needs them, when a command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
+import functools
 import io
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from service.compare.drift import Drift
 from service.compare.escape import terminal_lines, visible
-from service.errors import SyncError
-from service.logs import configure_logging
-from service.production.conninfo import ConnInfoError
-from service.settings.model import Settings, SettingsError, load_settings, select
+from service.compare.levels import Impact
+from service.errors import SettingsError
+
+if TYPE_CHECKING:
+    from service.compare.drift import Drift
+    from service.settings.model import Settings
+    from service.sync import Paths
 
 T = TypeVar("T")
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+# --fail-on: the least impact that makes a drift exit 1 (any: every drift, as before it existed)
+FAIL_ON = {
+    "breaking": Impact.BREAKING,
+    "behavioural": Impact.BEHAVIOURAL,
+    "compatible": Impact.COMPATIBLE,
+    "any": Impact.COSMETIC,
+}
+
+
+def add_fail_on_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fail-on",
+        choices=list(FAIL_ON),
+        default="any",
+        help="exit 1 only for a change at this impact or worse (breaking > behavioural > "
+        "compatible > cosmetic); default any: every drift. A CI gate that tolerates additive "
+        "drift uses --fail-on breaking",
+    )
 
 
 def add_target_option(parser: argparse.ArgumentParser, default: Any = None) -> None:
@@ -38,28 +63,73 @@ def add_target_option(parser: argparse.ArgumentParser, default: Any = None) -> N
     )
 
 
+def counted(n: int, noun: str = "target") -> str:
+    """`1 target`, `30 targets`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def add_shard_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shard",
+        metavar="INDEX/COUNT",
+        help="serve only the targets that fall to shard INDEX of COUNT (0/3, 1/3, 2/3), or "
+        "'auto': INDEX from the pod name's ordinal (pg-schema-sync-2 -> 2), COUNT from "
+        "--shard-count (default: $SCHEMA_SYNC_SHARD; unset: every target)",
+    )
+    parser.add_argument(
+        "--shard-count",
+        type=int,
+        metavar="N",
+        help="the number of shards, for --shard auto (default: $SCHEMA_SYNC_SHARD_COUNT)",
+    )
+
+
+def shard_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """--shard and --shard-count as settings: they beat SCHEMA_SYNC_SHARD(_COUNT)."""
+    overrides: dict[str, Any] = {}
+    if getattr(args, "shard", None) is not None:
+        overrides["shard"] = args.shard
+    if getattr(args, "shard_count", None) is not None:
+        overrides["shard_count"] = args.shard_count
+    return overrides
+
+
+FILTER_FLAGS = {  # a flag's attribute -> (the setting it sets, the flag as typed)
+    "schema": ("schemas", "--schema"),
+    "exclude_schema": ("exclude_schemas", "--exclude-schema"),
+    "no_owners": ("include_owners", "--no-owners"),
+    "no_privileges": ("include_privileges", "--no-privileges"),
+    "no_comments": ("include_comments", "--no-comments"),
+}
+
+
 def filter_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The filter flags as settings; they beat the config, a target's own filters included."""
     overrides: dict[str, Any] = {}
-    if getattr(args, "schema", None):
-        overrides["schemas"] = args.schema
-    if getattr(args, "exclude_schema", None):
-        overrides["exclude_schemas"] = args.exclude_schema
-    for flag, field in (
-        ("no_owners", "include_owners"),
-        ("no_privileges", "include_privileges"),
-        ("no_comments", "include_comments"),
-    ):
-        if getattr(args, flag, False):
-            overrides[field] = False
+    for attr, (field, _) in FILTER_FLAGS.items():
+        given = getattr(args, attr, None)
+        if given:  # a list for --schema / --exclude-schema, True for the --no-* switches
+            overrides[field] = False if given is True else given
     return overrides
+
+
+def flags_given(args: argparse.Namespace) -> dict[str, str]:
+    """Setting -> the flag that set it, for `config`'s origins."""
+    given = {FILTER_FLAGS[a][0]: FILTER_FLAGS[a][1] for a in FILTER_FLAGS if getattr(args, a, None)}
+    for attr, flag in (("log_format", "--log-format"), ("log_level", "--log-level")):
+        if getattr(args, attr, None):
+            given[attr] = flag
+    return given
 
 
 def chosen(args: argparse.Namespace) -> tuple[Settings, list[Settings]]:
     """(the settings, the targets the command addresses); SettingsError for an unknown name."""
+    from service.settings.model import select
+
     settings = settings_from(args)
     try:
-        targets = select(settings.resolved_targets(), getattr(args, "target", None))
+        shard = settings.serving_shard()
+        targets = select(settings.resolved_targets(), getattr(args, "target", None), shard)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     flags = filter_overrides(args)
@@ -77,18 +147,33 @@ def only_one(args: argparse.Namespace) -> Settings:
     return targets[0]
 
 
-@dataclass
 class Result(Generic[T]):
-    target: Settings
-    value: T | None = None
-    error: str | None = None
-    cause: str | None = None
+    """One target's outcome: its value, or the error (and its cause) that stopped it.
+
+    A plain class, not a dataclass: dataclasses imports inspect, ast and dis, and this module
+    is imported to build the parser."""
+
+    __slots__ = ("cause", "error", "target", "value")
+
+    def __init__(
+        self,
+        target: Settings,
+        value: T | None = None,
+        error: str | None = None,
+        cause: str | None = None,
+    ) -> None:
+        self.target, self.value, self.error, self.cause = target, value, error, cause
 
 
 async def each_target(
     targets: list[Settings], limit: int, work: Callable[[Settings], Awaitable[T]]
 ) -> list[Result[T]]:
     """`work` for every target, at most `limit` at a time; one failing never stops the rest."""
+    import asyncio
+
+    from service.errors import SyncError
+    from service.production.conninfo import ConnInfoError
+
     slots = asyncio.Semaphore(limit)
 
     async def one(target: Settings) -> Result[T]:
@@ -135,8 +220,10 @@ def report_checks(
     as_json: bool,
     emit: Callable[[Drift], object],
     with_diff: bool = False,
+    fail_on: Impact = Impact.COSMETIC,
 ) -> int:
-    """Each target's drift; exit 2 if any check failed, else 1 if any drifted, else 0.
+    """Each target's drift; exit 2 if any check failed, else 1 if any drifted (at `fail_on`
+    or worse), else 0.
 
     --json prints one document: {"drift": any, "error": any, "targets": {name: document}},
     each target's document the single-target one, or {"error": ..., "cause": ...}.
@@ -159,30 +246,61 @@ def report_checks(
                 print(f"{r.target.name}: error: {visible(r.error or '')}")
     if errors:
         return EXIT_ERROR
-    return EXIT_DRIFT if drifted else EXIT_OK
+    failing = any(r.value.at_least(fail_on) for r in results if r.value is not None)
+    return EXIT_DRIFT if failing else EXIT_OK
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.config, **filter_overrides(args))
+def settings_from(args: argparse.Namespace, warn: bool = True) -> Settings:
+    from service.logs import configure_logging
+    from service.settings.model import load_settings
+
+    settings = load_settings(args.config, **filter_overrides(args), **shard_overrides(args))
     # One-shot commands speak through their output and exit code; their logs stay at warning
     # unless a level was asked for (flag, SCHEMA_SYNC_LOG_LEVEL or the config file).
     explicit = "log_level" in settings.model_fields_set
     level = args.log_level or (settings.log_level if explicit else "warning")
     configure_logging(args.log_format or settings.log_format, level)
+    if warn and getattr(args, "command", None) != "config":  # config lists them itself
+        warn_unknown_variables()
     return settings
 
 
+def warn_unknown_variables() -> None:
+    """One warning per SCHEMA_SYNC_* variable that sets nothing (a typo is otherwise silent)."""
+    import os
+
+    from service.logs import get_logger
+    from service.settings.model import Settings
+    from service.settings.unknown import unknown_variables
+
+    for unknown in unknown_variables(Settings.model_fields, os.environ):
+        get_logger().warning(
+            "settings.unknown_variable",
+            variable=unknown.name,
+            source=unknown.source,
+            nearest=unknown.nearest,
+            hint="not a setting, ignored; `pg-schema-sync config --example` lists every setting",
+        )
+
+
 def print_items(drift: Drift, with_diff: bool) -> None:
-    """One line per changed object (and its diff): names from production are shown with
-    their control characters written out, so none reaches the terminal raw."""
-    for item in drift.items:
-        print(f"  {item.change.value:<8} {item.kind} {visible(item.name)}")
+    """One line per changed object, breaking first, with its impact and reasons (and its
+    diff): names from production are shown with their control characters written out, so
+    none reaches the terminal raw."""
+    for item in drift.worst_first():
+        notes = "; ".join(item.notes())
+        line = f"  {item.impact.value:<11} {item.change.value:<8} {item.what()}"
+        print(visible(line + (f": {notes}" if notes else "")))
         if with_diff and item.diff:
             diff = terminal_lines(item.diff)  # only \n and \t are left to split on
             print("".join("    " + ln for ln in diff.splitlines(keepends=True)), end="")
 
 
-def emit_drift(drift: Drift, as_json: bool, with_diff: bool) -> int:
+def emit_drift(
+    drift: Drift, as_json: bool, with_diff: bool, fail_on: Impact = Impact.COSMETIC
+) -> int:
+    """Print the drift; EXIT_DRIFT when a change at `fail_on` or worse is in it."""
+    failing = drift.at_least(fail_on)
     if as_json:  # --diff: each change carries its diff (exact text; JSON escapes it)
         print(json.dumps(drift.as_json(with_diff)))
     elif not drift:
@@ -190,4 +308,43 @@ def emit_drift(drift: Drift, as_json: bool, with_diff: bool) -> int:
     else:
         print(f"drift: {drift.headline()}")
         print_items(drift, with_diff)
-    return EXIT_DRIFT if drift else EXIT_OK
+        if not failing:
+            print(f"not failing: no change is {fail_on.value} or worse (--fail-on)")
+    return EXIT_DRIFT if failing else EXIT_OK
+
+
+def clear_errors(handler: Handler) -> Handler:
+    """Errors a user can cause end in one line (a verify server's list of lacks: one line
+    each), as the other commands' do; exit 2."""
+
+    @functools.wraps(handler)
+    async def run(args: argparse.Namespace) -> int:
+        from service.disk.backups import BackupError
+        from service.verify import VerifyError
+
+        try:
+            return await handler(args)
+        except (BackupError, VerifyError, ValueError) as exc:
+            print(f"pg-schema-sync: {visible(str(exc), keep=chr(10))}", file=sys.stderr)
+            return EXIT_ERROR
+        except OSError as exc:
+            print(f"pg-schema-sync: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+            return EXIT_ERROR
+
+    return run
+
+
+def target_paths(args: argparse.Namespace) -> tuple[Settings, Paths]:
+    """The one target's settings and folders (--target NAME when several are configured)."""
+    from service.sync import Paths
+
+    settings = only_one(args)
+    return settings, Paths.of(settings)
+
+
+def show_path(path: Path) -> str:
+    """A path relative to the working directory when it is under it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 from typing import Any
 
 from service.cli.common import EXIT_OK, add_target_option, chosen
-from service.delivery.config import GitConfig
-from service.delivery.git import load_state
 
 
 def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.ArgumentParser) -> None:
@@ -32,6 +29,12 @@ def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.Argume
 
 
 async def cmd_git_status(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from service.delivery.clone import scrub_url
+    from service.delivery.config import GitConfig
+    from service.delivery.git import load_state
+
     _, targets = chosen(args)
     docs: dict[str, Any] = {}
     for target in targets:
@@ -41,7 +44,7 @@ async def cmd_git_status(args: argparse.Namespace) -> int:
             docs[target.name] = {"enabled": False}
             continue
         doc = {"enabled": True, **asdict(state), "branch": cfg.branch}
-        doc["repository"] = cfg.repository
+        doc["repository"] = scrub_url(cfg.repository)  # a token may be its user name
         doc["pending_commits"] = len(doc.pop("pending_messages"))
         docs[target.name] = doc
     if args.json:

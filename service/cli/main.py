@@ -1,23 +1,23 @@
 """The `pg-schema-sync` command line: the parser and its shared flags, and `main`. The
-commands themselves live in one module per group; decisions live below the CLI."""
+commands themselves live in one module per group; decisions live below the CLI.
+
+Building the parser imports only the command modules, which import nothing heavy at their top
+(tests/test_startup.py holds them to it): `--help` and `--version` answer before pydantic,
+asyncpg or structlog would have loaded. A command pulls in what it needs when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 from service import __version__
-from service.cli import alerts, backups, daemon, git, plan, sync
+from service.cli import alerts, backups, config, daemon, git, plan, sync, targets, verify
 from service.cli.common import EXIT_ERROR
-from service.compare.escape import visible
-from service.errors import SyncError
-from service.logs import configure_logging
-from service.production.conninfo import ConnInfoError
-from service.settings.model import SettingsError
+from service.errors import SettingsError, SyncError
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Connection: the standard libpq variables (PGHOST, PGPORT, PGUSER, PGDATABASE, "
             "PGPASSWORD, PGPASSFILE, PGSSLMODE) or SCHEMA_SYNC_DSN; settings also come from "
-            "SCHEMA_SYNC_* variables, .env and config/pg-schema-sync.toml. "
+            "SCHEMA_SYNC_* variables, .env and config/pg-schema-sync.toml "
+            "(`pg-schema-sync config` shows them and where each came from). "
             "Run `pg-schema-sync COMMAND --help` for each command."
         ),
     )
@@ -70,13 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # Each command group registers itself (one line each): module.register(sub, common,
     # filters) adds subparsers whose handler(args) -> int.
-    for group in (sync, backups, daemon, git, alerts, plan):
+    for group in (sync, verify, plan, backups, daemon, git, alerts, targets, config):
         group.register(sub, common, filters)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # --help and --version exit here
+    import asyncio
+
+    from service.compare.escape import visible
+    from service.logs import configure_logging
+    from service.production.conninfo import ConnInfoError
+
     handler: Handler = args.handler
     configure_logging(args.log_format or "auto", args.log_level or "warning")
     try:

@@ -1,13 +1,19 @@
-"""The `sync`, `check`, `compare` and `demo` commands: parse, call, print."""
+"""The `sync`, `check`, `compare` and `demo` commands: parse, call, print.
+
+The pipeline (service.sync: asyncpg, pydantic) is imported by the handlers, not here: this
+module is imported to build the parser."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.cli.common import (
     EXIT_OK,
+    FAIL_ON,
+    add_fail_on_option,
+    add_shard_options,
     add_target_option,
     chosen,
     each_target,
@@ -16,19 +22,11 @@ from service.cli.common import (
     report_syncs,
     settings_from,
 )
-from service.compare.drift import Drift
-from service.logs import get_logger
-from service.production.catalog import CatalogOptions
-from service.production.conninfo import ConnInfo
-from service.settings.model import Settings
-from service.sync import (
-    SyncOutcome,
-    check_target,
-    compare_databases,
-    outcome_fields,
-    session_limits,
-    sync_target,
-)
+
+if TYPE_CHECKING:
+    from service.compare.drift import Drift
+    from service.settings.model import Settings
+    from service.sync import SyncOutcome
 
 
 def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.ArgumentParser) -> None:
@@ -45,19 +43,28 @@ def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.Argume
         ),
     )
     add_target_option(p)
+    add_shard_options(p)
     _add_full_option(p)
     p.set_defaults(handler=cmd_sync)
     p = sub.add_parser(
         "check",
         parents=[common, filters],
         help="compare production with the files on disk; write nothing",
-        description="Exit 0 when production matches the files, 1 on drift, 2 on error.",
+        description=(
+            "Exit 0 when production matches the files, 1 on drift (with --fail-on: on a "
+            "change at that impact or worse), 2 on error. Each change says its impact: "
+            "breaking, behavioural, compatible or cosmetic."
+        ),
     )
     p.add_argument(
-        "--json", action="store_true", help='print {"drift": ..., "changes": [...]} only'
+        "--json",
+        action="store_true",
+        help='print {"drift": ..., "headline": ..., "impact": {...}, "changes": [...]} only',
     )
     p.add_argument("--diff", action="store_true", help="also print each changed object's diff")
+    add_fail_on_option(p)
     add_target_option(p)
+    add_shard_options(p)
     _add_full_option(p)
     p.set_defaults(handler=cmd_check)
     p = sub.add_parser(
@@ -68,15 +75,19 @@ def register(sub: Any, common: argparse.ArgumentParser, filters: argparse.Argume
             "What differs going from FROM_DSN to TO_DSN (catalog inventories, no files). "
             "DSNs are libpq URIs or keyword strings, e.g. "
             "postgresql://user@/db?host=/socket/dir&port=5433 ; passwords belong in PGPASSWORD "
-            "or a passfile, not on the command line. Exit 0 same, 1 drift, 2 error."
+            "or a passfile, not on the command line. Exit 0 same, 1 drift (with --fail-on: "
+            "a change at that impact or worse), 2 error."
         ),
     )
     p.add_argument("from_dsn", metavar="FROM_DSN")
     p.add_argument("to_dsn", metavar="TO_DSN")
     p.add_argument(
-        "--json", action="store_true", help='print {"drift": ..., "changes": [...]} only'
+        "--json",
+        action="store_true",
+        help='print {"drift": ..., "headline": ..., "impact": {...}, "changes": [...]} only',
     )
     p.add_argument("--diff", action="store_true", help="also print each changed object's diff")
+    add_fail_on_option(p)
     p.set_defaults(handler=cmd_compare)
     p = sub.add_parser(
         "demo",
@@ -115,6 +126,9 @@ async def cmd_sync(args: argparse.Namespace) -> int:
 
 
 async def _sync_one(settings: Settings, full: bool = False) -> SyncOutcome:
+    from service.logs import get_logger
+    from service.sync import outcome_fields, sync_target
+
     log = get_logger(command="sync", target=settings.name)
     log.info("sync.started")
     outcome = await sync_target(settings, full=full)
@@ -123,12 +137,14 @@ async def _sync_one(settings: Settings, full: bool = False) -> SyncOutcome:
 
 
 async def cmd_check(args: argparse.Namespace) -> int:
+    from service.sync import check_target
+
     settings, targets = chosen(args)
     if len(targets) == 1:
         outcome = await check_target(targets[0], full=args.full)
         if outcome.first_run:
             _say_no_files(targets[0], args.json)
-        return emit_drift(outcome.drift, args.json, args.diff)
+        return emit_drift(outcome.drift, args.json, args.diff, FAIL_ON[args.fail_on])
 
     async def drift_of(target: Settings) -> Drift:
         outcome = await check_target(target, full=args.full)
@@ -137,8 +153,9 @@ async def cmd_check(args: argparse.Namespace) -> int:
         return outcome.drift
 
     results = await each_target(targets, settings.max_concurrent_syncs, drift_of)
-    emit = lambda drift: emit_drift(drift, False, args.diff)  # noqa: E731
-    return report_checks(results, args.json, emit, args.diff)
+    fail_on = FAIL_ON[args.fail_on]
+    emit = lambda drift: emit_drift(drift, False, args.diff, fail_on)  # noqa: E731
+    return report_checks(results, args.json, emit, args.diff, fail_on)
 
 
 def _say_no_files(target: Settings, to_stderr: bool) -> None:
@@ -153,14 +170,18 @@ def _say_no_files(target: Settings, to_stderr: bool) -> None:
 
 
 async def cmd_compare(args: argparse.Namespace) -> int:
+    from service.production.conninfo import ConnInfo
+    from service.production.snapshot import compare_databases
+    from service.sync import session_limits
+
     settings = settings_from(args)
     env = ConnInfo.from_env()
     source = env.merged(ConnInfo.parse(args.from_dsn))
     target = env.merged(ConnInfo.parse(args.to_dsn))
-    options: CatalogOptions = settings.catalog_options()
+    options = settings.catalog_options()
     # The settings' statement and lock timeouts hold here too, as for check and sync.
     drift = await compare_databases(source, target, options, session_limits(settings))
-    return emit_drift(drift, args.json, args.diff)
+    return emit_drift(drift, args.json, args.diff, FAIL_ON[args.fail_on])
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:

@@ -5,12 +5,17 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 FORMAT = 1
+# An owner as the catalog reader appends it to a definition (production/catalog.py `_object`):
+# its own line after the body, before the grants and the comment; the role quoted if need be.
+_OWNER_ROLE = re.compile(r'"(?:[^"]|"")*"|[^\s"]+')
+_AFTER_OWNER = ("\nGRANT ", "\nREVOKE ", "\nCOMMENT ON ")
 
 # What json.dumps(..., ensure_ascii=False) writes for a str (the C one where there is one).
 _encode_string: Callable[[str], str] = json.encoder.encode_basestring
@@ -57,6 +62,10 @@ class Inventory:
     def __len__(self) -> int:
         return len(self.objects)
 
+    def without_owners(self) -> Inventory:
+        """The objects as read with owners left out (verify --no-owners compares these)."""
+        return Inventory.of(DbObject(o.kind, o.name, _without_owner(o)) for o in self)
+
     def counts(self) -> dict[str, int]:
         return dict(sorted(Counter(o.kind for o in self).items()))
 
@@ -97,3 +106,17 @@ class Inventory:
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ValueError(f"not a pg-schema-sync inventory (format {FORMAT!r})")
         return cls.of(DbObject(o["kind"], o["name"], o["definition"]) for o in doc["objects"])
+
+
+def _without_owner(obj: DbObject) -> str:
+    marker = f"\nALTER {obj.kind.upper()} {obj.name} OWNER TO "
+    text = obj.definition
+    at = text.find(marker)
+    while at >= 0:
+        role = _OWNER_ROLE.match(text, at + len(marker))
+        if role is not None:
+            rest = text[role.end() :]
+            if not rest or rest.startswith(_AFTER_OWNER):
+                return text[:at] + rest
+        at = text.find(marker, at + 1)
+    return text

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from service.compare.drift import Drift
+from service.compare.drift import Drift, DriftItem
 from service.compare.escape import md_code, md_fenced
+from service.compare.levels import ORDER
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,27 @@ def _drift_section(facts: SummaryFacts) -> list[str]:
         return ["## Drift", "", "First sync: there were no schema files to compare with.", ""]
     if not facts.drift:
         return ["## Drift", "", "None: production matches the schema files.", ""]
-    out = ["## Drift", "", f"{facts.drift.headline().capitalize()}.", ""]
-    # Names and definitions come from production: anyone with CREATE writes them. Each name is
-    # an inline code span on one line, each diff a fence its text cannot close, so no name or
-    # body becomes a heading, an image or HTML in a markdown viewer.
-    out += [f"- {i.change.value} {i.kind} {md_code(i.name)}" for i in facts.drift.items]
+    drift = facts.drift
+    out = ["## Drift", "", f"{drift.headline().capitalize()}.", ""]
+    # Names and definitions come from production: anyone with CREATE writes them. Each name
+    # (and each reason, which names columns and roles) is an inline code span on one line,
+    # each diff a fence its text cannot close, so no name or body becomes a heading, an image
+    # or HTML in a markdown viewer.
+    out += [f"- {i.impact.value}: {_title(i, ' ')}" for i in drift.worst_first()]
     out.append("")
-    for item in facts.drift.items:
-        out += [f"### {item.change.value}: {item.kind} {md_code(item.name)}", ""]
-        out += [*md_fenced(item.diff, "diff"), ""]
+    for level in ORDER:  # a section per impact level, the worst first
+        items = [i for i in drift.worst_first() if i.impact is level]
+        if not items:
+            continue
+        out += [f"### {level.value.capitalize()} ({len(items)})", ""]
+        for item in items:
+            out += [f"#### {_title(item)}", ""]
+            out += [f"- {md_code(reason)}" for reason in item.reasons]
+            out += ["", *md_fenced(item.diff, "diff"), ""]
     return out
+
+
+def _title(item: DriftItem, after: str = ": ") -> str:
+    """`renamed: table `app.b` (from `app.a`)`, names as code spans."""
+    was = f" (from {md_code(item.from_name)})" if item.from_name is not None else ""
+    return f"{item.change.value}{after}{item.kind} {md_code(item.name)}{was}"

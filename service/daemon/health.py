@@ -20,10 +20,10 @@ from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from service.disk import files
+from service.disk.legacy import STATE_NAME, legacy_paths
 from service.disk.lock import LOCK_NAME
 from service.settings.model import ENV_PREFIX, Settings, SettingsError
 
-STATE_NAME = ".pg-schema-sync-state.json"
 STATE_VERSION = 1
 HEALTH_SLACK = timedelta(minutes=5)  # a run may take a while and the clock may be late
 
@@ -145,12 +145,14 @@ class DaemonState:
     last_success_at: datetime | None = None
     last_failure_at: datetime | None = None
     last_error: str | None = None
+    last_failure_cause: str | None = None  # service.errors.Cause of the last failure
     last_drift_at: datetime | None = None
     last_drift_headline: str | None = None
     consecutive_failures: int = 0
-    active_drift: str | None = None  # fingerprint alerted and not yet resolved
+    active_drift: str | None = None  # a held drift alerted and not yet resolved
     failure_alerted: bool = False
-    # The catalog probe (README "Catalog probe"): most cycles of an unchanged database skip.
+    refreshed_drift: str | None = None  # the drift last written into the files (alerts.py)
+    # The catalog probe (docs/probe.md): most cycles of an unchanged database skip.
     last_probe_at: datetime | None = None
     last_probe_result: str | None = None  # unchanged | catalog changed | ... | error
     last_full_sync_at: datetime | None = None
@@ -180,12 +182,43 @@ def _iso(value: object) -> str:
     raise TypeError(f"cannot store {type(value).__name__} in the state file")
 
 
+def state_folder(settings: Settings) -> Path:
+    """Where the daemon keeps its state and lock files: state_dir, else backup_dir; never the
+    schema folder, which a user commits."""
+    return (settings.state_dir or settings.backup_dir).absolute()
+
+
 def default_paths(settings: Settings) -> tuple[Path, Path]:
-    """(state file, lock file): beside the schema file unless configured."""
-    folder = settings.schema_file.absolute().parent
+    """(state file, lock file): in the state folder unless configured."""
+    folder = state_folder(settings)
     state = settings.state_file.absolute() if settings.state_file else folder / STATE_NAME
     lock = settings.lock_file.absolute() if settings.lock_file else folder / LOCK_NAME
     return state, lock
+
+
+def history_file(state_file: Path) -> Path:
+    """The status page's history (service/disk/history.py): beside the state file, wherever
+    that is configured or moved to, under the same name stem."""
+    stem = state_file.name.removesuffix(".json").removesuffix("-state")
+    return state_file.with_name(f"{stem}-history.json")
+
+
+def old_paths(settings: Settings) -> tuple[Path | None, Path | None]:
+    """(state file, lock file) where an older version kept them, beside the schema files;
+    None where the setting names a file (it was never in the old default place)."""
+    state, lock = legacy_paths(settings.schema_file.absolute().parent)
+    return (None if settings.state_file else state), (None if settings.lock_file else lock)
+
+
+def read_state(settings: Settings) -> tuple[Path, DaemonState | None]:
+    """(where, the state) for `health`: the state folder's file, or, until the daemon of this
+    version has started and moved it, the one an older version left beside the schema files."""
+    path, _ = default_paths(settings)
+    state = load_state(path)
+    old, _ = old_paths(settings)
+    if state is None and old is not None and old.is_file():
+        return old, load_state(old)
+    return path, state
 
 
 def load_state(path: Path) -> DaemonState | None:
@@ -256,3 +289,40 @@ def verdict(
     if deadline is not None and now > deadline:
         return Verdict(False, f"{what} {_ago(now, since)}, overdue since {deadline:%H:%M}{failing}")
     return Verdict(True, f"{what} {_ago(now, since)}{failing}")
+
+
+def alive(
+    state: DaemonState | None,
+    now: datetime,
+    trigger: BaseTrigger | None,
+    max_age_s: float | None,
+    sync_timeout_s: float,
+) -> Verdict:
+    """Is the daemon itself working, whatever the database answers? For a liveness probe:
+    a restart cures a stuck daemon, never an unreachable database, so failed syncs count as
+    activity here and only a daemon that stopped, or stopped trying, is reported."""
+    if state is None:
+        return Verdict(False, "no state file: the daemon has not run in this folder yet")
+    stopped = state.daemon_stopped_at
+    if stopped and (state.daemon_started_at is None or stopped >= state.daemon_started_at):
+        return Verdict(False, f"the daemon stopped {_ago(now, stopped)}")
+    moments = (
+        state.daemon_started_at,
+        state.last_started_at,
+        state.last_finished_at,
+        state.last_probe_at,
+    )
+    last = max((m for m in moments if m is not None), default=None)
+    if last is None:
+        return Verdict(False, "the daemon has not started yet")
+    deadline = deadline_after(last, trigger, max_age_s)
+    if deadline is not None:
+        # A sync that started just before may run for up to sync_timeout_s.
+        deadline += timedelta(seconds=sync_timeout_s)
+        if now > deadline:
+            return Verdict(
+                False,
+                f"stuck: no sync started or finished since {_ago(now, last)} "
+                f"(due by {deadline:%H:%M})",
+            )
+    return Verdict(True, f"active {_ago(now, last)}")

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
@@ -23,15 +24,25 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from service import __version__
-from service.daemon.alerts import Alerts
-from service.daemon.health import DaemonState, default_paths, load_state, parse_schedule
+from service.daemon.alerting import Alerts
+from service.daemon.health import (
+    DaemonState,
+    default_paths,
+    history_file,
+    load_state,
+    old_paths,
+    parse_schedule,
+)
 from service.daemon.metrics import Metrics
 from service.daemon.runner import TargetRunner
 from service.daemon.webhooks import WebhookSender, hooks_of
+from service.disk import history
+from service.disk.legacy import move_state, retire_lock
 from service.disk.lock import hold
 from service.logs import get_logger, register_secret
 from service.production.conninfo import ConnInfoError
 from service.settings.model import Settings, SettingsError, select
+from service.settings.shards import Shard, ShardError
 
 EXIT_STOPPED = 0  # stopped by a signal after a graceful stop (or a cancel after the grace)
 EXIT_FORCED = 1  # a second signal abandoned the graceful stop
@@ -61,14 +72,18 @@ class Daemon:
         stopping: asyncio.Event,
         alerts: Alerts,
         metrics: Metrics | None,
+        shard: Shard | None = None,
+        configured: int = 1,
     ) -> None:
         self.settings, self.runners, self.triggers = settings, runners, triggers
         self.alerts, self.metrics = alerts, metrics
+        self.shard, self.configured = shard, configured
         self.log = get_logger()
         self._stop = stopping
         self._abort = asyncio.Event()
         self._stop_signal = ""
         self._by_job = {f"sync:{r.name}": r for r in runners}
+        self._scheduler_stopped = False
 
     # -- requests (signal handlers and the cron jobs: set events, never raise) -----------------
     def request_all(self, reason: str) -> None:
@@ -106,17 +121,16 @@ class Daemon:
         for runner, trigger in zip(self.runners, self.triggers, strict=True):
             # coalesce: fire times missed while the loop was blocked (or the host asleep) run
             # once; misfire_grace_time: a fire time older than that is skipped, not run late.
-            jobs.append(
-                scheduler.add_job(
-                    runner.request,
-                    trigger,
-                    args=["schedule"],
-                    id=f"sync:{runner.name}",
-                    coalesce=True,
-                    max_instances=1,
-                    misfire_grace_time=self.settings.misfire_grace_s,
-                )
+            runner.job = scheduler.add_job(
+                runner.request,
+                trigger,
+                args=["schedule"],
+                id=f"sync:{runner.name}",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=self.settings.misfire_grace_s,
             )
+            jobs.append(runner.job)
         scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
         scheduler.start()
         for runner in self.runners:
@@ -144,13 +158,20 @@ class Daemon:
         finally:
             for sig in (*SYNC_NOW, *STOP):
                 loop.remove_signal_handler(sig)
-            if scheduler.running:
-                scheduler.shutdown(wait=False)
+            self._stop_scheduler(scheduler)
             for task in [*loops, *watchers]:
                 if not task.done():
                     task.cancel()
                     with contextlib.suppress(BaseException):
                         await task
+
+    def _stop_scheduler(self, scheduler: AsyncIOScheduler) -> None:
+        # Once: AsyncIOScheduler stops in a loop callback, so `running` stays true until the
+        # loop next runs; a second shutdown queued before that raises SchedulerNotRunningError
+        # (seen with a shard of no targets, whose stop has nothing to await in between).
+        if scheduler.running and not self._scheduler_stopped:
+            self._scheduler_stopped = True
+            scheduler.shutdown(wait=False)
 
     def _log_started(self, jobs: list[Any]) -> None:
         def next_run(job: Any) -> str | None:
@@ -169,6 +190,8 @@ class Daemon:
                 else None
             ),
             "targets": [r.name for r in self.runners],
+            "shard": str(self.shard) if self.shard else None,
+            "targets_configured": self.configured,
             "max_concurrent_syncs": self.settings.max_concurrent_syncs,
             "watch_interval_s": self.settings.watch_interval_s,
             "full_sync_interval_s": self.settings.full_sync_interval_s,
@@ -207,7 +230,7 @@ class Daemon:
             running=[r.name for r in busy],
             grace_s=self.settings.stop_grace_s if busy else 0,
         )
-        scheduler.shutdown(wait=False)
+        self._stop_scheduler(scheduler)
         for task, runner in loops.items():
             runner.cancel_retry()
             if runner.running is None:  # idle or waiting for a slot: nothing to lose
@@ -275,28 +298,50 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
     fleet = bool(settings.targets)
     parse_schedule(settings.schedule, settings.timezone)  # the defaults' own errors first
     try:
-        targets = select(settings.resolved_targets(), only)
-    except ValueError as exc:
+        shard = settings.serving_shard()
+        every = settings.resolved_targets()
+        targets = select(every, only, shard)
+    except (ShardError, ValueError) as exc:
         raise SettingsError(str(exc)) from None
-    triggers = [_checked(t, fleet) for t in targets]
+    # Every target's settings are checked, not only this shard's: a config one shard refuses,
+    # every shard refuses, and moving a target to another shard never reveals a broken one.
+    checked = {t.name: _checked(t, fleet) for t in every}
+    triggers = [checked[t.name] for t in targets]
     log = get_logger()
+    if shard is not None and not targets:
+        # Not an error: with more shards than a small fleet needs, some serve nothing.
+        log.info(
+            "shard.empty",
+            shard=str(shard),
+            targets_configured=len(every),
+            message=f"shard {shard} serves none of the configured targets ({len(every)}); "
+            "it stays up",
+        )
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     logging.getLogger("apscheduler").addHandler(_SchedulerErrors())
     logging.getLogger("apscheduler").propagate = False
     with contextlib.ExitStack() as held:
         paths = [default_paths(t) for t in targets]
-        for _state_path, lock_path in paths:  # one lock per target folder, all or none
+        for target, (state_path, lock_path) in zip(targets, paths, strict=True):
+            # One lock per target's state folder, all or none; an older version's files
+            # beside the schema files are retired first (disk/legacy.py).
+            old_state, old_lock = old_paths(target)
+            if old_lock is not None and old_lock != lock_path:
+                retire_lock(old_lock)
             held.enter_context(hold(lock_path))
+            if old_state is not None and move_state(old_state, state_path):
+                log.info("state.moved", target=target.name, old=str(old_state), new=str(state_path))
+            if old_state is not None:  # the status page's history went beside the state file
+                move_state(history_file(old_state), history_file(state_path))
         metrics = None
         if settings.metrics_port is not None:
             metrics = Metrics(by_target=fleet)
-            try:
-                metrics.serve(settings.metrics_port, settings.metrics_host)
-            except OSError as exc:
-                raise SettingsError(
-                    f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
-                    f"({exc.strerror or exc}): choose a free metrics_port or unset it"
-                ) from None
+            metrics.serving(
+                len(targets),
+                len(every),
+                shard.index if shard else None,
+                shard.count if shard else None,
+            )
         alerts = Alerts(settings.name, "", settings.failure_alert_after)
         alerts.webhooks = WebhookSender(settings.webhook_timeout_s, settings.webhook_attempts)
         try:
@@ -309,16 +354,13 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
                 f"file): {exc}"
             ) from None
         code = EXIT_FORCED
+        server: Any = None
         try:
             stopping = asyncio.Event()
             slots = asyncio.Semaphore(settings.max_concurrent_syncs)
             runners = []
-            for target, (state_path, _lock) in zip(targets, paths, strict=True):
-                try:
-                    state = load_state(state_path) or DaemonState()
-                except ValueError as exc:
-                    log.warning("state.unreadable", target=target.name, error=str(exc))
-                    state = DaemonState()
+            for target, trigger, (state_path, _lock) in zip(targets, triggers, paths, strict=True):
+                state, past = _remembered(state_path, target.name, log)
                 runners.append(
                     TargetRunner(
                         target,
@@ -329,19 +371,46 @@ async def run_daemon(settings: Settings, only: str | None = None) -> int:
                             target.failure_alert_after,
                             in_fingerprint=fleet,
                             hooks=hooks_of(target.webhooks),
+                            public_url=target.public_url,
                         ),
                         metrics,
                         state,
                         slots,
                         stopping,
+                        trigger=trigger,
+                        history=past,
                     )
                 )
-            daemon = Daemon(settings, runners, triggers, stopping, alerts, metrics)
+            if metrics is not None:
+                # The listener (aiohttp, Jinja2) is imported only by a daemon that serves it.
+                from service.daemon.status import serve
+
+                server = await serve(settings, runners, metrics)
+            daemon = Daemon(
+                settings, runners, triggers, stopping, alerts, metrics, shard, len(every)
+            )
             code = await daemon.run()
             return code
         finally:
             # After a forced stop, do not wait on Sentry: the user asked to go now.
             alerts.close(SENTRY_FLUSH_S if code == EXIT_STOPPED else 0.0)
             await alerts.webhooks.close(WEBHOOK_FLUSH_S if code == EXIT_STOPPED else 0.0)
-            if metrics:
-                metrics.stop()
+            if server is not None:
+                await server.stop()
+
+
+def _remembered(
+    state_path: Path, target: str, log: Any
+) -> tuple[DaemonState, history.History | None]:
+    """The target's saved state and status history; unreadable ones are a fresh start."""
+    try:
+        state = load_state(state_path) or DaemonState()
+    except ValueError as exc:
+        log.warning("state.unreadable", target=target, error=str(exc))
+        state = DaemonState()
+    try:
+        past = history.load(history_file(state_path))
+    except (ValueError, OSError) as exc:
+        log.warning("history.unreadable", target=target, error=str(exc))
+        past = None
+    return state, past

@@ -14,10 +14,12 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import PurePath
 from typing import Any, Literal
 
 from service import __version__
 from service.compare.drift import Drift
+from service.compare.escape import visible
 from service.logs import scrub
 from service.settings.targets import DEFAULT_NAME as DEFAULT_TARGET
 from service.settings.webhooks import WebhookFormat
@@ -31,16 +33,36 @@ SIGNATURE_HEADER = "X-Schema-Sync-Signature"
 TIMESTAMP_HEADER = "X-Schema-Sync-Timestamp"
 EVENT_HEADER = "X-Schema-Sync-Event"
 DELIVERY_HEADER = "X-Schema-Sync-Delivery"
+LINK_TEXT = {
+    "drift": "Show the diffs",
+    "resolved": "Open the status page",
+    "failure": "Open the status page",
+    "recovered": "Open the status page",
+    "test": "Open the status page",
+}
 
 
 @dataclass(frozen=True)
 class Change:
-    change: str  # added | removed | changed
+    change: str  # added | removed | changed | renamed
     kind: str
     name: str
+    impact: str = "breaking"  # breaking | behavioural | compatible | cosmetic
+    reasons: tuple[str, ...] = ()  # names objects, columns, roles: never values or DDL
+    from_name: str | None = None  # a rename's old name
 
     def line(self) -> str:
-        return _clip(f"{self.change} {self.kind} {self.name}", MAX_LINE)
+        """`breaking: changed table app.t: column b dropped`, one line, clipped."""
+        was = f" (from {self.from_name})" if self.from_name is not None else ""
+        said = {
+            f"{self.kind} {self.change}",
+            f"{self.kind} {self.from_name} renamed to {self.name}",
+        }
+        notes = "; ".join(r for r in self.reasons if r not in said)
+        text = f"{self.impact}: {self.change} {self.kind} {self.name}{was}"
+        # One line per object even when a name holds a line break: control characters are
+        # written out, as on a terminal (the JSON document keeps names exact).
+        return _clip(visible(text + (f": {notes}" if notes else "")), MAX_LINE)
 
 
 @dataclass(frozen=True)
@@ -53,6 +75,7 @@ class AlertEvent:
     title: str
     at: datetime
     headline: str | None = None
+    impact: dict[str, int] | None = None  # drift: items by impact, worst first
     changes: tuple[Change, ...] = ()
     total_changes: int = 0
     fingerprint: str | None = None
@@ -61,6 +84,8 @@ class AlertEvent:
     error: str | None = None
     cause: str | None = None
     failures: int | None = None
+    held_because: str | None = None  # a drift whose files were not refreshed: why
+    url: str | None = None  # the status page that shows it (public_url set)
 
     def details(self) -> list[tuple[str, str]]:
         """(label, value) lines shown under the title, in the order a reader wants them."""
@@ -87,41 +112,70 @@ def drift_event(
     backup: str | None,
     at: datetime,
     commit: str | None = None,
+    held_because: str | None = None,
+    url: str | None = None,
 ) -> AlertEvent:
     # Names only, no DDL: function bodies can hold secrets, and the diff is in the backup.
-    changes = tuple(Change(i.change.value, i.kind, i.name) for i in drift.items[:MAX_NAMES_JSON])
+    # The worst first: when the list is cut, what is kept is what breaks.
+    changes = tuple(
+        Change(i.change.value, i.kind, i.name, i.impact.value, i.reasons, i.from_name)
+        for i in drift.worst_first()[:MAX_NAMES_JSON]
+    )
+    note = files_note(PurePath(backup).name if backup else None, commit, held_because)
     return AlertEvent(
         "drift",
         target,
         source,
-        f"Schema drift on {_where(target, source)}: {drift.headline()}",
+        f"Schema drift on {_where(target, source)}: {drift.headline()}; {note}",
         at,
         headline=drift.headline(),
+        impact=drift.impacts(),
         changes=changes,
         total_changes=len(drift),
         fingerprint=fingerprint,
         backup=backup,
         commit=commit,
+        held_because=held_because,
+        url=url,
     )
 
 
-def resolved_event(target: str, source: str, fingerprint: str | None, at: datetime) -> AlertEvent:
+def files_note(backup: str | None, commit: str | None, held_because: str | None) -> str:
+    """What the daemon did with the files: `files refreshed (backup B, commit C)`, or why not."""
+    if held_because:
+        return f"files not refreshed ({held_because})"
+    done = [f"backup {backup}" if backup else "", f"commit {commit[:12]}" if commit else ""]
+    shown = ", ".join(d for d in done if d)
+    return f"files refreshed ({shown})" if shown else "files refreshed"
+
+
+def resolved_event(
+    target: str, source: str, fingerprint: str | None, at: datetime, url: str | None = None
+) -> AlertEvent:
     title = f"Schema drift resolved on {_where(target, source)}: production matches the files"
-    return AlertEvent("resolved", target, source, title, at, fingerprint=fingerprint)
+    return AlertEvent("resolved", target, source, title, at, fingerprint=fingerprint, url=url)
 
 
 def failure_event(
-    target: str, source: str, error: str, cause: str, failures: int, at: datetime
+    target: str,
+    source: str,
+    error: str,
+    cause: str,
+    failures: int,
+    at: datetime,
+    url: str | None = None,
 ) -> AlertEvent:
     title = f"Schema sync failing on {_where(target, source)}: {failures} times in a row"
     return AlertEvent(
-        "failure", target, source, title, at, error=error, cause=cause, failures=failures
+        "failure", target, source, title, at, error=error, cause=cause, failures=failures, url=url
     )
 
 
-def recovered_event(target: str, source: str, failures: int, at: datetime) -> AlertEvent:
+def recovered_event(
+    target: str, source: str, failures: int, at: datetime, url: str | None = None
+) -> AlertEvent:
     title = f"Schema sync recovered on {_where(target, source)} after {failures} failures"
-    return AlertEvent("recovered", target, source, title, at, failures=failures)
+    return AlertEvent("recovered", target, source, title, at, failures=failures, url=url)
 
 
 def test_event(target: str, source: str, at: datetime) -> AlertEvent:
@@ -147,6 +201,10 @@ def slack_payload(event: AlertEvent) -> dict[str, Any]:
     body = _body_lines(event)
     if body:
         blocks.append({"type": "section", "text": _plain(_clip("\n".join(body), MAX_TEXT))})
+    if event.url:
+        # mrkdwn for the link only: the URL is ours (public_url + quoted names), and escaped.
+        link = f"<{slack_escape(event.url)}|{LINK_TEXT[event.event]}>"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": link}})
     facts = [f"{label}: {value}" for label, value in event.details()]
     blocks.append({"type": "context", "elements": [_plain(_clip(f, MAX_LINE)) for f in facts[:10]]})
     return {"text": slack_escape(_one_line(event.title)), "blocks": blocks}
@@ -156,6 +214,8 @@ def teams_payload(event: AlertEvent) -> dict[str, Any]:
     """Teams Workflows ("Send webhook alerts to a channel") / incoming webhook: a message with
     one Adaptive Card attachment (version 1.4; Teams renders up to 1.5)."""
     color = {"drift": "Warning", "failure": "Attention", "resolved": "Good", "recovered": "Good"}
+    if event.event == "drift" and (event.impact or {}).get("breaking"):
+        color["drift"] = "Attention"  # red: something that works now can fail
     body: list[dict[str, Any]] = [
         {
             "type": "RichTextBlock",
@@ -187,13 +247,17 @@ def teams_payload(event: AlertEvent) -> dict[str, Any]:
                 "inlines": [_run(_clip("\n".join(lines), MAX_TEXT), fontType="Monospace")],
             }
         )
-    card = {
+    card: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
         "version": "1.4",
         "msteams": {"width": "Full"},
         "body": body,
     }
+    if event.url:
+        card["actions"] = [
+            {"type": "Action.OpenUrl", "title": LINK_TEXT[event.event], "url": event.url}
+        ]
     return {
         "type": "message",
         "attachments": [
@@ -213,12 +277,23 @@ def json_payload(event: AlertEvent) -> dict[str, Any]:
         drift = {
             "fingerprint": event.fingerprint,
             "headline": event.headline,
+            "impact": event.impact or {},
             "changes": [
-                {"change": c.change, "kind": c.kind, "name": c.name} for c in event.changes
+                {
+                    "change": c.change,
+                    "kind": c.kind,
+                    "name": c.name,
+                    "impact": c.impact,
+                    "reasons": list(c.reasons),
+                    "from": c.from_name,
+                }
+                for c in event.changes
             ],
             "more": event.total_changes - len(event.changes),
             "backup": event.backup,
             "summary": f"{event.backup}/sync-summary.md" if event.backup else None,
+            "files": "held" if event.held_because else "refreshed",
+            "held_because": event.held_because,
         }
     failure = None
     if event.event == "failure":
@@ -239,6 +314,7 @@ def json_payload(event: AlertEvent) -> dict[str, Any]:
         "failure": failure,
         "after_failures": event.failures if event.event == "recovered" else None,
         "commit": event.commit,
+        "url": event.url,
         "sender": f"pg-schema-sync/{__version__}",
     }
 
@@ -257,7 +333,7 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 def verify_signature(
     secret: str, timestamp: str, body: bytes, header: str, now: int, tolerance_s: int = 300
 ) -> bool:
-    """What a receiver does (also documented in the README): fresh timestamp, equal MAC."""
+    """What a receiver does (also documented in docs/webhooks.md): fresh timestamp, equal MAC."""
     try:
         ts = int(timestamp)
     except ValueError:

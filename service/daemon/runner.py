@@ -4,6 +4,10 @@ Requests (cron, signals, retries) only set an event; the runner's loop turns the
 A run first takes a slot of the daemon-wide semaphore and only then clears the event, so every
 request made before the run starts (also while it waited for a slot) merges into it. Targets
 share nothing else: one target's failures, retries or slow server never hold up another's.
+
+After each run the runner keeps its books: alerts, the state file (what `health` reads), the
+status page's history (the cycle, and the drift a sync found) and the metrics. With
+`check_only` a run is a `check`: it compares and alerts, and never writes the files.
 """
 
 from __future__ import annotations
@@ -17,15 +21,27 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from apscheduler.triggers.base import BaseTrigger
 
-from service.daemon.alerts import Alerts, AlertState, retry_delay_s
-from service.daemon.health import DaemonState, save_state
+from service.daemon import recording
+from service.daemon.alerting import Alerts
+from service.daemon.alerts import AlertState, retry_delay_s
+from service.daemon.health import DaemonState, history_file, save_state
 from service.daemon.metrics import Metrics
 from service.daemon.watch import Watcher
+from service.disk import history as history_disk
+from service.disk.history import History
 from service.errors import Cause
 from service.logs import get_logger
 from service.settings.model import Settings
-from service.sync import SyncError, SyncOutcome, outcome_fields, sync_target
+from service.sync import (
+    SyncError,
+    SyncOutcome,
+    VerifyFailed,
+    check_target,
+    outcome_fields,
+    sync_target,
+)
 
 # "Sync now" means now: these requests read production in full even when the probe matches.
 FULL_REASONS = frozenset({"SIGHUP", "SIGUSR1"})
@@ -46,9 +62,16 @@ class TargetRunner:
         state: DaemonState,
         slots: asyncio.Semaphore,
         stopping: asyncio.Event,
+        trigger: BaseTrigger | None = None,
+        history: History | None = None,
     ) -> None:
         self.settings, self.state_path, self.alerts = settings, state_path, alerts
         self.metrics, self.state, self.slots, self.stopping = metrics, state, slots, stopping
+        self.trigger = trigger
+        self.history_path = history_file(state_path)
+        self.history = history or History()
+        self.job: Any = None  # the scheduler's job for this target (its next_run_time)
+        self.changes = 0  # grows with every change the status page would show
         self.name = settings.name
         self.log = get_logger(target=self.name)
         self.wake = asyncio.Event()
@@ -99,6 +122,10 @@ class TargetRunner:
                 daemon_stopped_at=None,
             )
         )
+        if self.metrics:
+            self.metrics.declare(self.name)
+            last = self.state.last_success_at
+            self._export(last_success=last.timestamp() if last else None)
 
     def stopped(self) -> None:
         self.save(self.state.updated(daemon_stopped_at=now()))
@@ -114,7 +141,9 @@ class TargetRunner:
             log.info("sync.started", reason=reason)
             t0 = time.monotonic()
             full = reason in FULL_REASONS
-            self.running = asyncio.create_task(sync_target(self.settings, run_id=run_id, full=full))
+            run = check_target if self.settings.check_only else sync_target
+            self.running = asyncio.create_task(run(self.settings, run_id=run_id, full=full))
+            self.changes += 1
             try:
                 outcome = await self.running
             except asyncio.CancelledError:
@@ -123,6 +152,10 @@ class TargetRunner:
                     raise
                 log.warning("sync.cancelled", duration_s=round(time.monotonic() - t0, 3))
                 self.save(self.state.updated(last_finished_at=now()))
+            except VerifyFailed as exc:  # the drift was found, its files held back
+                self._failed(
+                    str(exc), exc.cause, "VerifyFailed", time.monotonic() - t0, log, exc.outcome
+                )
             except SyncError as exc:
                 self._failed(str(exc), exc.cause, "SyncError", time.monotonic() - t0, log)
             except Exception as exc:  # a bug must not end the daemon; log it in full
@@ -135,10 +168,19 @@ class TargetRunner:
                 self._succeeded(outcome, log)
             finally:
                 self.running = None
+                self.changes += 1
 
     def _alert_state(self) -> AlertState:
         s = self.state
-        return AlertState(s.active_drift, s.consecutive_failures, s.failure_alerted)
+        return AlertState(
+            s.active_drift, s.consecutive_failures, s.failure_alerted, s.refreshed_drift
+        )
+
+    def _held_because(self, outcome: SyncOutcome) -> str | None:
+        """Why a found drift's files were not refreshed; None when they were (or no drift)."""
+        if outcome.files_written or not outcome.drift or outcome.first_run:
+            return None
+        return recording.CHECK_ONLY if self.settings.check_only else "the files were not written"
 
     # The run's closing event (sync.finished / sync.failed) is logged last, after the alerts,
     # the state file and the metrics: whoever waits for it finds all of them up to date.
@@ -150,13 +192,16 @@ class TargetRunner:
         drift = outcome.drift if not outcome.first_run else None
         backup = str(outcome.backup) if outcome.backup else None
         delivered = outcome.git
+        commit = delivered.commit if delivered is not None else None
+        held = self._held_because(outcome)
         alert = self.alerts.succeeded(
             self._alert_state(),
             outcome.drift,
             outcome.first_run,
             backup,
             log,
-            commit=delivered.commit if delivered is not None else None,
+            commit=commit,
+            held_because=held,
         )
         if delivered is not None and delivered.alert:  # pushes are retried by the next run
             self.alerts.git_delivery(
@@ -174,17 +219,28 @@ class TargetRunner:
                 consecutive_failures=alert.consecutive_failures,
                 active_drift=alert.active_drift,
                 failure_alerted=alert.failure_alerted,
+                refreshed_drift=alert.refreshed_drift,
                 last_drift_at=finished if drift else self.state.last_drift_at,
                 last_drift_headline=drift.headline() if drift else self.state.last_drift_headline,
                 last_full_sync_at=finished,
-                **self._probe_fields(outcome, finished),
+                **recording.probe_fields(outcome, finished),
             )
         )
+        history = self.history.with_run(recording.full_run(outcome, finished), self._keep)
+        if drift:
+            found = recording.drift_record(
+                drift, finished, outcome.run_id, held, outcome.backup, commit
+            )
+            history = history.with_drift(found)
+        elif not outcome.first_run:
+            history = history.drift_ended(finished)
+        self.keep(history)
         if self.metrics:
             self.metrics.succeeded(
-                outcome.duration_s, len(drift) if drift else 0, time.time(), self.name
+                outcome.duration_s, drift.impacts() if drift else {}, time.time(), self.name
             )
             self._probe_metrics(outcome)
+            self._export()
         log.info(
             "sync.finished",
             **outcome_fields(outcome),
@@ -204,32 +260,53 @@ class TargetRunner:
                 consecutive_failures=alert.consecutive_failures,
                 active_drift=alert.active_drift,
                 failure_alerted=alert.failure_alerted,
-                **self._probe_fields(outcome, finished),
+                refreshed_drift=alert.refreshed_drift,
+                **recording.probe_fields(outcome, finished),
             )
         )
+        run = recording.full_run(outcome, finished)
+        self.keep(self.history.with_run(run, self._keep).drift_ended(finished))
         if self.metrics:
             self.metrics.skipped(time.time(), self.name)
             self._probe_metrics(outcome)
+            self._export()
         log.info("sync.finished", **outcome_fields(outcome), headline="skipped: unchanged")
-
-    @staticmethod
-    def _probe_fields(outcome: SyncOutcome, when: datetime) -> dict[str, Any]:
-        decision = outcome.probe
-        if decision is None:
-            return {}
-        result = decision.reason if decision.probe_error is None else "error"
-        return {"last_probe_at": when, "last_probe_result": result}
 
     def _probe_metrics(self, outcome: SyncOutcome) -> None:
         fp = outcome.probe.fingerprint if outcome.probe else None
         if self.metrics and fp is not None:
             self.metrics.probed(fp.duration_s, self.name)
+        if self.metrics and outcome.probe and outcome.probe.probe_error is not None:
+            self.metrics.probe_failed(self.name)
 
-    def probe_seen(self, duration_s: float | None, result: str) -> None:
+    def _export(self, last_success: float | None = None) -> None:
+        """The gauges that follow the state: what the alert rules read."""
+        if self.metrics:
+            due, open_since = recording.gauges(
+                self.state, self.history, self.trigger, self.settings.health_max_age_s
+            )
+            self.metrics.target_state(
+                self.state.consecutive_failures, due, open_since, last_success, self.name
+            )
+
+    @property
+    def _keep(self) -> int:
+        return self.settings.status_history
+
+    def notification_received(self) -> None:
+        """Push mode: a NOTIFY arrived (counted; the watcher decides whether it probes)."""
+        if self.metrics:
+            self.metrics.notified(self.name)
+
+    def probe_seen(self, duration_s: float | None, result: str, trigger: str) -> None:
         """A watch probe's result: metrics always; the state file when the result changes or
         once a minute (not every few seconds: it is a file under sql/ by default)."""
+        if self.metrics:
+            self.metrics.watch_probe(trigger, self.name)
         if duration_s is not None and self.metrics:
             self.metrics.probed(duration_s, self.name)
+        elif self.metrics:
+            self.metrics.probe_failed(self.name)
         last = self.state.last_probe_at
         if (
             result != self.state.last_probe_result
@@ -239,21 +316,58 @@ class TargetRunner:
             self.save(self.state.updated(last_probe_at=now(), last_probe_result=result))
 
     def _failed(
-        self, error: str, cause: Cause, error_class: str, duration: float, log: Any
+        self,
+        error: str,
+        cause: Cause,
+        error_class: str,
+        duration: float,
+        log: Any,
+        held: SyncOutcome | None = None,  # verify = "require" failed: the drift it held back
     ) -> None:
-        alert = self.alerts.failed(self._alert_state(), error, cause, log)
+        state = self._alert_state()
+        if held is not None:
+            backup = str(held.backup) if held.backup else None
+            alert = self.alerts.held_failure(state, held.drift, backup, error, log)
+        else:
+            alert = self.alerts.failed(state, error, cause, log)
         delay = retry_delay_s(cause, alert.consecutive_failures, self.settings.retry_backoff_max_s)
+        finished = now()
         self.save(
             self.state.updated(
-                last_finished_at=now(),
-                last_failure_at=now(),
+                last_finished_at=finished,
+                last_failure_at=finished,
                 last_error=error,
+                last_failure_cause=cause.value,
                 consecutive_failures=alert.consecutive_failures,
                 failure_alerted=alert.failure_alerted,
+                active_drift=alert.active_drift,
+                refreshed_drift=alert.refreshed_drift,
             )
         )
+        run_id = self.state.last_run_id or ""
+        drift = held.drift if held is not None else None
+        run = recording.failed_run(
+            finished,
+            duration,
+            run_id,
+            cause.value,
+            error,
+            len(drift) if drift else 0,
+            held.backup if held is not None else None,
+        )
+        history = self.history.with_run(run, self._keep)
+        if held is not None and drift:
+            history = history.with_drift(
+                recording.drift_record(
+                    drift, finished, run_id, recording.VERIFY_HELD, held.backup, None
+                )
+            )
+        self.keep(history)
         if self.metrics:
             self.metrics.failed(duration, cause.value, self.name)
+            if drift:
+                self.metrics.drift(drift.impacts(), self.name)
+            self._export()
         if delay is not None:
             # A timer handle, not a task: nothing to await, nothing whose error could vanish.
             self._retry = asyncio.get_running_loop().call_later(delay, self.request, "retry")
@@ -270,7 +384,17 @@ class TargetRunner:
     def save(self, state: DaemonState) -> None:
         # Synchronous on purpose: a few hundred bytes, and nothing can cancel it half-way.
         self.state = state
+        self.changes += 1
         try:
             save_state(self.state_path, state)
         except OSError as exc:  # a full disk must not end the daemon; health will show it
             self.log.error("state.write_failed", path=str(self.state_path), error=str(exc))
+
+    def keep(self, history: History) -> None:
+        """The status page's history; bounded (disk/history.py), so synchronous like save."""
+        self.history = history
+        self.changes += 1
+        try:
+            history_disk.save(self.history_path, history)
+        except OSError as exc:  # the page shows what is in memory; the next run tries again
+            self.log.error("history.write_failed", path=str(self.history_path), error=str(exc))

@@ -13,7 +13,12 @@ closed after each probe when it is long (a thousand idle sessions cost the serve
 
 Push mode (`listen_channel`): a second connection LISTENs for the notifications of the event
 trigger in deploy/pg-schema-sync-notify.sql; one cuts the wait for the next probe short. The
-probe still decides, and polling goes on, also while that connection is down.
+probe still decides, and polling goes on, also while that connection is down. Any role that may
+connect may NOTIFY the channel, so a notification is a hint that is rate-limited: a probe it
+brings starts no sooner than `listen_min_gap_s` after the previous probe started (nor sooner
+than ten times that probe's duration: a flood keeps the probing backend busy a tenth of the time
+at most), and notifications arriving meanwhile, or during a probe, make one follow-up probe
+together. Notifications received and probes run are counted apart in the metrics.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from service.production.session import close_quickly, open_session
 from service.settings.model import Settings
 
 KEEP_OPEN_MAX_S = 30.0  # keep the probe's connection open at intervals up to this
+PROBE_DUTY_MAX = 0.1  # notifications never keep the probe busy more than this share of time
 
 
 class Watched(Protocol):
@@ -47,7 +53,9 @@ class Watched(Protocol):
 
     def request(self, reason: str) -> None: ...
 
-    def probe_seen(self, duration_s: float | None, result: str) -> None: ...
+    def probe_seen(self, duration_s: float | None, result: str, trigger: str) -> None: ...
+
+    def notification_received(self) -> None: ...
 
 
 class Watcher:
@@ -64,13 +72,18 @@ class Watcher:
         self.requested_for: str | None = None  # the fingerprint a sync was last asked for
         self._last_error: str | None = None
         self.poked = asyncio.Event()  # push mode: a NOTIFY arrived, probe now
+        self.min_gap = s.listen_min_gap_s
+        self._last_probe_at = -float("inf")  # monotonic start of the last probe
+        self._last_probe_s = 0.0
+        self._trigger = "interval"  # what started the probes of the current check
+        self.listening = False  # push mode: the LISTEN connection is up (the status page)
 
     async def run(self) -> None:
         """Until the daemon stops; never raises but CancelledError (a bug is logged)."""
         channel = self.runner.settings.listen_channel
         listener = asyncio.create_task(self._listen(channel)) if channel else None
         try:
-            while await self._sleep(self.interval, wake_on_notify=True):
+            while await self._next_turn():
                 try:
                     await self.check()
                 except Exception:  # a bug must not end the daemon
@@ -103,8 +116,9 @@ class Watcher:
         conn = await open_session(self.session.info, self.session.limits)
         try:
             conn.add_termination_listener(lambda _c: lost.set())
-            await conn.add_listener(channel, lambda *_: self.poked.set())
+            await conn.add_listener(channel, lambda *_: self._notified())
             runner.log.info("listen.started", channel=channel)
+            self.listening = True
             waits = {
                 asyncio.ensure_future(lost.wait()),
                 asyncio.ensure_future(runner.stopping.wait()),
@@ -112,6 +126,7 @@ class Watcher:
             try:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                self.listening = False
                 for w in waits:
                     w.cancel()
             if lost.is_set():
@@ -120,6 +135,29 @@ class Watcher:
             return lost.is_set()
         finally:
             await close_quickly(conn)
+
+    def _notified(self) -> None:
+        """A NOTIFY on the channel: only counted and remembered; _next_turn decides when."""
+        self.runner.notification_received()
+        self.poked.set()
+
+    async def _next_turn(self) -> bool:
+        """Wait for the next probe: `interval` after the last check, sooner on a notification,
+        but not sooner than the gap after the last probe began (nor later than the poll).
+        Notifications that arrive meanwhile (or came during the check) are all answered by
+        this one probe."""
+        poll_at = time.monotonic() + self.interval
+        if not await self._sleep(self.interval, wake_on_notify=True):
+            return False
+        self._trigger = "interval"
+        if self.poked.is_set():
+            self._trigger = "notify"
+            gap = max(self.min_gap, self._last_probe_s / PROBE_DUTY_MAX)
+            wait = min(self._last_probe_at + gap, poll_at) - time.monotonic()
+            if wait > 0 and not await self._sleep(wait):
+                return False
+        self.poked.clear()
+        return True
 
     async def check(self) -> bool:
         """One watch step; True when it requested a sync."""
@@ -138,6 +176,7 @@ class Watcher:
         while not stable and time.monotonic() - t0 < limit:
             if not await self._sleep(min(settle, max(0.0, limit - (time.monotonic() - t0)))):
                 return False
+            self._trigger = "settle"
             again = await self._probe(record.fingerprint)
             if again is None:
                 return False
@@ -157,16 +196,20 @@ class Watcher:
         async with runner.slots:
             if runner.stopping.is_set():
                 return None
+            self._last_probe_at = time.monotonic()
             try:
                 fp = await self.session.fingerprint()
             except SyncError as exc:
+                self._last_probe_s = time.monotonic() - self._last_probe_at
                 if str(exc) != self._last_error:  # once per distinct error, not every interval
                     runner.log.warning("probe.failed", error=str(exc), cause=exc.cause.value)
                 self._last_error = str(exc)
-                runner.probe_seen(None, "error")
+                runner.probe_seen(None, "error", self._trigger)
                 return None
+        self._last_probe_s = time.monotonic() - self._last_probe_at
         self._last_error = None
-        runner.probe_seen(fp.duration_s, "unchanged" if fp.digest == recorded else "changed")
+        result = "unchanged" if fp.digest == recorded else "changed"
+        runner.probe_seen(fp.duration_s, result, self._trigger)
         return fp
 
     async def _sleep(self, seconds: float, wake_on_notify: bool = False) -> bool:
@@ -180,6 +223,4 @@ class Watcher:
         finally:
             for w in waits:
                 w.cancel()
-        if wake_on_notify:
-            self.poked.clear()
         return not self.runner.stopping.is_set()

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from service.delivery import gitcmd
+from service.delivery import clone, gitcmd
 from service.delivery import state as gstate
 from service.delivery.config import GitConfig
 from service.delivery.gitcmd import GitError
@@ -129,7 +129,7 @@ class _Delivery:
         self.cfg, self.log = cfg, log.bind(branch=cfg.branch)
         self.askpass = cfg.workdir / "askpass"
         self.env = gitcmd.git_env(
-            os.environ, cfg.author, cfg.token_env, self.askpass, cfg.timeout_s
+            os.environ, cfg.author, cfg.token_env, self.askpass, cfg.timeout_s, cfg.repository
         )
         self.remote_ref = f"refs/remotes/origin/{cfg.branch}"
 
@@ -152,16 +152,25 @@ class _Delivery:
             st = gstate.with_pending(st, message)
         differ = await asyncio.to_thread(self._differs, sources)
         # Settled: the branch holds these files and the remote has them (or is not wanted).
-        # A changed repository, branch or git_push makes the next cycle go to work again.
-        settled = (st.repository, st.branch) == (self.cfg.repository, self.cfg.branch) and (
-            st.push_state == PushState.PUSHED
-            or (st.push_state == PushState.OFF and not self.cfg.push)
+        # A changed repository, branch, path or git_push makes the next cycle go to work again.
+        made = clone.load(self.cfg.workdir)
+        cfg = self.cfg
+        settled = (
+            made is not None
+            and made.matches(cfg.repository, cfg.branch, cfg.path)
+            and (
+                st.push_state == PushState.PUSHED
+                or (st.push_state == PushState.OFF and not self.cfg.push)
+            )
         )
         if (self.cfg.repo / ".git").is_dir() and not differ and settled and not message:
             return self._result(st, None)  # idle cycle: no git command, no network
         commit: str | None = None
         try:
-            await self._prepare()
+            if await self._prepare(st.branch):
+                # Another remote, branch or path: what the state says is about the old clone;
+                # the syncs not yet committed still are (they go into the first commit).
+                st = GitState(pending_messages=st.pending_messages)
             has_local = await self.has_ref(f"refs/heads/{self.cfg.branch}")
             fetch_error = None
             if self.cfg.push or not has_local:
@@ -197,11 +206,25 @@ class _Delivery:
         dest = self.cfg.repo / self.cfg.path
         return any(src.exists() and not files.same_bytes(src, dest / src.name) for src in sources)
 
-    async def _prepare(self) -> None:
-        """The daemon's clone exists, points at the configured remote, and is not mid-rebase."""
+    async def _prepare(self, last_branch: str | None) -> bool:
+        """The daemon's clone exists, was made for the configured remote, branch and path,
+        and is not mid-rebase. True when it had to start afresh (clone.py says why)."""
         repo = self.cfg.repo
         files.write_atomically(self.askpass, gitcmd.ASKPASS_SCRIPT.encode())
         os.chmod(self.askpass, 0o700)
+        afresh = False
+        if (repo / ".git").is_dir():
+            changes = await clone.changes(self.cfg, self.attempt, last_branch)
+            if changes:
+                moved = await asyncio.to_thread(clone.move_aside, self.cfg.workdir, repo)
+                self.log.warning(
+                    "git.remote_changed",
+                    changes=changes,
+                    moved_to=str(moved),
+                    effect="a fresh clone starts from the new remote; the old one is kept "
+                    "until the next successful push",
+                )
+                afresh = True
         if not (repo / ".git").is_dir():
             if repo.exists() and any(repo.iterdir()):
                 raise GitError(
@@ -210,16 +233,19 @@ class _Delivery:
                 )
             repo.mkdir(parents=True, exist_ok=True)
             await self.git("init", "-q")
-            await self.git("remote", "add", "origin", self.cfg.repository)
-            return
-        url = await self.attempt("config", "--get", "remote.origin.url")
-        if url.stdout.strip() != self.cfg.repository:
-            await self.git("remote", "set-url", "origin", self.cfg.repository)
+            # The URL itself comes from the environment on every command (gitcmd.git_env).
+            await self.git("config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*")
+            cfg = self.cfg
+            clone.save(
+                cfg.workdir, clone.CloneRecord.made_for(cfg.repository, cfg.branch, cfg.path)
+            )
+            return afresh
         # Leftovers of a run killed half-way (the clone is ours: nobody else is in it).
         if (repo / ".git" / "rebase-merge").exists() or (repo / ".git" / "rebase-apply").exists():
             await self.attempt("rebase", "--abort")
         with contextlib.suppress(FileNotFoundError):
             (repo / ".git" / "index.lock").unlink()
+        return afresh
 
     async def _fetch(self) -> str | None:
         try:
@@ -285,6 +311,7 @@ class _Delivery:
         """Push without force; on a moved branch rebase and retry; on a conflict push a fresh
         branch. Returns that fresh branch's name, if one was needed; GitError on failure."""
         branch = self.cfg.branch
+        await clone.refuse_foreign_history(self.cfg, self.git, self.attempt)
         for _ in range(PUSH_ATTEMPTS):
             if not await self._ahead():
                 return None
@@ -323,7 +350,14 @@ class _Delivery:
         now = datetime.now(UTC).isoformat()
         ok = error is None
         st, alert = gstate.after_attempt(st, ok, error, self.cfg.alert_after)
-        st = st.updated(repository=self.cfg.repository, branch=self.cfg.branch, last_attempt_at=now)
+        st = st.updated(
+            repository=clone.scrub_url(self.cfg.repository),
+            branch=self.cfg.branch,
+            last_attempt_at=now,
+        )
+        if ok and st.push_state == PushState.PUSHED.value:
+            for old in clone.clear_aside(self.cfg.workdir):
+                self.log.info("git.previous_removed", removed=str(old))
         if not ok and st.last_commit and st.push_state != PushState.OFF.value:
             st = st.updated(push_state=PushState.FAILED.value)  # the commit waits locally
         if error:

@@ -79,9 +79,18 @@ def git_env(
     token_env: str | None = None,
     askpass: Path | None = None,
     timeout_s: float = 60.0,
+    remote_url: str | None = None,
 ) -> dict[str, str]:
-    """The child's whole environment: the pass list, identity, and never a prompt."""
+    """The child's whole environment: the pass list, identity, and never a prompt. The
+    remote's URL, when given, as configuration in the environment (remote.origin.url): it may
+    hold a token, and so is never written to the clone's .git/config nor put in argv."""
     env = {k: environ[k] for k in PASSED_ENV if k in environ}
+    if remote_url is not None:
+        env.update(
+            GIT_CONFIG_COUNT="1",
+            GIT_CONFIG_KEY_0="remote.origin.url",
+            GIT_CONFIG_VALUE_0=remote_url,
+        )
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env["GIT_TERMINAL_PROMPT"] = "0"  # a missing credential fails instead of waiting forever
     env["GCM_INTERACTIVE"] = "never"

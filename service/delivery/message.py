@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from service.compare.drift import Drift
+from service.compare.escape import visible
 
 MAX_ITEMS_LISTED = 200  # a whole schema's drift still makes a message a person can scroll
 MAX_MESSAGE_CHARS = 64_000
@@ -19,6 +20,7 @@ class CommitFacts:
     backup: str | None  # the backup folder's name
     inventory_sha256: str | None
     run_id: str | None = None
+    page: str | None = None  # the status page showing this change (public_url set)
 
 
 def sync_message(facts: CommitFacts, drift: Drift, first_run: bool, objects: int) -> str:
@@ -26,9 +28,15 @@ def sync_message(facts: CommitFacts, drift: Drift, first_run: bool, objects: int
         subject = f"schema: first sync of {facts.target} ({objects} objects)"
         body: list[str] = []
     elif drift:
-        counts = ", ".join(f"{n} {c}" for c, n in sorted(drift.counts().items()))
-        subject = f"schema drift: {counts}"
-        body = [f"{i.change.value:<8} {i.kind} {i.name}" for i in drift.items[:MAX_ITEMS_LISTED]]
+        # The subject gives the counts by impact; the body one line per object, the worst
+        # first, names with their control characters written out (a name holding a newline
+        # must not start a line of the message, nor an escape sequence reach `git log`).
+        subject = f"schema drift: {drift.impact_counts()}"
+        body = [
+            visible(f"{i.impact.value:<11} {i.change.value:<8} {i.what()}")
+            + (f": {visible('; '.join(i.notes()))}" if i.notes() else "")
+            for i in drift.worst_first()[:MAX_ITEMS_LISTED]
+        ]
         if len(drift) > MAX_ITEMS_LISTED:
             body.append(f"... and {len(drift) - MAX_ITEMS_LISTED} more (see the backup's summary)")
     else:
@@ -66,6 +74,8 @@ def _compose(subject: str, body: list[str], facts: CommitFacts) -> str:
     ]
     if facts.run_id:
         trailer.append(f"Run: {facts.run_id}")
+    if facts.page:
+        trailer.append(f"Status-Page: {facts.page}")
     parts = [subject, ""]
     if body:
         parts += [*body, ""]

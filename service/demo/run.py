@@ -231,10 +231,11 @@ def _report_drift(out: TextIO, outcome: SyncOutcome, workdir: Path) -> None:
     if not drift:
         _say(out, "    no drift found (unexpected: the hot-fix should have shown up)")
         return
-    counts = ", ".join(f"{n} {change}" for change, n in sorted(drift.counts().items()))
-    _say(out, f"\ndrift report: {len(drift)} change(s) ({counts})\n")
-    for item in drift.items:
-        _say(out, f"  {item.change:<8} {item.kind:<10} {item.name}")
+    _say(out, f"\ndrift report: {drift.headline()}\n")
+    for item in drift.worst_first():
+        _say(out, f"  {item.impact.value:<11} {item.change:<8} {item.kind:<10} {item.name}")
+        for reason in item.reasons:
+            _say(out, f"      - {reason}")
         for line in item.diff.splitlines():
             _say(out, f"      {line}")
         _say(out, "")

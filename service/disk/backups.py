@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from service.compare.drift import Change, Drift, DriftItem, compare, text_diff
+from service.compare.drift import Change, Drift, compare, file_item, text_diff
 from service.compare.inventory import Inventory
 from service.disk import files
 from service.disk.retention import DONE, FAILED, STARTED, UNKNOWN, BackupFacts, Policy, decide
@@ -334,7 +334,7 @@ def diff(paths: SchemaPaths, a: str, b: str) -> Drift:
         ]
         label = files.BACKUP_SCHEMA
         diff = text_diff(texts[0], texts[1], label, (a, b))
-        item = DriftItem("file", label, Change.CHANGED, diff)
+        item = file_item(label, Change.CHANGED, diff)
         drift = Drift((item,))
     return drift
 

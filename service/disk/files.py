@@ -197,15 +197,17 @@ def list_backups(backup_dir: Path) -> list[Path]:
         return []
     return sorted(
         (p for p in backup_dir.iterdir() if p.is_dir() and p.name.startswith(BACKUP_PREFIX)),
-        key=_backup_sort_key,
+        key=backup_sort_key,
     )
 
 
-def _backup_sort_key(path: Path) -> tuple[str, int]:
-    stem, _, suffix = path.name.rpartition("-")
+def backup_sort_key(path: Path | str) -> tuple[str, int]:
+    """Oldest first: names sort by time, then by their -2, -3... suffix."""
+    name = path if isinstance(path, str) else path.name
+    stem, _, suffix = name.rpartition("-")
     if stem.startswith(BACKUP_PREFIX) and suffix.isdigit() and len(stem) > len(BACKUP_PREFIX):
         return stem, int(suffix)
-    return path.name, 1
+    return name, 1
 
 
 def remove_backup(folder: Path) -> None:

@@ -1,13 +1,17 @@
 """Locks on an output folder: flock on lock files that hold the holder's PID.
 
 Two locks, because a daemon lives long and a write is short:
-- the daemon lock (`lock_file`, default .pg-schema-sync.lock): one daemon per folder, held
-  for the daemon's life, never waited for;
+- the daemon lock (`lock_file`, default .pg-schema-sync.lock in the state folder: state_dir,
+  else backup_dir): one daemon per state folder (its state file, backups, probe record), held
+  for the daemon's life, never waited for. It is not in the schema folder: nothing of the
+  tool's own belongs in the folder a user commits;
 - the write lock (a flock on the schema files' folder itself): held by every command that
   writes the folder (each sync, the daemon's included; rollback; prune) for its whole run, so two
   writers never interleave and no writer cleans up what another is still writing. A hand-run
   `sync` beside the daemon waits for the daemon's run to end, and the other way round, for
-  at most WRITE_WAIT_S, then stops with a line naming the holder.
+  at most WRITE_WAIT_S, then stops with a line naming the holder. Being the folder itself, it
+  is the same lock for every config that writes there, whatever its backup_dir or state_dir:
+  two configs (or two daemons) sharing a schema folder still never write it at once.
 
 The kernel drops a flock when its holder dies, however it dies, so a stale file never blocks a
 restart. The file itself is never deleted: unlinking a lock file lets a process that opened the
@@ -132,8 +136,8 @@ def hold(path: Path) -> Iterator[int]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise LockHeld(
-                f"another pg-schema-sync daemon ({_holder(fd)}) already runs for this folder "
-                f"(lock file {path}): stop it first, or point schema_file/lock_file elsewhere"
+                f"another pg-schema-sync daemon ({_holder(fd)}) already runs with this state "
+                f"folder (lock file {path}): stop it first, or give this one its own state_dir"
             ) from None
         pid = os.getpid()
         os.ftruncate(fd, 0)

@@ -48,6 +48,7 @@ import asyncpg
 from service.compare.inventory import DbObject, Inventory
 from service.production.catalog_queries import ANY_SCHEMA_MATCHES, Query
 from service.production.catalog_versions import queries_for
+from service.production.db import read_transaction
 from service.production.schema_patterns import schema_regex
 
 FETCH_ROWS = 2_000
@@ -113,7 +114,7 @@ async def _each_row(
 ) -> list[T]:
     if conn.is_in_transaction():
         return await _read(conn, options, make)
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
+    async with read_transaction(conn, isolation="repeatable_read"):
         return await _read(conn, options, make)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from service.production.catalog_queries import QUERIES, Query
 from service.production.catalog_queries_extra import EXTRA_QUERIES
 
-OLDEST_SUPPORTED = 13  # see README "Supported PostgreSQL versions"
+OLDEST_SUPPORTED = 13  # see docs/versions.md
 NEWEST_TESTED = 18
 
 

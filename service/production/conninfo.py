@@ -158,6 +158,26 @@ class ConnInfo:
     def dbname(self) -> str | None:
         return self.params.get("dbname")
 
+    def passfile_problem(self) -> str | None:
+        """Why the named passfile cannot give the password, or None. libpq and asyncpg both
+        skip a passfile others can read (asyncpg with a Python warning on stderr) and then
+        fail to authenticate: say so instead, with the fix."""
+        path = self.params.get("passfile")
+        if not path:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            return f"passfile {path} cannot be read ({exc.strerror}): fix the path in passfile="
+        if not os.path.isfile(path):
+            return f"passfile {path} is not a file"
+        if st.st_mode & 0o077:
+            return (
+                f"passfile {path} can be read by others (mode {st.st_mode & 0o777:04o}), so it "
+                f"is ignored: chmod 600 {path}"
+            )
+        return None
+
     def display(self) -> str:
         """A readable description with no password in it."""
         user = self.user or _default_user()

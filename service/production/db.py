@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import warnings
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
+from service.production import pins
 from service.production.conninfo import ConnInfo
 
 
@@ -24,11 +30,13 @@ class SessionLimits:
 
 
 async def connect(info: ConnInfo, limits: SessionLimits | None = None) -> asyncpg.Connection:
-    """A read-only session: every transaction read-only, bounded statement and lock waits."""
+    """A read-only session: every transaction read-only, bounded statement and lock waits, and
+    the settings that shape printed text pinned (pins.py: they override the server's)."""
     limits = limits or SessionLimits()
     kwargs = info.asyncpg_kwargs()
     kwargs["server_settings"] = {
         **kwargs.get("server_settings", {}),
+        **pins.server_settings(),
         "application_name": kwargs.get("server_settings", {}).get(
             "application_name", limits.application_name
         ),
@@ -38,7 +46,45 @@ async def connect(info: ConnInfo, limits: SessionLimits | None = None) -> asyncp
         "idle_in_transaction_session_timeout": str(limits.statement_timeout_ms),
     }
     # No prepared-statement cache: each catalog query runs once per sync.
-    conn: asyncpg.Connection = await asyncpg.connect(
-        statement_cache_size=0, command_timeout=limits.command_timeout_s, **kwargs
-    )
+    with quiet_passfile_warning():
+        conn: asyncpg.Connection = await asyncpg.connect(
+            statement_cache_size=0, command_timeout=limits.command_timeout_s, **kwargs
+        )
     return conn
+
+
+@contextlib.contextmanager
+def quiet_passfile_warning() -> Iterator[None]:
+    """asyncpg prints a Python warning (two lines of source location) for a passfile others
+    can read, and skips it; if the password was needed, the authentication error says so in
+    one line instead (ConnInfo.passfile_problem)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="password file .* has group or world access")
+        yield
+
+
+ROLLBACK_TIMEOUT_S = 2.0
+
+
+@contextlib.asynccontextmanager
+async def read_transaction(conn: asyncpg.Connection, **options: Any) -> AsyncIterator[None]:
+    """A read-only transaction whose end never waits long: it is rolled back (nothing to
+    commit), and if the answer does not come - a frozen link, a run cancelled by its
+    deadline - the connection is dropped instead (asyncpg's own exit would wait forever)."""
+    transaction = conn.transaction(readonly=True, **options)
+    await transaction.start()
+    try:
+        yield
+    finally:
+        await end_quickly(conn, transaction)
+
+
+async def end_quickly(conn: asyncpg.Connection, transaction: Any) -> None:
+    """Roll a read-only transaction back within ROLLBACK_TIMEOUT_S, else drop the connection."""
+    # Ended already, or the connection gone: nothing to do, the reads are done anyway.
+    with contextlib.suppress(Exception):
+        try:
+            async with asyncio.timeout(ROLLBACK_TIMEOUT_S):
+                await transaction.rollback()
+        except TimeoutError:
+            conn.terminate()

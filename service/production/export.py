@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from service.production import pins
 from service.production.conninfo import ConnInfo, tool_env
 from service.production.lifetime import die_with_parent
 from service.production.sqllex import Lexer
@@ -45,6 +46,8 @@ class ExportOptions:
     lock_wait_timeout_ms: int = 5_000
     # pg_export_snapshot() of the catalog session: pg_dump then reads the same moment.
     snapshot: str | None = None
+    # The database's server_encoding (pins.py says why); None: whatever the server says.
+    encoding: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,18 +148,23 @@ def check_versions(pg_dump_major: int, pg_dump_full: str, server_version_num: in
         )
 
 
-def pg_dump_argv(path: str, options: ExportOptions) -> list[str]:
+def pg_dump_argv(path: str, options: ExportOptions, info: ConnInfo | None = None) -> list[str]:
     """The command line; connection details travel in the environment, never here."""
+    client_options = info.params.get("options") if info is not None else None
     argv = [
         path,
         "--schema-only",
         "--no-password",
         f"--lock-wait-timeout={options.lock_wait_timeout_ms}ms",
         # TCP keepalives (libpq reads them from no environment variable): a peer that vanished
-        # is noticed in about a minute rather than the kernel's two hours. The rest of the
-        # connection still comes from the environment; nothing secret is here.
-        "--dbname=" + KEEPALIVES,
+        # is noticed in about a minute rather than the kernel's two hours. The session's pinned
+        # settings after the client's own options (pins.py: why here and not in PGOPTIONS).
+        # The rest of the connection still comes from the environment; nothing secret is here.
+        f"--dbname={KEEPALIVES} options="
+        + pins.conninfo_value(pins.pg_dump_options(client_options)),
     ]
+    if options.encoding is not None:
+        argv.append(f"--encoding={options.encoding}")
     if options.snapshot is not None:
         argv.append(f"--snapshot={options.snapshot}")
     # Patterns pass unchanged: the catalog side matches them exactly as pg_dump does.
@@ -203,6 +211,33 @@ class _Normalised:
     def abort(self) -> None:
         self.fh.close()
         self.path.unlink(missing_ok=True)
+
+
+def rekeyed(data: bytes) -> bytes:
+    """A normalised file after an edit (verify --no-owners drops its owners) with the
+    `\\restrict` key _Normalised would have given the edited text: sha256 of everything but
+    the key's two lines. A file without a key is returned as it is."""
+    header = _HEADER.match(data)
+    if header is None or header.group(1) is None:
+        return data
+    start, end = header.start(1) - len(b"\\restrict "), header.end(1) + 1
+    footer = b"\\unrestrict " + header.group(1) + b"\n"
+    at = data.rfind(footer)
+    if at < end:
+        return data
+    body = data[:start] + data[end:at] + data[at + len(footer) :]
+    key = hashlib.sha256(body).hexdigest()[:32].encode()
+    return (
+        data[:start]
+        + b"\\restrict "
+        + key
+        + b"\n"
+        + data[end:at]
+        + b"\\unrestrict "
+        + key
+        + b"\n"
+        + data[at + len(footer) :]
+    )
 
 
 class _Splitter:
@@ -383,7 +418,7 @@ async def export_schema(
     path = resolve_pg_dump(options.pg_dump)
     if version is None:
         _, version = await pg_dump_version(path)
-    argv = pg_dump_argv(path, options)
+    argv = pg_dump_argv(path, options, info)
     schema = _Normalised(schema_out)
     functions = _Normalised(functions_out)
     splitter = _Splitter(schema, functions)

@@ -56,8 +56,10 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from service.production import probe_inputs
 from service.production.conninfo import ConnInfo
 from service.production.db import SessionLimits
+from service.production.probe_inputs import PRIVILEGED, privileged_present
 from service.production.session import catalog_errors, close_quickly, open_session
 
 # Catalogs fingerprinted by (count, sum of hash(xmin)). The second field names the column
@@ -137,22 +139,6 @@ CONTENT_CATALOGS: dict[str, frozenset[str]] = {
     ),
     # dathasloginevt (17+) mirrors pg_event_trigger, which is covered, and is reset lazily.
     "pg_database": frozenset({"datfrozenxid", "datminmxid", "datlastsysoid", "dathasloginevt"}),
-}
-
-# Read only when the role may (superuser or granted); else the view or columns in FALLBACKS.
-PRIVILEGED: dict[str, str] = {
-    "pg_user_mapping": (
-        "SELECT count(*), sum(pg_catalog.hashtextextended("
-        "(u.umid, u.srvid, u.umuser, u.umoptions)::text, 0))"
-        " FROM pg_catalog.pg_user_mappings u"
-    ),
-    "pg_subscription": (
-        "SELECT count(*), sum(pg_catalog.hashtextextended("
-        "(s.oid, s.subname, s.subowner, s.subenabled, s.subslotname, s.subpublications)::text,"
-        " 0)) FROM pg_catalog.pg_subscription s"
-        " WHERE s.subdbid = (SELECT oid FROM pg_catalog.pg_database"
-        " WHERE datname = pg_catalog.current_database())"
-    ),
 }
 
 # Never fingerprinted, each for a reason above; tests fail on a catalog in neither list.
@@ -284,6 +270,9 @@ def build_query(present: dict[str, list[str]], readable: set[str]) -> str:
             )
         else:
             parts.append(f"SELECT '{catalog}'::text, * FROM ({fallback}) f")
+    # Inputs of the files that no DDL writes (probe_inputs.py says which and why).
+    parts.append(probe_inputs.session_part(privileged_present(present)))
+    parts.append(probe_inputs.collation_part(present.get("pg_database", [])))
     return f"WITH {_TEMP}\n" + "\nUNION ALL ".join(parts)
 
 
@@ -312,9 +301,10 @@ class Fingerprint:
         return sorted(n for n in names if self.parts.get(n) != other.get(n))
 
 
-# Built statements by (server version, role, database): a one-shot probe on a fresh connection
-# then costs two round trips, not four. Cleared when a probe fails (privileges may have moved).
-_BUILT: dict[tuple[int, str, str], str] = {}
+# Built statements by (server version, role, database), with the readability they assume: a
+# one-shot probe on a fresh connection then costs two round trips, not four. Cleared when a
+# probe fails, rebuilt when the role's privileges moved (its session part says so).
+_BUILT: dict[tuple[int, str, str], tuple[str, int]] = {}
 
 _SESSION = """SELECT pg_catalog.current_setting('server_version_num')::int,
     current_user::text, pg_catalog.current_database()::text,
@@ -330,31 +320,45 @@ class Probe:
     def __init__(self) -> None:
         self._sql: str | None = None
         self._version = 0
+        self._key: tuple[int, str, str] | None = None
+        self._mask = 0  # which privileged catalogs the statement reads as readable
 
     @property
     def sql(self) -> str | None:
         """The statement built for the server probed (for the benchmark's lock check)."""
         return self._sql
 
+    async def _build(self, conn: asyncpg.Connection) -> str:
+        row = await conn.fetchrow(_SESSION)
+        assert row is not None
+        version, role, database = int(row[0]), str(row[1]), str(row[2])
+        key = (version, role, database)
+        built = _BUILT.get(key)
+        if built is None:
+            present = {r[0]: list(r[1]) for r in await conn.fetch(_SHAPE)}
+            readable = {r[0] for r in await conn.fetch(_READABLE, list(PRIVILEGED))}
+            mask = probe_inputs.readable_mask(privileged_present(present), readable)
+            built = _BUILT[key] = (build_query(present, readable), mask)
+        (self._sql, self._mask), self._version, self._key = built, version, key
+        return self._sql
+
     async def fingerprint(self, conn: asyncpg.Connection) -> Fingerprint:
         """Run the probe on `conn`. Takes locks on catalog tables only (AccessShare)."""
         t0 = time.monotonic()
-        if self._sql is None:
-            row = await conn.fetchrow(_SESSION)
-            assert row is not None
-            version, role, database = int(row[0]), str(row[1]), str(row[2])
-            sql = _BUILT.get((version, role, database))
-            if sql is None:
-                present = {r[0]: list(r[1]) for r in await conn.fetch(_SHAPE)}
-                readable = {r[0] for r in await conn.fetch(_READABLE, list(PRIVILEGED))}
-                sql = _BUILT[(version, role, database)] = build_query(present, readable)
-            self._sql, self._version = sql, version
-        try:
-            rows = await conn.fetch(self._sql)  # one statement: one snapshot
-        except asyncpg.PostgresError:
-            _BUILT.clear()
-            raise
-        parts = {r[0]: f"{r[1]}:{r[2] or 0}" for r in rows}
+        for rebuilt in (False, True):
+            sql = self._sql or await self._build(conn)
+            try:
+                rows = await conn.fetch(sql)  # one statement: one snapshot
+            except asyncpg.PostgresError:
+                _BUILT.clear()
+                raise
+            parts = {r[0]: f"{r[1]}:{r[2] or 0}" for r in rows}
+            session = int(parts.get("session", "0:0").split(":")[0])
+            if rebuilt or session & ~probe_inputs.SUPERUSER_BIT == self._mask:
+                break
+            # Granted or revoked since the statement was built: build it for what it may read.
+            _BUILT.pop(self._key or (0, "", ""), None)
+            self._sql = None
         text = "\n".join(f"{k}={v}" for k, v in sorted(parts.items()))
         digest = hashlib.sha256(f"server={self._version}\n{text}".encode()).hexdigest()
         return Fingerprint(digest, parts, self._version, time.monotonic() - t0)

@@ -12,16 +12,27 @@ from service.production.catalog import server_version_num
 from service.production.catalog_versions import UnsupportedServer, check_supported
 from service.production.conninfo import ConnInfo
 from service.production.db import SessionLimits, connect
+from service.production.pins import PinsOverridden
+from service.production.pins import check as check_pins
 
 
 async def open_session(info: ConnInfo, limits: SessionLimits) -> asyncpg.Connection:
-    """Connect to a supported server, turning every way it can fail into one clear line."""
+    """Connect to a supported server whose session shows the pinned settings, turning every
+    way it can fail into one clear line."""
     conn = await _connect(info, limits)
     try:
         check_supported(server_version_num(conn), info.display())
+        with catalog_errors(info):
+            await check_pins(conn)
     except UnsupportedServer as exc:
         await close_quickly(conn)
         raise SyncError(str(exc), Cause.CATALOG) from None
+    except PinsOverridden as exc:
+        await close_quickly(conn)
+        raise SyncError(f"{info.display()}: {exc}", Cause.CATALOG) from None
+    except BaseException:
+        await close_quickly(conn)
+        raise
     return conn
 
 
@@ -30,10 +41,12 @@ async def _connect(info: ConnInfo, limits: SessionLimits) -> asyncpg.Connection:
     try:
         return await connect(info, limits)
     except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
+        # A passfile named but unusable is the likelier cause than the password in it.
+        why = info.passfile_problem() or (
+            "check the password (PGPASSWORD, SCHEMA_SYNC_PASSWORD or a passfile) and the user"
+        )
         raise SyncError(
-            f"authentication failed for {where}: {exc}; check the password "
-            "(PGPASSWORD, SCHEMA_SYNC_PASSWORD or a passfile) and the user",
-            Cause.AUTHENTICATION,
+            f"authentication failed for {where}: {exc}; {why}", Cause.AUTHENTICATION
         ) from None
     except asyncpg.InvalidCatalogNameError as exc:
         raise SyncError(

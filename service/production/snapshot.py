@@ -22,7 +22,7 @@ from service.production.catalog import (
     load_inventory,
 )
 from service.production.conninfo import ConnInfo
-from service.production.db import SessionLimits
+from service.production.db import SessionLimits, end_quickly, read_transaction
 from service.production.export import (
     ExportError,
     ExportOptions,
@@ -31,7 +31,7 @@ from service.production.export import (
     export_schema,
     pg_dump_version,
 )
-from service.production.probe import Probe
+from service.production.probe import Fingerprint, Probe
 from service.production.session import catalog_errors, close_quickly, open_session
 
 READ_ATTEMPTS = 3  # reads spoiled by concurrent DDL before the sync gives up (and retries later)
@@ -47,6 +47,9 @@ class Snapshot:
     functions_file: Path
     server_version: str
     pg_dump_version: str
+    # The catalog probe's fingerprint of the state read: what a later probe must still find
+    # for the files to be current (the probing record keeps it).
+    fingerprint: Fingerprint | None = None
 
 
 async def read_inventory(
@@ -95,13 +98,14 @@ async def take_snapshot(
                 then,
             )
             if read is not None:
-                result, inventory, followed = read
+                result, inventory, followed, fingerprint = read
                 snapshot = Snapshot(
                     inventory,
                     schema_out,
                     functions_out,
                     _server_version(conn),
                     result.pg_dump_version,
+                    fingerprint,
                 )
                 return snapshot, followed
             get_logger().info("snapshot.moved", attempt=attempt, source=info.display())
@@ -125,7 +129,7 @@ async def _read_once(
     functions_out: Path,
     dump_full: str,
     then: Callable[[Inventory], Awaitable[T]] | None,
-) -> tuple[ExportResult, Inventory, T | None] | None:
+) -> tuple[ExportResult, Inventory, T | None, Fingerprint] | None:
     """Export and inventory of one moment, or None when DDL committed while they were read.
 
     The catalog session's transaction exports its snapshot and pg_dump imports it; the
@@ -134,19 +138,24 @@ async def _read_once(
     pg_get_functiondef, pg_get_viewdef and the other deparsing functions (the inventory's and
     pg_dump's own) read the catalog through the system caches, which see the latest committed
     state, not the transaction's snapshot; a function replaced meanwhile would show its new
-    text in the inventory and its old one in pg_dump's MVCC read."""
+    text in the inventory and its old one in pg_dump's MVCC read.
+
+    The first fingerprint is taken in the exported snapshot, which pg_export_snapshot() fixed
+    before pg_dump starts: it runs beside pg_dump, ahead of the inventory on the catalog
+    session. Without a shared snapshot it must come first (the transaction's snapshot is
+    taken by its first statement, which must precede pg_dump's own)."""
     probe = Probe()
     with catalog_errors(info):
         transaction, shared = await _shared_transaction(conn, info)
     dump_started = asyncio.Event()
 
     async def end_transaction() -> None:
-        # Read-only: nothing to commit. Errors do not matter: the reads are done.
-        with contextlib.suppress(Exception):
-            await transaction.rollback()
+        # Read-only: nothing to commit. Errors do not matter: the reads are done. Bounded: over
+        # a frozen link (a run cancelled by sync_timeout_s) the answer never comes.
+        await end_quickly(conn, transaction)
 
     try:
-        before = await _stamp(conn, info, probe)
+        before = await _stamp(conn, info, probe) if shared is None else None
 
         async def release() -> None:
             # Not idle in transaction longer than needed (the server's
@@ -159,34 +168,36 @@ async def _read_once(
         async def followed_by(inventory: Inventory) -> T | None:
             return await then(inventory) if then is not None else None
 
-        async def catalog() -> tuple[Inventory, T | None]:
+        async def catalog() -> tuple[Fingerprint, Inventory, T | None]:
+            stamp = before or await _stamp(conn, info, probe)
             inventory = await _load(conn, catalog_options, info)
             _, followed = await both(release(), followed_by(inventory))
-            return inventory, followed
+            return stamp, inventory, followed
 
-        options = replace(export_options, snapshot=shared)
-        result, (inventory, followed) = await both(
+        options = replace(export_options, snapshot=shared, encoding=server_encoding(conn))
+        result, (stamped, inventory, followed) = await both(
             _export(info, options, schema_out, functions_out, dump_full, dump_started), catalog()
         )
     finally:
         await end_transaction()
-    if await _stamp(conn, info, probe) != before:  # a fresh snapshot: what is committed now
+    after = await _stamp(conn, info, probe)  # a fresh snapshot: what is committed now
+    if after.digest != stamped.digest:
         return None
-    return result, inventory, followed
+    return result, inventory, followed, stamped
 
 
-async def _stamp(conn: asyncpg.Connection, info: ConnInfo, probe: Probe) -> str:
+async def _stamp(conn: asyncpg.Connection, info: ConnInfo, probe: Probe) -> Fingerprint:
     """The catalog probe's fingerprint as this moment sees it: in the shared transaction its
     snapshot, outside it a fresh one (JIT and parallel workers off, as for every read)."""
     with catalog_errors(info):
         if conn.is_in_transaction():
-            return (await probe.fingerprint(conn)).digest
-        async with conn.transaction(readonly=True):
+            return await probe.fingerprint(conn)
+        async with read_transaction(conn):
             await conn.execute(
                 "SELECT pg_catalog.set_config('jit', 'off', true),"
                 " pg_catalog.set_config('max_parallel_workers_per_gather', '0', true)"
             )
-            return (await probe.fingerprint(conn)).digest
+            return await probe.fingerprint(conn)
 
 
 async def _shared_transaction(
@@ -201,7 +212,7 @@ async def _shared_transaction(
         snapshot_id: str = await conn.fetchval("SELECT pg_catalog.pg_export_snapshot()")
         return transaction, snapshot_id
     except asyncpg.PostgresError as exc:
-        await transaction.rollback()
+        await end_quickly(conn, transaction)
         get_logger().warning(
             "snapshot.not_shared",
             source=info.display(),
@@ -288,6 +299,11 @@ async def _load(conn: asyncpg.Connection, options: CatalogOptions, info: ConnInf
                 "lock_wait_timeout_ms: DDL is running on production; will retry",
                 Cause.CATALOG,
             ) from None
+
+
+def server_encoding(conn: asyncpg.Connection) -> str:
+    """The database's encoding: pg_dump writes in it (pins.py says why)."""
+    return str(conn.get_settings().server_encoding)
 
 
 def _server_version(conn: asyncpg.Connection) -> str:

@@ -11,7 +11,7 @@ import re
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 # A conservative subset of git's ref-name rules (git check-ref-format), and no leading '-'.
 BRANCH_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}")
@@ -84,15 +84,43 @@ CHECKS = {
 class GitFields(BaseModel):
     """Top-level git delivery settings (each target may override them)."""
 
-    git_repository: str | None = None  # off when unset
-    git_branch: str | None = None  # default schema-sync/<target name>
-    git_path: str = "sql/schemas"
-    git_author_name: str = "pg-schema-sync"
-    git_author_email: str = "pg-schema-sync@localhost"
-    git_push: bool = True
-    git_workdir: Path | None = None  # default <backup_dir>/.git-delivery
-    git_token_env: str | None = None
-    git_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # A mixin, never validated on its own: building its validator at import would be wasted
+    # (pydantic builds the classes that are validated, Settings and TargetOverrides, on first use).
+    model_config = ConfigDict(defer_build=True)
+
+    git_repository: str | None = Field(
+        default=None,
+        description="Git delivery: each sync that writes files commits them to this repository "
+        "and pushes; off when unset (credentials through git's own means only)",
+        examples=["git@github.com:acme/db.git"],
+    )
+    git_branch: str | None = Field(
+        default=None,
+        description="Branch the commits go to; default schema-sync/<target name>, never main "
+        "unless set",
+        examples=["schema-sync/default"],
+    )
+    git_path: str = Field(
+        default="sql/schemas", description="Folder inside the repository for the schema files"
+    )
+    git_author_name: str = Field(default="pg-schema-sync", description="The commits' author")
+    git_author_email: str = Field(
+        default="pg-schema-sync@localhost", description="The commits' author e-mail"
+    )
+    git_push: bool = Field(default=True, description="false: commits stay in the daemon's clone")
+    git_workdir: Path | None = Field(
+        default=None,
+        description="The clone the daemon owns; default <backup_dir>/.git-delivery",
+        examples=["backups/.git-delivery"],
+    )
+    git_token_env: str | None = Field(
+        default=None,
+        description="HTTPS: the environment variable holding a token (never in the URL)",
+        examples=["GIT_TOKEN"],
+    )
+    git_timeout_s: float = Field(
+        default=60.0, gt=0, le=3600, description="Each git command gives up after this long"
+    )
 
     @field_validator(*CHECKS)
     @classmethod
@@ -102,6 +130,8 @@ class GitFields(BaseModel):
 
 class GitOverrides(BaseModel):
     """The same settings in a `[[targets]]` table: unset means inherited."""
+
+    model_config = ConfigDict(defer_build=True)  # a mixin of TargetOverrides (see GitFields)
 
     git_repository: str | None = None
     git_branch: str | None = None

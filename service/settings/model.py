@@ -4,12 +4,16 @@ Precedence, highest first: command-line flags, SCHEMA_SYNC_* environment, .env, 
 file, defaults. Standard libpq variables (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD,
 PGPASSFILE, PGSSLMODE) describe the production connection exactly as they do for psql; a
 `dsn` (URI or keyword string) and the explicit connection fields override them.
+
+Every field carries a `description` (and, when it has no default, `examples`): the settings
+reference (settings/reference.py) turns them into `config --example`, the example config file
+and the documentation's configuration page, so a new setting is documented by its declaration.
 """
 
 from __future__ import annotations
 
 import os
-import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,98 +28,46 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
-from service.production.catalog import CatalogOptions
-from service.production.conninfo import ConnInfo
-from service.production.export import ExportOptions
-from service.production.schema_patterns import check_patterns
-from service.settings.fields import ConnectionFields, check_dsn
+from service.errors import SettingsError
+from service.settings.alerting import AlertFields
+from service.settings.fields import Target
 from service.settings.git import GitFields
+from service.settings.links import check_public_url
+from service.settings.messages import SECRET_NAMES, describe_load_error, describe_validation_error
+from service.settings.schedule import DaemonFields
+from service.settings.shards import MAX_SHARDS, Shard, ShardError, shard_of
+from service.settings.shards import resolve as resolve_shard
 from service.settings.targets import ADDRESS_FIELDS, TargetOverrides, parse_targets
 from service.settings.webhooks import WebhookSettings
 
 ENV_PREFIX = "SCHEMA_SYNC_"
 DEFAULT_CONFIG = Path("config/pg-schema-sync.toml")
-SECRET_FIELDS = {"password", "dsn", "sentry_dsn", "verify_dsn", "git_repository", "webhooks"}
-EXAMPLES = {"webhooks": '[{"url": "https://hooks.slack.com/services/...", "format": "slack"}]'}
+SECRET_FIELDS = SECRET_NAMES  # masked in every message and in `config`
+
+__all__ = ["ENV_PREFIX", "SECRET_FIELDS", "Settings", "SettingsError", "Target", "load_settings"]
 
 
-class SettingsError(ValueError):
-    """Invalid configuration; the message is one line naming the field and the bad value."""
+class _OwnDotEnv(DotEnvSettingsSource):
+    """A .env file's SCHEMA_SYNC_* variables only, as from the environment.
+
+    A .env file is shared with other tools (docker compose reads it too): their variables are
+    not ours to refuse, and pydantic-settings would pass every one of them on as an unknown
+    setting. Unknown SCHEMA_SYNC_* names are reported as a warning (settings/unknown.py)."""
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.env_vars:  # no .env (the usual case): nothing to look up per field
+            return {}
+        return EnvSettingsSource.__call__(self)
 
 
-class Target(ConnectionFields):
-    """One production database and where its schema files go."""
-
-    name: str = "default"
-
-    schemas: list[str] = Field(default_factory=list)
-    exclude_schemas: list[str] = Field(default_factory=list)
-    include_owners: bool = True
-    include_privileges: bool = True
-    include_comments: bool = True
-
-    schema_file: Path = Path("sql/schemas/complete-schema.sql")
-    functions_file: Path = Path("sql/schemas/functions.sql")
-    inventory_file: Path = Path("sql/schemas/inventory.json")
-    backup_dir: Path = Path("backups")
-
-    @field_validator("dsn")
-    @classmethod
-    def _dsn_parses(cls, value: SecretStr | None) -> SecretStr | None:
-        return check_dsn(value)
-
-    @field_validator("schemas", "exclude_schemas")
-    @classmethod
-    def _pg_dump_patterns(cls, value: list[str]) -> list[str]:
-        check_patterns(value)  # refused at start, in pg_dump's words, naming the field
-        return value
-
-    def conninfo(self, environ: dict[str, str] | None = None) -> ConnInfo:
-        """libpq environment, then dsn, then explicit fields; the password never leaves SecretStr
-        except into the ConnInfo that hands it to asyncpg and to pg_dump's environment."""
-        info = ConnInfo.from_env(os.environ if environ is None else environ)
-        if self.dsn is not None:
-            info = info.merged(ConnInfo.parse(self.dsn.get_secret_value()))
-        explicit = {
-            "host": self.host,
-            "port": str(self.port) if self.port else None,
-            "user": self.user,
-            "dbname": self.database,
-            "passfile": str(self.passfile) if self.passfile else None,
-            "sslmode": self.sslmode,
-        }
-        info = info.with_params(**{k: v for k, v in explicit.items() if v})
-        if self.password is not None:
-            info = ConnInfo(info.params, self.password.get_secret_value())
-        return info
-
-    def catalog_options(self) -> CatalogOptions:
-        return CatalogOptions(
-            schemas=tuple(self.schemas),
-            exclude_schemas=tuple(self.exclude_schemas),
-            owners=self.include_owners,
-            privileges=self.include_privileges,
-            comments=self.include_comments,
-        )
-
-    def export_options(self, pg_dump: str, lock_wait_timeout_ms: int) -> ExportOptions:
-        return ExportOptions(
-            pg_dump=pg_dump,
-            schemas=tuple(self.schemas),
-            exclude_schemas=tuple(self.exclude_schemas),
-            owners=self.include_owners,
-            privileges=self.include_privileges,
-            comments=self.include_comments,
-            lock_wait_timeout_ms=lock_wait_timeout_ms,
-        )
-
-
-class Settings(Target, GitFields, BaseSettings):
+class Settings(Target, GitFields, AlertFields, DaemonFields, BaseSettings):
     """Service settings. Without `targets` the top level is the one target; with `targets`
     the top level holds the defaults every target inherits."""
 
@@ -127,57 +79,107 @@ class Settings(Target, GitFields, BaseSettings):
         extra="forbid",
     )
 
-    pg_dump: str = "pg_dump"
-    lock_wait_timeout_ms: int = Field(default=5_000, ge=0)
-    statement_timeout_ms: int = Field(default=120_000, ge=0)
+    pg_dump: str = Field(
+        default="pg_dump",
+        description="pg_dump to run: a path or a name on PATH; its major version must be at "
+        "least the server's",
+    )
+    lock_wait_timeout_ms: int = Field(
+        default=5_000,
+        ge=0,
+        description="pg_dump gives up rather than queue behind production DDL for longer "
+        "(--lock-wait-timeout); also the catalog session's lock_timeout",
+    )
+    statement_timeout_ms: int = Field(
+        default=120_000, ge=0, description="Bound on each catalog query of the read-only session"
+    )
     # The whole sync's bound, network waits included (a half-open connection answers nothing).
-    sync_timeout_s: float = Field(default=600.0, gt=0)
-    log_format: Literal["auto", "json", "console"] = "auto"
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-
-    # Daemon (pg-schema-sync run)
-    schedule: str = "*/15 * * * *"  # 5-field cron expression
-    timezone: str = "UTC"
-    sync_on_start: bool = True
-    misfire_grace_s: int = Field(default=60, ge=1)
-    stop_grace_s: float = Field(default=30.0, ge=0)
-    state_file: Path | None = None  # default: .pg-schema-sync-state.json beside the schema file
-    lock_file: Path | None = None  # default: .pg-schema-sync.lock beside the schema file
-    health_max_age_s: int | None = Field(default=None, ge=1)  # default: 2 x schedule + 5 min
-    retry_backoff_max_s: float = Field(default=300.0, ge=1)
-
-    # Catalog probe: skipped cycles and watch mode (README "Catalog probe")
-    full_sync_interval_s: float = Field(default=86_400.0, ge=0)  # 0: never skip a cycle
-    watch_interval_s: float | None = Field(default=None, gt=0)  # probe every N s; off when unset
-    watch_settle_s: float = Field(default=5.0, ge=0)  # fingerprint stable this long, then sync
-    watch_settle_max_s: float = Field(default=60.0, gt=0)  # sync anyway after this long
-    listen_channel: str | None = Field(  # push mode: LISTEN here (deploy/pg-schema-sync-notify.sql)
-        default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$"
+    sync_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Bound on a whole sync, every network wait included (connect, queries, "
+        "pg_dump): a half-open connection ends in a failure with cause timeout and an early retry",
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="Log format: auto is JSON when the output is not a terminal"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info",
+        description="Log level of the daemon; one-shot commands log warnings unless set",
     )
 
-    # Alerts
-    sentry_dsn: SecretStr | None = None
-    sentry_environment: str | None = None
-    failure_alert_after: int = Field(default=3, ge=1)  # consecutive failures before an alert
-    metrics_port: int | None = Field(default=None, ge=1, le=65535)  # Prometheus; off when unset
-    metrics_host: str = "127.0.0.1"
-
-    # Webhook alerts (Slack, Teams, signed JSON): the same events as Sentry
-    webhooks: list[WebhookSettings] = Field(default_factory=list)
-    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)  # one attempt, all phases
-    webhook_attempts: int = Field(default=4, ge=1, le=10)  # per message, with backoff
-
     # Verification (a server where the tool may CREATE DATABASE)
-    verify: Literal["off", "warn", "require"] = "off"
-    verify_dsn: SecretStr | None = None
+    verify: Literal["off", "warn", "require"] = Field(
+        default="off",
+        description="Verify each sync's files before promoting them: off | warn (promote "
+        "anyway, log verify.failed) | require (promote only verified files)",
+    )
+    verify_dsn: SecretStr | None = Field(
+        default=None,
+        description="The verify server: a libpq DSN of a role that may CREATE DATABASE there, "
+        "is a member of the roles owning objects in the files and finds their extensions",
+        examples=["postgresql://verifier@test-db/postgres"],
+    )
+    verify_owners: bool = Field(
+        default=True,
+        description="false: verify installs the files without their OWNER TO statements and "
+        "compares without owners (`verify --no-owners`), for a verify server where the verify "
+        "role cannot be made a member of the owning roles",
+    )
 
     # Backup retention (both unset: keep everything)
-    retain_count: int | None = Field(default=None, ge=1)
-    retain_days: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    retain_count: int | None = Field(
+        default=None,
+        ge=1,
+        description="Keep the last N good backups (and the last N failed ones); unset with "
+        "retain_days: keep every backup",
+        examples=[10],
+    )
+    retain_days: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="... and every backup younger than D days",
+        examples=[30],
+    )
 
     # Many databases ([[targets]] tables, or SCHEMA_SYNC_TARGETS as a JSON list)
-    targets: list[TargetOverrides] = Field(default_factory=list)
-    max_concurrent_syncs: int = Field(default=4, ge=1)  # the daemon's and `sync`'s bound
+    targets: list[TargetOverrides] = Field(
+        default_factory=list,
+        description="Many databases: [[targets]] tables, each a name and what differs from the "
+        "settings above (which become every target's defaults)",
+    )
+    max_concurrent_syncs: int = Field(
+        default=4,
+        ge=1,
+        description="Syncs of different targets running at once (the daemon and `sync`)",
+    )
+    shard: str | None = Field(
+        default=None,
+        description="Serve only one shard of the [[targets]]: INDEX/COUNT, or auto (INDEX "
+        "from a StatefulSet pod's name, COUNT from shard_count); unset: every target "
+        "(docs/kubernetes.md)",
+        examples=["0/3"],
+    )
+    shard_count: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_SHARDS,
+        description='The number of shards when shard = "auto"',
+        examples=[3],
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return check_public_url(value) if value else None
+
+    @field_validator("status_token")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("use at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value
 
     @field_validator("targets", mode="wrap")
     @classmethod
@@ -191,6 +193,22 @@ class Settings(Target, GitFields, BaseSettings):
             raise PydanticCustomError("invalid_targets", "{detail}", {"detail": str(exc)}) from None
 
     @model_validator(mode="after")
+    def _shard_usable(self) -> Settings:
+        try:
+            self.serving_shard()
+        except ShardError as exc:
+            detail = (
+                f"invalid setting shard={self.shard!r} (from --shard, {ENV_PREFIX}SHARD or "
+                f"the config file): {exc}"
+            )
+            raise PydanticCustomError("invalid_shard", "{detail}", {"detail": detail}) from None
+        return self
+
+    def serving_shard(self) -> Shard | None:
+        """The shard this process serves (None: every target); 'auto' reads the pod's name."""
+        return resolve_shard(self.shard, self.shard_count, os.environ)
+
+    @model_validator(mode="after")
     def _targets_fit(self) -> Settings:
         if self.targets:
             for field in ("state_file", "lock_file"):
@@ -200,7 +218,8 @@ class Settings(Target, GitFields, BaseSettings):
                         "{detail}",
                         {
                             "detail": f"invalid setting {field}: with [[targets]] each target "
-                            "keeps it beside its own schema files; remove it"
+                            "keeps its own in its state_dir; remove it (state_dir sets the "
+                            "folder of all of them)"
                         },
                     )
             try:
@@ -224,22 +243,28 @@ class Settings(Target, GitFields, BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
-        config = _config_path
-        if config is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
-        return tuple(sources)
+        return (init_settings, *file_sources(settings_cls, _config_path))
 
-    def target(self) -> Target:
-        return Target.model_validate({name: getattr(self, name) for name in Target.model_fields})
+
+def file_sources(
+    settings_cls: type[BaseSettings], config: Path | None
+) -> list[PydanticBaseSettingsSource]:
+    """The sources below the flags, highest first: environment, .env, the config file.
+    Also what `config` asks, one source at a time, where each value came from."""
+    sources: list[PydanticBaseSettingsSource] = [
+        EnvSettingsSource(settings_cls),
+        _OwnDotEnv(settings_cls),
+    ]
+    if config is not None:
+        sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
+    return sources
 
 
 _config_path: Path | None = None
 
 
-def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from all sources; raise SettingsError with one line on anything invalid."""
-    global _config_path
+def config_path(config: Path | None = None) -> Path | None:
+    """The config file in effect: --config, $SCHEMA_SYNC_CONFIG, else the default if present."""
     path = config or (
         Path(os.environ[ENV_PREFIX + "CONFIG"]) if os.environ.get(ENV_PREFIX + "CONFIG") else None
     )
@@ -247,42 +272,24 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         path = DEFAULT_CONFIG
     if path is not None and not path.is_file():
         raise SettingsError(f"config file {path} does not exist: create it or fix --config")
+    return path
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from all sources; raise SettingsError with one line on anything invalid."""
+    global _config_path
+    path = config_path(config)
     _config_path = path
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        raise SettingsError(describe_validation_error(exc, path)) from None
+        nested: dict[str, Iterable[str]] = {"webhooks": WebhookSettings.model_fields}
+        message = describe_validation_error(exc, path, Settings.model_fields, nested)
+        raise SettingsError(message) from None
     except (ValueError, OSError) as exc:  # TOML syntax errors and unreadable files
-        bad_env = re.search(r'field "(\w+)" from source "EnvSettingsSource"', str(exc))
-        if bad_env:  # a list or table given as an environment variable that is not JSON
-            name = ENV_PREFIX + bad_env.group(1).upper()
-            example = EXAMPLES.get(bad_env.group(1), '[{"name": "app", "database": "app"}]')
-            raise SettingsError(
-                f"invalid setting {bad_env.group(1)} (from {name}): not valid JSON; write it "
-                f"as JSON, e.g. {name}='{example}'"
-            ) from None
-        raise SettingsError(f"cannot read config file {path}: {exc}") from None
+        raise SettingsError(describe_load_error(exc, path)) from None
     finally:
         _config_path = None
-
-
-def describe_validation_error(exc: ValidationError, config: Path | None) -> str:
-    err = exc.errors()[0]
-    if err["type"] == "invalid_targets":  # already one line per invalid field of a target
-        where = f" (from {ENV_PREFIX}TARGETS or {config or 'the config file'})"
-        lines = []
-        for line in str(err["ctx"]["detail"]).splitlines():
-            what, tab, why = line.partition("\t")
-            lines.append(f"invalid setting {what}{where}: {why}" if tab else line)
-        return "\n".join(lines)
-    field = ".".join(str(p) for p in err["loc"]) or "settings"
-    value = err.get("input")
-    shown = "***" if set(map(str, err["loc"])) & SECRET_FIELDS else repr(value)
-    env_name = ENV_PREFIX + field.upper().replace(".", "__")
-    where = f" (from {env_name} or {config or 'the config file'})"
-    if err["type"] == "extra_forbidden":
-        return f"invalid setting {field}{where}: no such setting; see config/ for the list"
-    return f"invalid setting {field}={shown}{where}: {err['msg']}"
 
 
 # Target resolution is pure (no I/O): sync, check and verify keep taking one Settings and never
@@ -317,7 +324,9 @@ def _resolve_one(settings: Settings, target: TargetOverrides) -> Settings:
         # A shared git_workdir would mix the targets' clones: each gets its own folder in it.
         git_workdir=target.git_workdir
         or (settings.git_workdir / target.name if settings.git_workdir else None),
-        state_file=None,  # beside the target's schema file, as the lock file
+        # Likewise the state folder: each target's state and lock files in their own folder.
+        state_dir=settings.state_dir / target.name if settings.state_dir else None,
+        state_file=None,
         lock_file=None,
         targets=[],
     )
@@ -339,12 +348,22 @@ def _check_folders(resolved: list[Settings]) -> None:
             owners[key] = s.name
 
 
-def select(resolved: list[Settings], name: str | None) -> list[Settings]:
-    """All targets, or the one called `name`; ValueError naming the configured ones."""
+def select(
+    resolved: list[Settings], name: str | None, shard: Shard | None = None
+) -> list[Settings]:
+    """All targets (of `shard`, when given), or the one called `name`; ValueError naming the
+    configured ones, or the shard that serves it."""
+    served = [s for s in resolved if shard is None or shard.serves(s.name)]
     if name is None:
-        return resolved
+        return served
     for s in resolved:
         if s.name == name:
+            if shard is not None and not shard.serves(name):
+                other = Shard(shard_of(name, shard.count), shard.count)
+                raise ValueError(
+                    f"target {name!r} is served by shard {other}, not by this shard {shard}: "
+                    f"run the command there (pod <statefulset>-{other.index})"
+                )
             return [s]
     names = ", ".join(s.name for s in resolved)
     raise ValueError(f"no target named {name!r}: configured targets are {names}")

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 
 from service.settings.fields import ConnectionFields, check_dsn
 from service.settings.git import GitOverrides
+from service.settings.messages import EXAMPLE_HINT, did_you_mean
 from service.settings.webhooks import WebhookSettings
 
 DEFAULT_NAME = "default"  # the unnamed target of a config without [[targets]]
@@ -27,7 +28,13 @@ ADDRESS_FIELDS = ("host", "port", "user", "database", "sslmode")
 class TargetOverrides(ConnectionFields, GitOverrides):
     """One `[[targets]]` table: a name, and whatever differs from the global settings."""
 
-    name: str  # connection fields: inherited from ConnectionFields, all optional
+    # A field without a description of its own is documented as overriding the top-level
+    # setting of the same name (settings/reference.py).
+    name: str = Field(
+        description="The target's name (1-63 of A-Z a-z 0-9 _ - . , starting with a letter or "
+        "digit): names its folders and --target NAME"
+    )
+    # connection fields: inherited from ConnectionFields, all optional
     # what to export
     schemas: list[str] | None = None
     exclude_schemas: list[str] | None = None
@@ -38,8 +45,17 @@ class TargetOverrides(ConnectionFields, GitOverrides):
     lock_wait_timeout_ms: int | None = Field(default=None, ge=0)
     statement_timeout_ms: int | None = Field(default=None, ge=0)
     # where files go: default <folder of the global schema_file>/<name>, <backup_dir>/<name>
-    schema_dir: Path | None = None
-    backup_dir: Path | None = None
+    schema_dir: Path | None = Field(
+        default=None,
+        description="Folder of the target's three schema files; default: <the folder of the "
+        "top-level schema_file>/<name>",
+        examples=["sql/trails"],
+    )
+    backup_dir: Path | None = Field(
+        default=None,
+        description="The target's backup folder; default: <backup_dir>/<name>",
+        examples=["backups/trails"],
+    )
     # schedule, health, alerts, verification, retention
     schedule: str | None = None
     timezone: str | None = None
@@ -47,6 +63,7 @@ class TargetOverrides(ConnectionFields, GitOverrides):
     failure_alert_after: int | None = Field(default=None, ge=1)
     webhooks: list[WebhookSettings] | None = None  # replaces the global list; [] = none
     verify: Literal["off", "warn", "require"] | None = None
+    check_only: bool | None = None
     verify_dsn: SecretStr | None = None
     retain_count: int | None = Field(default=None, ge=1)
     retain_days: float | None = Field(default=None, gt=0, allow_inf_nan=False)
@@ -82,7 +99,10 @@ def parse_targets(raw: list[Any], secret_fields: set[str]) -> list[TargetOverrid
                 field = ".".join(str(p) for p in err["loc"])
                 where = f"{label}.{field}" if field else label
                 if err["type"] == "extra_forbidden":
-                    lines.append(f"{where}\tno such target setting; see config/ for the list")
+                    nested = len(err["loc"]) > 1 and err["loc"][0] == "webhooks"
+                    pool = WebhookSettings if nested else TargetOverrides
+                    guess = did_you_mean(str(err["loc"][-1]), pool.model_fields)
+                    lines.append(f"{where}\tno such target setting; {guess}{EXAMPLE_HINT}")
                     continue
                 hidden = set(map(str, err["loc"])) & secret_fields
                 shown = "***" if hidden else repr(err.get("input"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 WebhookFormat = Literal["slack", "teams", "json"]
 # The alert events a webhook can subscribe to; the Sentry events have the same names.
@@ -23,10 +23,23 @@ class WebhookSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: SecretStr
-    format: WebhookFormat = "json"
-    secret: SecretStr | None = None  # json: HMAC-SHA256 key of the signature header
-    events: tuple[WebhookEvent, ...] = ALL_EVENTS
+    url: SecretStr = Field(
+        description="The webhook URL, a secret: whoever has it can post to the channel",
+        examples=["https://hooks.slack.com/services/T000/B000/XXXX"],
+    )
+    format: WebhookFormat = Field(
+        default="json", description="slack | teams | json (signed when secret is set)"
+    )
+    secret: SecretStr | None = Field(
+        default=None,
+        description="json: HMAC-SHA256 key of the signature header, at least 16 characters "
+        "(a secret: prefer the environment)",
+        examples=["replace-with-openssl-rand-hex-32"],
+    )
+    events: tuple[WebhookEvent, ...] = Field(
+        default=ALL_EVENTS,
+        description="The events this webhook hears: drift, resolved, failure, recovered",
+    )
 
     @field_validator("url")
     @classmethod
