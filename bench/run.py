@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import catalog_probe, generate, report, startup, status_page
+from bench import plan as plan_bench
 from bench.daemon import DaemonFigures, has_run_command, measure_daemon
 from bench.measure import Sample, run, tree_state
 from service.demo.cluster import ScratchCluster
@@ -339,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with ScratchCluster(settings=settings) as cluster:
             dbs: list[tuple[int, str]] = []
+            plans: list[plan_bench.PlanFigures] = []
             warm = False
             for scale in args.scale_list:
                 result = ScaleResult(scale)
@@ -354,6 +356,12 @@ def main(argv: list[str] | None = None) -> int:
                     say(f"S={scale}: run {n + 1}/{args.runs} done: " + report.brief(result))
                 results.scales.append(result)
                 dbs.append((scale, base))
+                say(f"S={scale}: plan, plan + verification, migra")
+                plans.append(
+                    plan_bench.measure(
+                        cluster, scale, base, drifted, migra, scratch, args.runs, child_env(cluster)
+                    )
+                )
                 cluster.drop_database(drifted)
             results.startup = _startup(cluster, args, dbs, scratch)
             results.daemon, results.daemon_note = _daemon(cluster, args, dbs, scratch)
@@ -370,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         + probe_section
         + "\n"
         + status_page.markdown(page, judge=not args.quick)
+        + "\n"
+        + plan_bench.markdown(plans)
     )
     (args.out / "benchmark.md").write_text(table)
     if not args.no_chart:

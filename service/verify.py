@@ -17,11 +17,13 @@ installed, as `pg_dump --no-owner` would have written it, and compared without o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,15 @@ from service.settings.model import Settings
 from service.verify_preflight import check_server, report
 from service.verify_psql import ROUNDTRIP, Problem, VerifyError, install, parse_psql_error
 
-__all__ = ["Problem", "VerifyError", "VerifyResult", "parse_psql_error", "verify_files"]
+__all__ = [
+    "Problem",
+    "VerifyError",
+    "VerifyResult",
+    "install",
+    "parse_psql_error",
+    "scratch_database",
+    "verify_files",
+]
 
 SCRATCH_PREFIX = "pg_schema_sync_verify_"
 DROP_TIMEOUT_S = 30.0  # DROP DATABASE ... WITH (FORCE) of a scratch database, at most
@@ -84,13 +94,9 @@ async def verify_files(
     With `export_options.owners` off, the files' owners are left out of both: a copy without
     them is installed and compared, line numbers in problems still the file's own."""
     t0 = time.monotonic()
-    name = scratch_name()
-    result = VerifyResult(name)
     owners = export_options.owners
     catalog_options = replace(catalog_options, owners=owners)
     shown = display_file or str(schema_file)
-    admin_info = server if server.dbname else server.with_params(dbname="postgres")
-    scratch = server.with_params(dbname=name)
     dump_path = resolve_tool(export_options.pg_dump, "pg_dump")
     psql = resolve_tool(str(Path(dump_path).with_name("psql")), "psql")
     with tempfile.TemporaryDirectory(prefix="pg-schema-sync-verify-in-") as tmp:
@@ -101,15 +107,13 @@ async def verify_files(
                 _without_owners, script, schema_file, functions_file, Path(tmp)
             )
             reference = reference.without_owners() if reference is not None else None
-        admin = await _admin_connect(admin_info)
-        try:
+        async with admin_session(server) as admin:
             missing = await check_server(admin, needs(script), owners, shown)
             del script
             if missing:
                 raise VerifyError(report(server.display(), missing, owners))
-            await remove_abandoned(admin)
-            try:
-                await _create(admin, name, server)
+            async with scratch_in(admin, server) as scratch:
+                result = VerifyResult(scratch.dbname or "")
                 problem = await install(psql, scratch, schema_file, shown)
                 if problem is not None and lines is not None and problem.line:
                     problem = replace(problem, line=_original(lines, problem.line))
@@ -123,19 +127,47 @@ async def verify_files(
                         catalog_options,
                     )
                 result.problem = problem
-            finally:
-                # Shielded, so a cancelled verify still drops its database, but bounded: over a
-                # frozen link it never would (the next verify drops it: its owner is gone).
-                drop = asyncio.ensure_future(_drop_within(admin, name, DROP_TIMEOUT_S))
-                try:
-                    await asyncio.shield(drop)
-                except asyncio.CancelledError:
-                    await drop
-                    raise
-        finally:
-            await close_quickly(admin)
     result.duration_s = time.monotonic() - t0
     return result
+
+
+@contextlib.asynccontextmanager
+async def admin_session(server: ConnInfo) -> AsyncIterator[asyncpg.Connection]:
+    """A session on the verify server's maintenance database (or the DSN's own)."""
+    admin_info = server if server.dbname else server.with_params(dbname="postgres")
+    admin = await _admin_connect(admin_info)
+    try:
+        yield admin
+    finally:
+        await close_quickly(admin)
+
+
+@contextlib.asynccontextmanager
+async def scratch_in(admin: asyncpg.Connection, server: ConnInfo) -> AsyncIterator[ConnInfo]:
+    """A fresh scratch database on `server` for the block's length (its connection info),
+    dropped after it however it ends: shielded, so a cancelled block still drops it, but
+    bounded, since over a frozen link it never would (the next verify drops it then: its
+    owner is gone). Scratch databases of dead processes are dropped first."""
+    name = scratch_name()
+    await remove_abandoned(admin)
+    try:
+        await _create(admin, name, server)
+        yield server.with_params(dbname=name)
+    finally:
+        drop = asyncio.ensure_future(_drop_within(admin, name, DROP_TIMEOUT_S))
+        try:
+            await asyncio.shield(drop)
+        except asyncio.CancelledError:
+            await drop
+            raise
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(server: ConnInfo) -> AsyncIterator[ConnInfo]:
+    """A scratch database on `server` with its own admin session (what `plan` installs its
+    sides into and proves its plans on)."""
+    async with admin_session(server) as admin, scratch_in(admin, server) as scratch:
+        yield scratch
 
 
 def _without_owners(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.production.conninfo import ConnInfo
-from service.production.lifetime import die_with_parent
+from service.production.lifetime import run_to_end
 
 INSTALL, EXTENSION, ROUNDTRIP = "install", "extension", "roundtrip"
 
@@ -50,25 +50,9 @@ async def install(
 ) -> Problem | None:
     """Run the file with psql, stopping at the first error; None when it all went in."""
     argv = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "ECHO=errors", "-f", str(sql_file)]
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env={**info.child_env(), "PGAPPNAME": "pg-schema-sync verify"},
-        start_new_session=True,
-        preexec_fn=die_with_parent(),  # fork-safe: one prctl call, looked up beforehand
-    )
-    try:
-        _, err = await proc.communicate()
-    except BaseException:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(proc.wait(), timeout=5)
-        raise
-    if proc.returncode == 0:
+    env = {**info.child_env(), "PGAPPNAME": "pg-schema-sync verify"}
+    returncode, err = await run_to_end(argv, env)
+    if returncode == 0:
         return None
     return parse_psql_error(err.decode(errors="replace"), display_file or str(sql_file))
 

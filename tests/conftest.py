@@ -135,13 +135,21 @@ def run_cli(
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """The container tests' figures (image size, build time, ...) at the end of the output."""
+    """The container tests' figures (image size, build time, ...) and the plan tests'
+    convergence counts at the end of the output."""
     from tests.engine import FIGURES
+    from tests.plan_support import CONVERGENCE
 
     if FIGURES:
         terminalreporter.section("docker")
         for line in FIGURES:
             terminalreporter.write_line(line)
+    if CONVERGENCE:
+        terminalreporter.section("plan convergence (directions)")
+        for table, counts in sorted(CONVERGENCE.items()):
+            terminalreporter.write_line(
+                f"{table}: " + ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
+            )
 
 
 def backup_names(folder: Path) -> list[str]:

@@ -11,6 +11,7 @@ and that compare names the one object that differs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import tempfile
@@ -319,16 +320,18 @@ class Outcome(NamedTuple):
     meant: list[tuple[str, tuple[str, ...]]]  # and what each change means: (impact, reasons)
 
 
-async def _drop(cluster: ScratchCluster, name: str, subscriptions: bool) -> None:
+async def drop_copy(cluster: ScratchCluster, name: str, subscriptions: bool = False) -> None:
+    """Drop a database if it exists; its subscriptions first (they hold it otherwise)."""
     if subscriptions:
-        db = await asyncpg.connect(cluster.dsn(name))
-        try:
-            await db.execute(DROP_SUBSCRIPTIONS)
-        finally:
-            await db.close()
+        with contextlib.suppress(asyncpg.InvalidCatalogNameError):
+            db = await asyncpg.connect(cluster.dsn(name))
+            try:
+                await db.execute(DROP_SUBSCRIPTIONS)
+            finally:
+                await db.close()
     admin = await asyncpg.connect(cluster.dsn("postgres"))
     try:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
 
@@ -361,7 +364,7 @@ async def _outcome(
         return exc
     finally:
         for name in made:
-            await _drop(cluster, name, subscriptions="SUBSCRIPTION" in pair.setup + pair.change)
+            await drop_copy(cluster, name, subscriptions="SUBSCRIPTION" in pair.setup + pair.change)
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,37 @@ ROOT = Path(__file__).resolve().parent.parent / "service"
 # nothing of who drives them; compare is pure and imports no other layer at all.
 _TOP = ("service.daemon", "service.cli", "service.demo", "service.web")
 FORBIDDEN = {
-    "service.production": (*_TOP, "service.sync"),
-    "service.disk": (*_TOP, "service.sync"),
+    "service.production": (*_TOP, "service.sync", "service.plan"),
+    "service.disk": (*_TOP, "service.sync", "service.plan"),
     "service.compare": (
         *_TOP,
         "service.sync",
         "service.production",
         "service.disk",
         "service.settings",
+        "service.plan",
+    ),
+    "service.settings": (
+        "service.daemon",
+        "service.cli",
+        "service.demo",
+        "service.sync",
+        "service.plan",
+    ),
+    "service.sync": ("service.daemon", "service.cli", "service.demo", "service.plan"),
+    "service.delivery": (
+        "service.daemon",
+        "service.cli",
+        "service.demo",
+        "service.sync",
+        "service.plan",
+    ),
+    "service.verify": (
+        "service.daemon",
+        "service.cli",
+        "service.demo",
+        "service.sync",
+        "service.plan",
     ),
     "service.settings": (*_TOP, "service.sync"),
     "service.sync": _TOP,
@@ -31,7 +54,10 @@ FORBIDDEN = {
     "service.verify_psql": (*_TOP, "service.sync"),
     "service.daemon": ("service.cli", "service.demo"),
     "service.web": ("service.daemon", "service.cli", "service.demo", "service.sync"),
-    "service.probing": (*_TOP, "service.sync"),
+    "service.probing": (*_TOP, "service.sync", "service.plan"),
+    # plan: a migration between two schemas; it reads through production/, proves with
+    # verify.py, and is driven only by the CLI.
+    "service.plan": (*_TOP, "service.sync", "service.settings", "service.delivery"),
 }
 
 
@@ -131,4 +157,4 @@ def test_package_inits_hold_no_logic() -> None:
 
 def test_the_pipeline_is_named_by_the_folders() -> None:
     folders = {p.name for p in ROOT.iterdir() if p.is_dir() and p.name != "__pycache__"}
-    assert {"production", "compare", "disk", "settings", "daemon", "cli", "demo", "web"} <= folders
+    assert {"production", "compare", "disk", "settings", "daemon", "cli", "demo", "web", "plan"} <= folders

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from service import __version__
-from service.cli import alerts, backups, config, daemon, git, sync, targets, verify
+from service.cli import alerts, backups, config, daemon, git, plan, sync, targets, verify
 from service.cli.common import EXIT_ERROR
 from service.errors import SettingsError, SyncError
 
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # Each command group registers itself (one line each): module.register(sub, common,
     # filters) adds subparsers whose handler(args) -> int.
-    for group in (sync, verify, backups, daemon, git, alerts, targets, config):
+    for group in (sync, verify, plan, backups, daemon, git, alerts, targets, config):
         group.register(sub, common, filters)
     return parser
 

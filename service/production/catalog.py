@@ -39,7 +39,9 @@ databases gives identical inventories.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -50,6 +52,7 @@ from service.production.db import read_transaction
 from service.production.schema_patterns import schema_regex
 
 FETCH_ROWS = 2_000
+T = TypeVar("T")
 
 
 class NoMatchingSchemas(ValueError):
@@ -70,14 +73,55 @@ async def load_inventory(
 ) -> Inventory:
     """Every user object of the database `conn` is connected to, from one consistent snapshot:
     the caller's open transaction (snapshot.py shares it with pg_dump), else one of its own."""
+    return Inventory.of(await _each_row(conn, options, lambda row: _object(row, options)))
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogRow:
+    """One object as the catalog query returned it, its parts apart: what a plan builds
+    statements from. `classid`/`objid` name its catalog row (a label's: the labelled one's)."""
+
+    kind: str
+    name: str
+    body: str
+    owner: str | None
+    acl: str | None
+    comments: str | None
+    classid: int | None
+    objid: int | None
+
+    def object(self, options: CatalogOptions) -> DbObject:
+        """The inventory object: exactly what load_inventory makes of the same row."""
+        return _object(self, options)
+
+
+_ROW_FIELDS = ("kind", "name", "body", "owner", "acl", "comments", "classid", "objid")
+
+
+async def load_rows(
+    conn: asyncpg.Connection, options: CatalogOptions = CatalogOptions()
+) -> list[CatalogRow]:
+    """The rows load_inventory reads, with their parts and catalog ids kept."""
+    return await _each_row(conn, options, _row)
+
+
+def _row(r: asyncpg.Record) -> CatalogRow:
+    return CatalogRow(*(r[k] for k in _ROW_FIELDS))
+
+
+async def _each_row(
+    conn: asyncpg.Connection, options: CatalogOptions, make: Callable[[Any], T]
+) -> list[T]:
     if conn.is_in_transaction():
-        return await _read(conn, options)
+        return await _read(conn, options, make)
     async with read_transaction(conn, isolation="repeatable_read"):
-        return await _read(conn, options)
+        return await _read(conn, options, make)
 
 
-async def _read(conn: asyncpg.Connection, options: CatalogOptions) -> Inventory:
-    objects: list[DbObject] = []
+async def _read(
+    conn: asyncpg.Connection, options: CatalogOptions, make: Callable[[Any], T]
+) -> list[T]:
+    objects: list[T] = []
     # As pg_dump does: deparsed names outside pg_catalog come out schema-qualified.
     # JIT would spend seconds compiling these wide one-off queries on big catalogs, and
     # parallel workers start with cold catalog caches: at 10,000 tables they cost ~1 s of
@@ -105,8 +149,8 @@ async def _read(conn: asyncpg.Connection, options: CatalogOptions) -> Inventory:
             # once were ~20 MB more peak memory than the objects made from them.
             cursor = await conn.cursor(query.sql, *(schema_filter if query.scoped else ()))
             while rows := await cursor.fetch(FETCH_ROWS):
-                objects.extend(_object(row, options) for row in rows)
-    return Inventory.of(objects)
+                objects.extend(make(row) for row in rows)
+    return objects
 
 
 def server_version_num(conn: asyncpg.Connection) -> int:
@@ -121,14 +165,23 @@ def _wanted(query: Query, options: CatalogOptions) -> bool:
     return options.privileges or not query.privileges_only
 
 
-def _object(row: asyncpg.Record, options: CatalogOptions) -> DbObject:
-    kind: str = row["kind"]
-    name: str = row["name"]
-    lines = [row["body"]]
-    if options.owners and row["owner"]:
-        lines.append(f"ALTER {kind.upper()} {name} OWNER TO {row['owner']}")
-    if options.privileges and row["acl"]:
-        lines.append(row["acl"])
-    if options.comments and row["comments"]:
-        lines.append(row["comments"])
+def _object(row: asyncpg.Record | CatalogRow, options: CatalogOptions) -> DbObject:
+    if isinstance(row, CatalogRow):
+        kind, name, body, owner = row.kind, row.name, row.body, row.owner
+        acl, comments = row.acl, row.comments
+    else:
+        kind, name, body, owner = row["kind"], row["name"], row["body"], row["owner"]
+        acl, comments = row["acl"], row["comments"]
+    lines = [body]
+    if options.owners and owner:
+        lines.append(owner_statement(kind, name, owner))
+    if options.privileges and acl:
+        lines.append(acl)
+    if options.comments and comments:
+        lines.append(comments)
     return DbObject(kind, name, "\n".join(lines))
+
+
+def owner_statement(kind: str, name: str, owner: str) -> str:
+    """The owner line of a definition, which is also the SQL that sets it."""
+    return f"ALTER {kind.upper()} {name} OWNER TO {owner}"

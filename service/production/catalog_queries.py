@@ -1,11 +1,15 @@
 """The pg_catalog queries behind service.catalog: one set-based query per object family.
 
-Every query returns rows of (kind, name, body, owner, acl, comments), all text:
+Every query returns rows of (kind, name, body, owner, acl, comments, classid, objid):
   body      the normalised definition, one fact per line (no trailing commas, so adding a
             column or a constraint is a single added line in a diff);
   owner     the owning role, quoted, or NULL for objects without an owner of their own;
   acl       GRANT/REVOKE lines that turn the default ACL into the actual one, or '' / NULL;
-  comments  COMMENT ON lines for the object and its parts (columns, constraints), or ''.
+  comments  COMMENT ON lines for the object and its parts (columns, constraints), or '';
+  classid, objid
+            the catalog row the object is (pg_class and the table's oid; for a security
+            label, the labelled object's): not part of the definition, they let a plan
+            match the object with pg_dump's entries and pg_depend's rows.
 
 Schema-scoped queries take $1 (schemas to keep, empty = all) and $2 (schemas to drop) as
 text[] of regexes (schema_patterns.py); global ones take no parameters. All run with
@@ -167,7 +171,8 @@ SELECT 'schema' AS kind, quote_ident(n.nspname) AS name,
        'CREATE SCHEMA ' || quote_ident(n.nspname) AS body,
        n.nspowner::regrole::text AS owner,
        {_SCHEMA_ACL} AS acl,
-       {_comment("pg_namespace", "n.oid", "'SCHEMA ' || quote_ident(n.nspname)")} AS comments
+       {_comment("pg_namespace", "n.oid", "'SCHEMA ' || quote_ident(n.nspname)")} AS comments,
+       'pg_catalog.pg_namespace'::regclass::oid AS classid, n.oid AS objid
 FROM ns JOIN pg_catalog.pg_namespace n ON n.oid = ns.oid
 WHERE {_own("pg_namespace", "n.oid")}"""
 
@@ -176,7 +181,8 @@ EXTENSIONS = f"""SELECT 'extension' AS kind, quote_ident(x.extname) AS name,
        format('CREATE EXTENSION %I WITH SCHEMA %I VERSION %L',
               x.extname, n.nspname, x.extversion) AS body,
        NULL AS owner, NULL AS acl,
-       {_comment("pg_extension", "x.oid", "'EXTENSION ' || quote_ident(x.extname)")} AS comments
+       {_comment("pg_extension", "x.oid", "'EXTENSION ' || quote_ident(x.extname)")} AS comments,
+       'pg_catalog.pg_extension'::regclass::oid AS classid, x.oid AS objid
 FROM pg_catalog.pg_extension x JOIN pg_catalog.pg_namespace n ON n.oid = x.extnamespace"""
 
 
@@ -337,7 +343,8 @@ SELECT rel.kind, rel.name,
        rel.relowner::regrole::text AS owner,
        concat_ws(E'\\n', relacl.lines, cols.acl) AS acl,
        concat_ws(E'\\n', {_comment_on("upper(rel.kind) || ' ' || rel.name", "rd")},
-                 cols.comments, cons.comments) AS comments
+                 cols.comments, cons.comments) AS comments,
+       'pg_catalog.pg_class'::regclass::oid AS classid, rel.oid AS objid
 FROM rel
 LEFT JOIN cols ON cols.attrelid = rel.oid
 LEFT JOIN cons ON cons.conrelid = rel.oid
@@ -376,7 +383,8 @@ SELECT 'sequence' AS kind, format('%I.%I', ns.nspname, c.relname) AS name,
        c.relowner::regrole::text AS owner,
        {_SEQUENCE_ACL} AS acl,
        {_comment("pg_class", "c.oid", "format('SEQUENCE %I.%I', ns.nspname, c.relname)")}
-           AS comments
+           AS comments,
+       'pg_catalog.pg_class'::regclass::oid AS classid, c.oid AS objid
 FROM pg_catalog.pg_class c
 JOIN ns ON ns.oid = c.relnamespace
 JOIN pg_catalog.pg_sequence s ON s.seqrelid = c.oid
@@ -463,7 +471,8 @@ SELECT 'index' AS kind, format('%I.%I', idx.nspname, idx.relname) AS name,
             WHERE ia.attrelid = idx.indexrelid AND ia.attstattarget >= 0)) AS body,
        NULL AS owner, NULL AS acl,
        {_comment_on("format('INDEX %I.%I', idx.nspname, idx.relname)", "d")}
-           AS comments
+           AS comments,
+       'pg_catalog.pg_class'::regclass::oid AS classid, idx.indexrelid AS objid
 FROM idx JOIN idx_columns cols ON cols.indexrelid = idx.indexrelid
 LEFT JOIN pg_catalog.pg_tablespace ts ON ts.oid = idx.reltablespace
 {_described("d", "pg_class", "idx.indexrelid")}"""
@@ -494,7 +503,8 @@ fn AS (
 SELECT fn.kind, fn.name, rtrim(pg_get_functiondef(fn.oid), E'\\n') AS body,
        fn.proowner::regrole::text AS owner,
        {_FUNCTION_ACL} AS acl,
-       {_comment_on("upper(fn.kind) || ' ' || fn.name", "d")} AS comments
+       {_comment_on("upper(fn.kind) || ' ' || fn.name", "d")} AS comments,
+       'pg_catalog.pg_proc'::regclass::oid AS classid, fn.oid AS objid
 FROM fn {_described("d", "pg_proc", "fn.oid")}"""
 
 _AGGREGATE_ACL = _acl(
@@ -536,7 +546,8 @@ SELECT 'aggregate' AS kind, ag.name,
        ) || E'\\n)' AS body,
        ag.proowner::regrole::text AS owner,
        {_AGGREGATE_ACL} AS acl,
-       {_comment("pg_proc", "ag.oid", "'AGGREGATE ' || ag.name")} AS comments
+       {_comment("pg_proc", "ag.oid", "'AGGREGATE ' || ag.name")} AS comments,
+       'pg_catalog.pg_proc'::regclass::oid AS classid, ag.oid AS objid
 FROM ag"""
 
 # Triggers, rules and policies are named `<name> ON <schema>.<table>`.
@@ -550,7 +561,8 @@ SELECT 'trigger' AS kind, {_ON_TABLE.format("t.tgname")} AS name,
        concat_ws(E'\\n', pg_get_triggerdef(t.oid, false), {_ENABLED.format("t.tgenabled")}) AS body,
        NULL AS owner, NULL AS acl,
        {_comment("pg_trigger", "t.oid", "'TRIGGER ' || " + _ON_TABLE.format("t.tgname"))}
-           AS comments
+           AS comments,
+       'pg_catalog.pg_trigger'::regclass::oid AS classid, t.oid AS objid
 FROM pg_catalog.pg_trigger t
 JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
 JOIN ns ON ns.oid = c.relnamespace
@@ -563,7 +575,8 @@ SELECT 'rule' AS kind, {_ON_TABLE.format("r.rulename")} AS name,
        concat_ws(E'\\n', pg_get_ruledef(r.oid), {_ENABLED.format("r.ev_enabled")}) AS body,
        NULL AS owner, NULL AS acl,
        {_comment("pg_rewrite", "r.oid", "'RULE ' || " + _ON_TABLE.format("r.rulename"))}
-           AS comments
+           AS comments,
+       'pg_catalog.pg_rewrite'::regclass::oid AS classid, r.oid AS objid
 FROM pg_catalog.pg_rewrite r
 JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
 JOIN ns ON ns.oid = c.relnamespace
@@ -582,7 +595,8 @@ SELECT 'policy' AS kind, {_ON_TABLE.format("p.polname")} AS name,
            'WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')') AS body,
        NULL AS owner, NULL AS acl,
        {_comment("pg_policy", "p.oid", "'POLICY ' || " + _ON_TABLE.format("p.polname"))}
-           AS comments
+           AS comments,
+       'pg_catalog.pg_policy'::regclass::oid AS classid, p.oid AS objid
 FROM pg_catalog.pg_policy p
 JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
 JOIN ns ON ns.oid = c.relnamespace
@@ -683,7 +697,8 @@ SELECT ty.kind, ty.name,
                                      ty.name, ds.description), E'\\n' ORDER BY k.conname)
             FROM pg_catalog.pg_constraint k
             CROSS JOIN LATERAL (SELECT obj_description(k.oid, 'pg_constraint') AS description) ds
-            WHERE k.contypid = ty.oid AND ds.description IS NOT NULL) END) AS comments
+            WHERE k.contypid = ty.oid AND ds.description IS NOT NULL) END) AS comments,
+       'pg_catalog.pg_type'::regclass::oid AS classid, ty.oid AS objid
 FROM ty"""
 
 COLLATIONS = f"""WITH {_NS}
@@ -703,7 +718,8 @@ SELECT 'collation' AS kind, format('%I.%I', ns.nspname, co.collname) AS name,
            AS body,
        co.collowner::regrole::text AS owner, NULL AS acl,
        {_comment("pg_collation", "co.oid", "format('COLLATION %I.%I', ns.nspname, co.collname)")}
-           AS comments
+           AS comments,
+       'pg_catalog.pg_collation'::regclass::oid AS classid, co.oid AS objid
 FROM pg_catalog.pg_collation co JOIN ns ON ns.oid = co.collnamespace
 WHERE {_own("pg_collation", "co.oid")}"""
 
@@ -716,7 +732,8 @@ SELECT 'statistics' AS kind, format('%I.%I', ns.nspname, s.stxname) AS name,
                  '    STATISTICS ' || CASE WHEN s.stxstattarget >= 0 THEN s.stxstattarget END)
            AS body,
        s.stxowner::regrole::text AS owner, NULL AS acl,
-       {_STATISTICS_COMMENT} AS comments
+       {_STATISTICS_COMMENT} AS comments,
+       'pg_catalog.pg_statistic_ext'::regclass::oid AS classid, s.oid AS objid
 FROM pg_catalog.pg_statistic_ext s JOIN ns ON ns.oid = s.stxnamespace
 WHERE {_own("pg_statistic_ext", "s.oid")} AND {_own("pg_class", "s.stxrelid")}"""
 
@@ -739,7 +756,8 @@ da AS (
 SELECT 'default privileges' AS kind, da.name,
        concat_ws(E'\\n', 'ALTER DEFAULT PRIVILEGES ' || da.name,
                  {_acl("da.defaclacl", "da.baseline", "da.objects", "da.defaclrole")}) AS body,
-       NULL AS owner, NULL AS acl, NULL AS comments
+       NULL AS owner, NULL AS acl, NULL AS comments,
+       'pg_catalog.pg_default_acl'::regclass::oid AS classid, da.oid AS objid
 FROM (SELECT da.*, concat_ws(' ', 'FOR ROLE ' || da.defaclrole::regrole::text,
                              'IN SCHEMA ' || quote_ident(da.nspname), 'ON ' || da.objects) AS name
       FROM da) da"""
@@ -754,7 +772,8 @@ EVENT_TRIGGERS = f"""SELECT 'event trigger' AS kind, quote_ident(et.evtname) AS 
            {_ENABLED.format("et.evtenabled")}) AS body,
        et.evtowner::regrole::text AS owner, NULL AS acl,
        {_comment("pg_event_trigger", "et.oid", "'EVENT TRIGGER ' || quote_ident(et.evtname)")}
-           AS comments
+           AS comments,
+       'pg_catalog.pg_event_trigger'::regclass::oid AS classid, et.oid AS objid
 FROM pg_catalog.pg_event_trigger et
 WHERE {_own("pg_event_trigger", "et.oid")}"""
 
@@ -774,7 +793,8 @@ FOREIGN_DATA_WRAPPERS = f"""SELECT 'foreign data wrapper' AS kind, quote_ident(w
            'OPTIONS (' || array_to_string(w.fdwoptions, ', ') || ')') AS body,
        w.fdwowner::regrole::text AS owner,
        {_FDW_ACL} AS acl,
-       {_FDW_COMMENT} AS comments
+       {_FDW_COMMENT} AS comments,
+       'pg_catalog.pg_foreign_data_wrapper'::regclass::oid AS classid, w.oid AS objid
 FROM pg_catalog.pg_foreign_data_wrapper w
 WHERE {_own("pg_foreign_data_wrapper", "w.oid")}"""
 
@@ -792,7 +812,8 @@ SERVERS = f"""SELECT 'server' AS kind, quote_ident(s.srvname) AS name,
        s.srvowner::regrole::text AS owner,
        {_SERVER_ACL} AS acl,
        {_comment("pg_foreign_server", "s.oid", "'SERVER ' || quote_ident(s.srvname)")}
-           AS comments
+           AS comments,
+       'pg_catalog.pg_foreign_server'::regclass::oid AS classid, s.oid AS objid
 FROM pg_catalog.pg_foreign_server s
 JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw
 WHERE {_own("pg_foreign_server", "s.oid")}"""
@@ -819,7 +840,8 @@ PUBLICATIONS = f"""SELECT 'publication' AS kind, quote_ident(p.pubname) AS name,
                             CASE WHEN p.pubtruncate THEN 'truncate' END), p.pubviaroot)) AS body,
        p.pubowner::regrole::text AS owner, NULL AS acl,
        {_comment("pg_publication", "p.oid", "'PUBLICATION ' || quote_ident(p.pubname)")}
-           AS comments
+           AS comments,
+       'pg_catalog.pg_publication'::regclass::oid AS classid, p.oid AS objid
 FROM pg_catalog.pg_publication p"""
 
 # Like pg_dump: casts created after initdb (OID above the built-in range) that no extension owns.
@@ -833,7 +855,8 @@ CASTS = f"""SELECT 'cast' AS kind, {_CAST_NAME} AS name,
               CASE k.castcontext WHEN 'a' THEN ' AS ASSIGNMENT' WHEN 'i' THEN ' AS IMPLICIT'
                    ELSE '' END) AS body,
        NULL AS owner, NULL AS acl,
-       {_comment("pg_cast", "k.oid", "'CAST ' || " + _CAST_NAME)} AS comments
+       {_comment("pg_cast", "k.oid", "'CAST ' || " + _CAST_NAME)} AS comments,
+       'pg_catalog.pg_cast'::regclass::oid AS classid, k.oid AS objid
 FROM pg_catalog.pg_cast k
 WHERE k.oid >= 16384 AND {_own("pg_cast", "k.oid")}"""
 

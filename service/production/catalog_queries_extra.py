@@ -3,7 +3,7 @@
 Operators, operator classes and families, text search objects, conversions, access methods,
 procedural languages, transforms, user mappings, subscriptions and security labels: each a
 query of its own, with rows of the same shape as catalog_queries (kind, name, body, owner,
-acl, comments) and the same rules (no OIDs in the text, extension members left out).
+acl, comments, classid, objid) and the same rules (no OIDs in the text, extension members left out).
 
 Every query reads only columns that exist unchanged in PostgreSQL 13 to 18. The one family
 whose columns differ between majors (subscriptions) reads its row through to_jsonb, so a
@@ -32,7 +32,8 @@ SELECT 'operator' AS kind, {_OPERATOR_NAME} AS name,
            CASE WHEN o.oprcanhash THEN 'HASHES' END,
            CASE WHEN o.oprcanmerge THEN 'MERGES' END) || E'\\n)' AS body,
        o.oprowner::regrole::text AS owner, NULL AS acl,
-       {_comment("pg_operator", "o.oid", "'OPERATOR ' || " + _OPERATOR_NAME)} AS comments
+       {_comment("pg_operator", "o.oid", "'OPERATOR ' || " + _OPERATOR_NAME)} AS comments,
+       'pg_catalog.pg_operator'::regclass::oid AS classid, o.oid AS objid
 FROM pg_catalog.pg_operator o JOIN ns ON ns.oid = o.oprnamespace
 WHERE {_own("pg_operator", "o.oid")}"""
 
@@ -71,7 +72,8 @@ SELECT 'operator class' AS kind, {_OPCLASS_NAME} AS name,
            {_MEMBERS.format(catalog="pg_opclass", oid="oc.oid", family="oc.opcfamily")},
            'STORAGE ' || format_type(NULLIF(oc.opckeytype, 0), NULL)) AS body,
        oc.opcowner::regrole::text AS owner, NULL AS acl,
-       {_comment("pg_opclass", "oc.oid", "'OPERATOR CLASS ' || " + _OPCLASS_NAME)} AS comments
+       {_comment("pg_opclass", "oc.oid", "'OPERATOR CLASS ' || " + _OPCLASS_NAME)} AS comments,
+       'pg_catalog.pg_opclass'::regclass::oid AS classid, oc.oid AS objid
 FROM pg_catalog.pg_opclass oc JOIN ns ON ns.oid = oc.opcnamespace
 JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod
 JOIN pg_catalog.pg_opfamily f ON f.oid = oc.opcfamily
@@ -86,7 +88,8 @@ SELECT 'operator family' AS kind, {_OPFAMILY_NAME} AS name,
        concat_ws(E'\\n    ', 'CREATE OPERATOR FAMILY ' || {_OPFAMILY_NAME},
            {_MEMBERS.format(catalog="pg_opfamily", oid="f.oid", family="f.oid")}) AS body,
        f.opfowner::regrole::text AS owner, NULL AS acl,
-       {_comment("pg_opfamily", "f.oid", "'OPERATOR FAMILY ' || " + _OPFAMILY_NAME)} AS comments
+       {_comment("pg_opfamily", "f.oid", "'OPERATOR FAMILY ' || " + _OPFAMILY_NAME)} AS comments,
+       'pg_catalog.pg_opfamily'::regclass::oid AS classid, f.oid AS objid
 FROM pg_catalog.pg_opfamily f JOIN ns ON ns.oid = f.opfnamespace
 JOIN pg_catalog.pg_am am ON am.oid = f.opfmethod
 WHERE {_own("pg_opfamily", "f.oid")}"""
@@ -106,7 +109,8 @@ SELECT 'text search parser' AS kind, format('%I.%I', ns.nspname, p.prsname) AS n
            'HEADLINE = ' || NULLIF(p.prsheadline, 0)::regprocedure,
            'LEXTYPES = ' || p.prslextype::regprocedure) || E'\\n)' AS body,
        NULL AS owner, NULL AS acl,
-       {_comment("pg_ts_parser", "p.oid", _named("TEXT SEARCH PARSER", "p.prsname"))} AS comments
+       {_comment("pg_ts_parser", "p.oid", _named("TEXT SEARCH PARSER", "p.prsname"))} AS comments,
+       'pg_catalog.pg_ts_parser'::regclass::oid AS classid, p.oid AS objid
 FROM pg_catalog.pg_ts_parser p JOIN ns ON ns.oid = p.prsnamespace
 WHERE {_own("pg_ts_parser", "p.oid")}"""
 
@@ -118,7 +122,8 @@ SELECT 'text search template' AS kind, format('%I.%I', ns.nspname, t.tmplname) A
            'LEXIZE = ' || t.tmpllexize::regprocedure) || E'\\n)' AS body,
        NULL AS owner, NULL AS acl,
        {_comment("pg_ts_template", "t.oid", _named("TEXT SEARCH TEMPLATE", "t.tmplname"))}
-           AS comments
+           AS comments,
+       'pg_catalog.pg_ts_template'::regclass::oid AS classid, t.oid AS objid
 FROM pg_catalog.pg_ts_template t JOIN ns ON ns.oid = t.tmplnamespace
 WHERE {_own("pg_ts_template", "t.oid")}"""
 
@@ -133,7 +138,8 @@ SELECT 'text search dictionary' AS kind, format('%I.%I', ns.nspname, d.dictname)
            d.dictinitoption) || E'\\n)' AS body,
        d.dictowner::regrole::text AS owner, NULL AS acl,
        {_comment("pg_ts_dict", "d.oid", _named("TEXT SEARCH DICTIONARY", "d.dictname"))}
-           AS comments
+           AS comments,
+       'pg_catalog.pg_ts_dict'::regclass::oid AS classid, d.oid AS objid
 FROM pg_catalog.pg_ts_dict d JOIN ns ON ns.oid = d.dictnamespace
 WHERE {_own("pg_ts_dict", "d.oid")}"""
 
@@ -153,7 +159,8 @@ SELECT 'text search configuration' AS kind, format('%I.%I', ns.nspname, c.cfgnam
                   WHERE mp.mapcfg = c.oid GROUP BY tt.alias) m)) AS body,
        c.cfgowner::regrole::text AS owner, NULL AS acl,
        {_comment("pg_ts_config", "c.oid", _named("TEXT SEARCH CONFIGURATION", "c.cfgname"))}
-           AS comments
+           AS comments,
+       'pg_catalog.pg_ts_config'::regclass::oid AS classid, c.oid AS objid
 FROM pg_catalog.pg_ts_config c JOIN ns ON ns.oid = c.cfgnamespace
 JOIN pg_catalog.pg_ts_parser p ON p.oid = c.cfgparser
 JOIN pg_catalog.pg_namespace pn ON pn.oid = p.prsnamespace
@@ -167,7 +174,8 @@ SELECT 'conversion' AS kind, format('%I.%I', ns.nspname, c.conname) AS name,
               c.conproc::regprocedure) AS body,
        c.conowner::regrole::text AS owner, NULL AS acl,
        {_comment("pg_conversion", "c.oid", "format('CONVERSION %I.%I', ns.nspname, c.conname)")}
-           AS comments
+           AS comments,
+       'pg_catalog.pg_conversion'::regclass::oid AS classid, c.oid AS objid
 FROM pg_catalog.pg_conversion c JOIN ns ON ns.oid = c.connamespace
 WHERE {_own("pg_conversion", "c.oid")}"""
 
@@ -179,7 +187,8 @@ ACCESS_METHODS = f"""SELECT 'access method' AS kind, quote_ident(a.amname) AS na
               CASE a.amtype WHEN 'i' THEN 'INDEX' WHEN 't' THEN 'TABLE' ELSE a.amtype::text END,
               a.amhandler::regprocedure) AS body,
        NULL AS owner, NULL AS acl,
-       {_comment("pg_am", "a.oid", "'ACCESS METHOD ' || quote_ident(a.amname)")} AS comments
+       {_comment("pg_am", "a.oid", "'ACCESS METHOD ' || quote_ident(a.amname)")} AS comments,
+       'pg_catalog.pg_am'::regclass::oid AS classid, a.oid AS objid
 FROM pg_catalog.pg_am a
 WHERE a.oid >= 16384 AND {_own("pg_am", "a.oid")}"""
 
@@ -195,7 +204,8 @@ LANGUAGES = f"""SELECT 'language' AS kind, quote_ident(l.lanname) AS name,
            'VALIDATOR ' || NULLIF(l.lanvalidator, 0)::regprocedure) AS body,
        l.lanowner::regrole::text AS owner,
        {_LANGUAGE_ACL} AS acl,
-       {_comment("pg_language", "l.oid", "'LANGUAGE ' || quote_ident(l.lanname)")} AS comments
+       {_comment("pg_language", "l.oid", "'LANGUAGE ' || quote_ident(l.lanname)")} AS comments,
+       'pg_catalog.pg_language'::regclass::oid AS classid, l.oid AS objid
 FROM pg_catalog.pg_language l
 WHERE l.oid >= 16384 AND {_own("pg_language", "l.oid")}"""
 
@@ -205,7 +215,8 @@ TRANSFORMS = f"""SELECT 'transform' AS kind, {_TRANSFORM_NAME} AS name,
            'FROM SQL WITH FUNCTION ' || NULLIF(t.trffromsql, 0)::regprocedure,
            'TO SQL WITH FUNCTION ' || NULLIF(t.trftosql, 0)::regprocedure) AS body,
        NULL AS owner, NULL AS acl,
-       {_comment("pg_transform", "t.oid", "'TRANSFORM ' || " + _TRANSFORM_NAME)} AS comments
+       {_comment("pg_transform", "t.oid", "'TRANSFORM ' || " + _TRANSFORM_NAME)} AS comments,
+       'pg_catalog.pg_transform'::regclass::oid AS classid, t.oid AS objid
 FROM pg_catalog.pg_transform t JOIN pg_catalog.pg_language l ON l.oid = t.trflang
 WHERE t.oid >= 16384 AND {_own("pg_transform", "t.oid")}"""
 
@@ -233,7 +244,8 @@ _MAPPING_NAME = (
 USER_MAPPINGS = f"""SELECT 'user mapping' AS kind, {_MAPPING_NAME} AS name,
        concat_ws(E'\\n    ', 'CREATE USER MAPPING ' || {_MAPPING_NAME},
                  'OPTIONS (' || {_redact_options("u.umoptions")} || ')') AS body,
-       NULL AS owner, NULL AS acl, NULL AS comments
+       NULL AS owner, NULL AS acl, NULL AS comments,
+       'pg_catalog.pg_user_mapping'::regclass::oid AS classid, u.umid AS objid
 FROM pg_catalog.pg_user_mappings u
 WHERE {_own("pg_user_mapping", "u.umid")}"""
 
@@ -260,7 +272,8 @@ SUBSCRIPTIONS = f"""SELECT 'subscription' AS kind, quote_ident(s.subname) AS nam
             WHERE j.key NOT IN ({_SUBSCRIPTION_SKIP}))) AS body,
        s.subowner::regrole::text AS owner, NULL AS acl,
        {_comment("pg_subscription", "s.oid", "'SUBSCRIPTION ' || quote_ident(s.subname)")}
-           AS comments
+           AS comments,
+       'pg_catalog.pg_subscription'::regclass::oid AS classid, s.oid AS objid
 FROM pg_catalog.pg_subscription s
 WHERE s.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d
                    WHERE d.datname = current_database())"""
@@ -276,7 +289,8 @@ SECURITY_LABELS = f"""WITH {_NS}
 SELECT 'security label' AS kind, format('%s ON %s %s', l.provider, i.what, i.identity) AS name,
        format('SECURITY LABEL FOR %s ON %s %s IS %L', l.provider, i.what, i.identity, l.label)
            AS body,
-       NULL AS owner, NULL AS acl, NULL AS comments
+       NULL AS owner, NULL AS acl, NULL AS comments,
+       l.classoid AS classid, l.objoid AS objid
 FROM pg_catalog.pg_seclabel l
 CROSS JOIN LATERAL (SELECT o.schema, o.identity, CASE o.type WHEN 'table column' THEN 'COLUMN'
                                                  ELSE upper(o.type) END AS what

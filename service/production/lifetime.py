@@ -10,6 +10,8 @@ every way out we do run.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import os
 import signal
@@ -46,3 +48,29 @@ def die_with_parent() -> Callable[[], None] | None:
             os._exit(1)
 
     return preexec
+
+
+async def run_to_end(argv: list[str], env: dict[str, str]) -> tuple[int, bytes]:
+    """Run a client tool (psql, pg_dump, pg_restore) to its end: (exit code, its stderr).
+
+    In its own process group, dying with us; cancelled, its group is killed and waited for.
+    Its stdout is discarded (the tools here write to files they are given)."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+        preexec_fn=die_with_parent(),  # fork-safe: one prctl call, looked up beforehand
+    )
+    try:
+        _, err = await proc.communicate()
+    except BaseException:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(proc.wait(), timeout=5)
+        raise
+    return proc.returncode if proc.returncode is not None else -1, err

@@ -1,0 +1,1 @@
+"""A migration between two schemas: statements from two inventories, ordered, proven."""
