@@ -75,7 +75,8 @@ class Alerts:
             dsn=dsn,
             environment=environment,
             release=f"pg-schema-sync@{__version__}",
-            send_default_pii=False,
+            # No send_default_pii: unset is "no personal data" (sentry-sdk 2.x warns that the
+            # option is deprecated whenever it is given, False included).
             include_local_variables=False,
             default_integrations=False,
             auto_enabling_integrations=False,
