@@ -152,7 +152,7 @@ def write_section(doc: Path, section: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench import run as bench_run
+    from bench import scaffold as bench_run
 
     p = argparse.ArgumentParser(prog="python -m bench.plan", description=__doc__)
     p.add_argument("--scales", default="1000,10000")

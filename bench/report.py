@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from bench.measure import Sample
 
 if TYPE_CHECKING:
-    from bench.run import Results, ScaleResult
+    from bench.results import Results, ScaleResult
 
 ORDER = ("pg_dump", "sync (full)", "sync (unchanged)", "check", "compare", "migra")
 TARGET_SCALE = 10_000

@@ -14,152 +14,19 @@ import json
 import os
 import re
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bench import catalog_probe, generate, report, startup, status_page
 from bench import plan as plan_bench
 from bench.daemon import DaemonFigures, has_run_command, measure_daemon
 from bench.measure import Sample, run, tree_state
+from bench.results import BenchFailure, Results, ScaleResult
+from bench.scaffold import ROOT, VENVS, child_env, load_scale, migra_bin, say
 from service.demo.cluster import ScratchCluster
 
-ROOT = Path(__file__).resolve().parent.parent
-VENVS = ROOT / ".bench"
 COMMANDS = ("pg_dump", "sync (full)", "sync (unchanged)", "check", "compare", "migra")
-
-
-class BenchFailure(AssertionError):
-    """A correctness check failed: the figures would be meaningless."""
-
-
-@dataclass
-class ScaleResult:
-    scale: int
-    objects: int = 0
-    dump_bytes: int = 0
-    load_s: float = 0.0
-    samples: dict[str, list[Sample]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, command: str, sample: Sample) -> None:
-        self.samples.setdefault(command, []).append(sample)
-
-    def median_wall(self, command: str) -> float | None:
-        got = self.samples.get(command)
-        return statistics.median(s.wall_s for s in got) if got else None
-
-
-@dataclass
-class Results:
-    scales: list[ScaleResult] = field(default_factory=list)
-    daemon: DaemonFigures | None = None
-    daemon_note: str = ""
-    startup: startup.StartupFigures | None = None
-    migra_note: str = ""
-    host: str = ""
-    quick: bool = False
-    note: str = ""
-
-    def to_json(self) -> str:
-        def strip(sample: Sample) -> dict[str, Any]:
-            d = asdict(sample)
-            d.pop("stdout")
-            d.pop("stderr")
-            return d
-
-        doc = {
-            "host": self.host,
-            "quick": self.quick,
-            "note": self.note,
-            "migra_note": self.migra_note,
-            "daemon_note": self.daemon_note,
-            "daemon": asdict(self.daemon) if self.daemon else None,
-            "startup": asdict(self.startup) if self.startup else None,
-            "scales": [
-                {
-                    "scale": s.scale,
-                    "objects": s.objects,
-                    "dump_bytes": s.dump_bytes,
-                    "load_s": s.load_s,
-                    "notes": s.notes,
-                    "samples": {c: [strip(x) for x in xs] for c, xs in s.samples.items()},
-                }
-                for s in self.scales
-            ],
-        }
-        return json.dumps(doc, indent=1) + "\n"
-
-
-# --------------------------------------------------------------------------------------------
-# Set-up
-
-
-def say(msg: str) -> None:
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
-
-
-def child_env(cluster: ScratchCluster, **extra: str) -> dict[str, str]:
-    """Our environment minus libpq and SCHEMA_SYNC_ variables; the cluster's pg_dump first."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "SCHEMA_SYNC_"))}
-    env["PATH"] = f"{cluster.bindir}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = str(ROOT)
-    # Production images compile bytecode (Dockerfile: UV_COMPILE_BYTECODE=1). Where
-    # PYTHONDONTWRITEBYTECODE is set, every run would compile ~140 modules from source
-    # (~0.5 s CPU), so our children keep their bytecode under .bench/ instead.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(VENVS / "pycache")
-    env.update(extra)
-    return env
-
-
-def load_scale(cluster: ScratchCluster, scale: int, scratch: Path) -> tuple[str, str, float]:
-    """(base db, drifted db, load seconds): the base from one script, drifted as its clone."""
-    base, drifted = f"base_{scale}", f"drifted_{scale}"
-    script = scratch / f"base_{scale}.sql"
-    script.write_text(generate.base_sql(scale))
-    delta = scratch / f"drift_{scale}.sql"
-    delta.write_text(generate.drift_sql(scale))
-    t0 = time.perf_counter()
-    cluster.create_database(base, script)
-    # A template clone plus the three changes is the drifted script's result, in a second.
-    cluster.psql("postgres", f'CREATE DATABASE "{drifted}" TEMPLATE "{base}"')
-    cluster.psql(drifted, file=delta)
-    cluster.psql(base, "VACUUM ANALYZE")  # a production catalog has statistics
-    cluster.psql(drifted, "VACUUM ANALYZE")
-    return base, drifted, time.perf_counter() - t0
-
-
-def migra_bin(install: bool) -> tuple[Path | None, str]:
-    """migra in its own virtualenv under .bench/ (SQLAlchemy 1.4, psycopg2), or why not."""
-    exe = VENVS / "migra" / "bin" / "migra"
-    if exe.exists():
-        return exe, ""
-    if not install:
-        return None, "migra skipped (not installed in .bench/migra and installing was off)"
-    uv = shutil.which("uv")
-    if uv is None:
-        return None, "migra skipped: uv not found to create its virtualenv"
-    venv = VENVS / "migra"
-    py = str(venv / "bin" / "python")
-    # schemainspect still imports pkg_resources, which setuptools >= 70 no longer ships.
-    steps = [
-        [uv, "venv", "-q", str(venv)],
-        [uv, "pip", "install", "-q", "--python", py, "migra", "psycopg2-binary", "sqlalchemy<2"],
-        [uv, "pip", "install", "-q", "--python", py, "setuptools<70"],
-    ]
-    say("installing migra into .bench/migra (PyPI)")
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["?"])[-1]
-            return None, f"migra skipped: could not install it ({last})"
-    return (exe, "") if exe.exists() else (None, "migra skipped: installed but no executable")
 
 
 # --------------------------------------------------------------------------------------------
