@@ -6,11 +6,7 @@ is cancelled); the password reaches it only through its environment.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import re
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
