@@ -324,7 +324,8 @@ def test_webhooks_from_the_environment(tmp_path: Path, monkeypatch: pytest.Monke
         ('url = "https://h/SeCrEt-Path"\nsecret = "SeCrEt-short"', "at least 16 characters"),
         ('url = "https://h/SeCrEt-Path"\nevents = []', "list at least one of"),
         ('url = "https://h/SeCrEt-Path"\nevents = ["drifts"]', "Input should be 'drift'"),
-        ('url = "https://h/SeCrEt-Path"\nchannel = "#ops"', "no such"),
+        # An unknown key is named, with where to find the valid ones (issue 22).
+        ('url = "https://h/SeCrEt-Path"\nchannel = "#ops"', "config --example` lists"),
     ],
 )
 def test_a_bad_webhook_is_one_line_that_never_shows_its_url(
