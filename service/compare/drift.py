@@ -7,14 +7,15 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from service.compare.impact import classify
-from service.compare.impact_relations import column_renames
 from service.compare.inventory import DbObject, Inventory
 from service.compare.levels import ORDER, Assessment, Impact
-from service.compare.renames import Renames, find_renames
-from service.compare.sqltext import name_parts, rename_words
+
+if TYPE_CHECKING:
+    # The classification and rename matching are imported where a comparison runs: a
+    # skipped cycle (`check` when the probe found nothing changed) needs only Drift.
+    from service.compare.renames import Renames
 
 
 def _odd_line_break(text: str) -> bool:
@@ -178,6 +179,10 @@ def compare(old: Inventory, new: Inventory, diffs: bool = True, sides: Sides = (
     `diffs=False` leaves each item's diff empty: a first sync lists every object as added and
     nobody reads those diffs, which at 10,000 tables would cost tens of MB.
     """
+    from service.compare.impact import classify
+    from service.compare.impact_relations import column_renames
+    from service.compare.renames import find_renames
+
     changes = _changes(old, new)
     renames = find_renames(
         [o for _, o, c in changes if c is Change.REMOVED],
@@ -235,6 +240,9 @@ def _changed(
     """A changed object, read with the renames applied: an index whose table was renamed
     (or whose column was) changed only in the name it holds, which is cosmetic; what else
     changed is judged as is."""
+    from service.compare.impact import classify
+    from service.compare.sqltext import rename_words
+
     text, follows = renames.read_old(before.definition)
     table = _attached_to(after)
     if table in columns:
@@ -256,6 +264,8 @@ def _attached_to(obj: DbObject) -> str | None:
     if obj.kind in ("trigger", "rule", "policy"):
         return obj.name.rpartition(" ON ")[2]
     if obj.kind == "sequence" and "\n    OWNED BY " in obj.definition:
+        from service.compare.sqltext import name_parts
+
         owner = obj.definition.partition("\n    OWNED BY ")[2].partition("\n")[0]
         parts = name_parts(owner)
         return f"{parts[0]}.{parts[1]}" if len(parts) == 3 else None
