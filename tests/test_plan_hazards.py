@@ -20,6 +20,7 @@ CREATE TABLE r (id integer, parent integer);
 CREATE VIEW old_view AS SELECT 1 AS one;
 CREATE FUNCTION old_function() RETURNS integer LANGUAGE sql AS 'SELECT 1';
 ALTER TABLE r ADD CONSTRAINT later CHECK (id > 0) NOT VALID;
+GRANT SELECT ON r TO PUBLIC;
 """
 TO = """
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
@@ -34,6 +35,7 @@ CREATE TABLE r (id integer, parent integer REFERENCES fresh_parent);
 ALTER TABLE r ADD CONSTRAINT later CHECK (id > 0);
 CREATE TABLE brand_new (id integer PRIMARY KEY, label text);
 CREATE INDEX brand_new_label_idx ON brand_new (label);
+GRANT SELECT ON fresh_parent TO PUBLIC;
 """
 # statement's beginning -> (hazards, lock)
 EXPECTED = {
@@ -41,29 +43,34 @@ EXPECTED = {
         {"deletes_data", "breaks_clients", "access_exclusive_lock"}, "ACCESS EXCLUSIVE"),
     "ALTER TABLE public.t DROP COLUMN gone": (
         {"deletes_data", "breaks_clients", "access_exclusive_lock"}, "ACCESS EXCLUSIVE"),
+    # Breaking as drift impact judges it: bigint does not cast back to integer unasked.
     "ALTER TABLE public.t ALTER COLUMN wide TYPE bigint": (
-        {"rewrites_table", "access_exclusive_lock"}, "ACCESS EXCLUSIVE"),
+        {"rewrites_table", "access_exclusive_lock", "breaks_clients"}, "ACCESS EXCLUSIVE"),
     "ALTER TABLE public.t ALTER COLUMN loose TYPE text": (
         {"access_exclusive_lock"}, "ACCESS EXCLUSIVE"),
     "ALTER TABLE public.t ALTER COLUMN num TYPE integer USING num::integer": (
-        {"deletes_data", "rewrites_table", "access_exclusive_lock"}, "ACCESS EXCLUSIVE"),
+        {"deletes_data", "rewrites_table", "access_exclusive_lock", "breaks_clients"},
+        "ACCESS EXCLUSIVE"),
     "ALTER TABLE public.t ALTER COLUMN must SET NOT NULL": (
-        {"validates_constraint", "access_exclusive_lock"}, "ACCESS EXCLUSIVE"),
+        {"validates_constraint", "access_exclusive_lock", "breaks_clients"}, "ACCESS EXCLUSIVE"),
     "ALTER TABLE public.t ADD COLUMN added text": ({"access_exclusive_lock"}, "ACCESS EXCLUSIVE"),
     "ALTER TABLE public.t ADD CONSTRAINT positive CHECK": (
-        {"validates_constraint", "access_exclusive_lock"}, "ACCESS EXCLUSIVE"),
+        {"validates_constraint", "access_exclusive_lock", "breaks_clients"}, "ACCESS EXCLUSIVE"),
     "ALTER TABLE public.t ADD CONSTRAINT positive_later CHECK": (
-        {"access_exclusive_lock"}, "ACCESS EXCLUSIVE"),
+        {"access_exclusive_lock", "breaks_clients"}, "ACCESS EXCLUSIVE"),
     "ALTER TABLE public.t ADD CONSTRAINT t_pkey PRIMARY KEY": (
-        {"index_build", "access_exclusive_lock"}, "ACCESS EXCLUSIVE"),
+        {"index_build", "access_exclusive_lock", "breaks_clients"}, "ACCESS EXCLUSIVE"),
     "ALTER TABLE public.t SET UNLOGGED": (
-        {"rewrites_table", "access_exclusive_lock"}, "ACCESS EXCLUSIVE"),
+        {"rewrites_table", "access_exclusive_lock", "breaks_clients"}, "ACCESS EXCLUSIVE"),
     "CREATE INDEX t_added_idx ON public.t": ({"index_build"}, "SHARE"),
     "ALTER TABLE public.r VALIDATE CONSTRAINT later": (
         {"validates_constraint"}, "SHARE UPDATE EXCLUSIVE"),
     "ALTER TABLE public.r ADD CONSTRAINT r_parent_fkey FOREIGN KEY": (
-        {"validates_constraint"}, "SHARE ROW EXCLUSIVE"),
+        {"validates_constraint", "breaks_clients"}, "SHARE ROW EXCLUSIVE"),
     "ALTER TYPE public.mood ADD VALUE 'happy'": ({"not_transactional"}, "none"),
+    # A privilege taken away breaks its users; one given does not.
+    "REVOKE SELECT ON TABLE public.r FROM PUBLIC": ({"breaks_clients"}, "none"),
+    "GRANT SELECT ON TABLE public.fresh_parent TO PUBLIC": (set(), "none"),
     "DROP VIEW public.old_view": ({"breaks_clients", "access_exclusive_lock"}, "ACCESS EXCLUSIVE"),
     "DROP FUNCTION public.old_function()": ({"breaks_clients"}, "none"),
     "CREATE TABLE public.brand_new": (set(), "none"),

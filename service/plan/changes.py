@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from service.plan import acl, hazards, relations, routines, shared, tables, types
 from service.plan.context import Ctx, Recreate, Refuse, split_key
-from service.plan.model import Change, Statement
+from service.plan.model import Change, Hazard, Statement
 
 Builder = Callable[[Ctx, str], list[Statement]]
 
@@ -75,7 +75,12 @@ def change(ctx: Ctx, key: str) -> None:
         if old.owner and new.owner:
             before = acl.with_owner(before, old.owner, new.owner)
         for sql in acl.changes(before, acl.parse(new.acl)):
-            statements.append(ctx.statement(key, sql, Change.ALTER, old=[], new=[], needs=after))
+            # A privilege taken away breaks whoever used it (impact.py: breaking).
+            revokes = sql.startswith("REVOKE ") or "\nREVOKE " in sql
+            risk = hazards.risk(Hazard.BREAKS_CLIENTS) if revokes else hazards.risk()
+            statements.append(
+                ctx.statement(key, sql, Change.ALTER, risk, old=[], new=[], needs=after)
+            )
     if options.comments and old.comments != new.comments:
         for sql in acl.comment_changes(old.comments, new.comments):
             statements.append(ctx.statement(key, sql, Change.ALTER, old=[], new=[], needs=after))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from service.compare.casts import type_change
+from service.compare.levels import Impact
 from service.plan import hazards
 from service.plan.context import Ctx, Refuse
 from service.plan.entries import Entry
@@ -260,7 +262,10 @@ def _retype(t: Table, o: Column, n: Column) -> None:
         what = "type lossy"
     elif o.type == n.type or (o.type.startswith(_WIDER[0]) and n.type in _WIDER):
         what = "type binary"
-    t.add(clause, what, removes=True)
+    # Breaking as the drift report judges a retype (compare/casts.py): not castable both ways
+    # without being asked, or a narrower modifier.
+    breaks = type_change(o.type, n.type) is Impact.BREAKING
+    t.add(clause, what, removes=True, extra=frozenset({Hazard.BREAKS_CLIENTS} if breaks else ()))
     t.ctx.broken.add((t.key, o.num))
 
 

@@ -119,8 +119,12 @@ ALTER_TABLE: dict[str, Risk] = {
     ),
     "type binary": risk(Hazard.ACCESS_EXCLUSIVE_LOCK, lock=ACCESS_EXCLUSIVE),
     "default": risk(Hazard.ACCESS_EXCLUSIVE_LOCK, lock=ACCESS_EXCLUSIVE),
+    # NOT NULL added: a client inserting NULL there now fails (a breaking drift, impact.py).
     "set not null": risk(
-        Hazard.VALIDATES_CONSTRAINT, Hazard.ACCESS_EXCLUSIVE_LOCK, lock=ACCESS_EXCLUSIVE
+        Hazard.VALIDATES_CONSTRAINT,
+        Hazard.ACCESS_EXCLUSIVE_LOCK,
+        Hazard.BREAKS_CLIENTS,
+        lock=ACCESS_EXCLUSIVE,
     ),
     "drop not null": risk(Hazard.ACCESS_EXCLUSIVE_LOCK, lock=ACCESS_EXCLUSIVE),
     "identity": risk(Hazard.ACCESS_EXCLUSIVE_LOCK, lock=ACCESS_EXCLUSIVE),

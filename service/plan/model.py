@@ -14,7 +14,9 @@ class Hazard(StrEnum):
     REWRITES_TABLE = "rewrites_table"  # every row written again, under its lock
     ACCESS_EXCLUSIVE_LOCK = "access_exclusive_lock"  # blocks reads and writes while it runs
     INDEX_BUILD = "index_build"  # a non-concurrent index build on an existing table
-    BREAKS_CLIENTS = "breaks_clients"  # a removed or renamed object, a changed signature
+    # What a drift report calls breaking (compare/impact.py): a removed object or column, a
+    # changed signature, a constraint or NOT NULL added, a retype, a privilege revoked.
+    BREAKS_CLIENTS = "breaks_clients"
     NOT_TRANSACTIONAL = "not_transactional"  # runs outside the plan's transaction
     VALIDATES_CONSTRAINT = "validates_constraint"  # a full scan to prove a constraint
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from service.plan.columns import Table, relname
 from service.plan.facts import special_not_null
-from service.plan.model import Change
+from service.plan.model import Change, Hazard
 from service.plan.sqltext import quote_ident
 
 
@@ -44,7 +44,8 @@ def not_null(t: Table) -> None:
             if current is not None:
                 t.add(f"ALTER COLUMN {col} DROP NOT NULL", "drop not null")
             what = "add constraint not valid" if not validated else "add constraint"
-            t.add(f"ADD CONSTRAINT {quote_ident(target_name)} {definition}", what)
+            added = frozenset({Hazard.BREAKS_CLIENTS}) if current is None else frozenset()
+            t.add(f"ADD CONSTRAINT {quote_ident(target_name)} {definition}", what, extra=added)
             continue
         if current != target_name:
             sql = f"RENAME CONSTRAINT {quote_ident(current)} TO {quote_ident(target_name)}"

@@ -14,7 +14,7 @@ from service.plan.columns import Table, columns
 from service.plan.context import Ctx, Recreate, Refuse, split_key
 from service.plan.entries import Entry
 from service.plan.facts import Constraint
-from service.plan.model import Change, Rank, Statement
+from service.plan.model import Change, Hazard, Rank, Statement
 from service.plan.notnull import not_null
 from service.plan.sides import PG_CONSTRAINT, Side
 from service.plan.sqltext import option_pairs, options_clause, quote_ident, quote_literal
@@ -141,12 +141,15 @@ def _constraints_added(t: Table) -> None:
             "u": "add index constraint",
             "x": "add index constraint",
         }.get(n.type, "add constraint not valid" if not_valid else "add constraint")
+        # A constraint added, or changed (maybe tightened): rows a client writes today can
+        # be refused, as the drift report says (impact.py: breaking).
         t.add(
             f"ADD CONSTRAINT {quote_ident(n.name)} {n.definition}",
             what,
             old=[],
             new=[entry],
             phase="last",
+            extra=frozenset({Hazard.BREAKS_CLIENTS}),
         )
 
 
@@ -163,7 +166,10 @@ def _options(t: Table, old: tuple[str, ...], new: tuple[str, ...], prefix: str =
 def _properties(t: Table) -> None:
     old, new = t.old, t.new
     if old.persistence != new.persistence:
-        t.add("SET UNLOGGED" if new.persistence == "u" else "SET LOGGED", "rewrite")
+        # Unlogged: emptied after a crash and absent on replicas (impact.py: breaking).
+        unlogged = new.persistence == "u"
+        breaks = frozenset({Hazard.BREAKS_CLIENTS}) if unlogged else frozenset()
+        t.add("SET UNLOGGED" if unlogged else "SET LOGGED", "rewrite", extra=breaks)
     _options(t, old.options, new.options)
     _options(t, old.toast_options, new.toast_options, "toast.")
     if old.tablespace != new.tablespace:

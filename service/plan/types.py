@@ -156,7 +156,8 @@ def domain(ctx: Ctx, key: str) -> list[Statement]:
         out.append(ctx.statement(key, f"ALTER DOMAIN {name} {clause}", Change.ALTER, replaces=True))
     if ("NOT NULL" in old) != ("NOT NULL" in new):
         clause = "SET NOT NULL" if "NOT NULL" in new else "DROP NOT NULL"
-        risk = scan if "NOT NULL" in new else hazards.risk()
+        # NOT NULL added to a domain: a client writing NULL through it now fails (breaking).
+        risk = _breaking(scan) if "NOT NULL" in new else hazards.risk()
         out.append(ctx.statement(key, f"ALTER DOMAIN {name} {clause}", Change.ALTER, risk))
     for c, definition in new_cons.items():
         before = old_cons.get(c)
@@ -166,7 +167,13 @@ def domain(ctx: Ctx, key: str) -> list[Statement]:
             sql = f"ALTER DOMAIN {name} VALIDATE CONSTRAINT {c}"
             out.append(ctx.statement(key, sql, Change.ALTER, scan))
             continue
+        # A domain constraint added or changed can refuse values clients write (breaking).
         risk = scan if not definition.endswith(" NOT VALID") else hazards.risk()
+        risk = _breaking(risk)
         sql = f"ALTER DOMAIN {name} ADD CONSTRAINT {c} {definition}"
         out.append(ctx.statement(key, sql, Change.ALTER, risk))
     return out
+
+
+def _breaking(risk: hazards.Risk) -> hazards.Risk:
+    return risk[0] | {Hazard.BREAKS_CLIENTS}, risk[1]
