@@ -22,15 +22,19 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from service import __version__
 from service.disk.record import SyncRecord, hashes_of, read_record, write_record
 from service.errors import SyncError
 from service.production import pins
+from service.production.conninfo import ConnInfo
 from service.production.db import SessionLimits
-from service.production.export import ExportError, pg_dump_version, resolve_pg_dump
+from service.production.pgdump import ExportError, pg_dump_version, resolve_pg_dump
 from service.production.probe import Fingerprint, probe_once
-from service.settings.model import Settings
+
+if TYPE_CHECKING:  # a check the probe answers builds no Settings (cli/quick.py)
+    from service.settings.model import Settings
 
 UNCHANGED = "unchanged"
 
@@ -43,6 +47,40 @@ class Decision:
     record: SyncRecord | None = None
     changed_catalogs: list[str] = field(default_factory=list)
     probe_error: str | None = None
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """What a probe and the decision to skip read of a target's settings: built from the
+    Settings (`of`), or from what a check of the same settings left (settings/cache.py)."""
+
+    name: str
+    conninfo: ConnInfo
+    pg_dump: str
+    digest: str  # settings_digest of these settings and files
+    full_sync_interval_s: float
+    sync_timeout_s: float
+    limits: SessionLimits
+
+    @classmethod
+    def of(cls, settings: Settings, files: list[Path]) -> ProbeTarget:
+        return cls(
+            name=settings.name,
+            conninfo=settings.conninfo(),
+            pg_dump=settings.pg_dump,
+            digest=settings_digest(settings, files),
+            full_sync_interval_s=settings.full_sync_interval_s,
+            sync_timeout_s=settings.sync_timeout_s,
+            limits=session_limits(settings),
+        )
+
+
+def session_limits(settings: Settings) -> SessionLimits:
+    # lock_wait_timeout_ms bounds pg_dump's lock waits; the catalog session waits no longer.
+    return SessionLimits(
+        statement_timeout_ms=settings.statement_timeout_ms,
+        lock_timeout_ms=settings.lock_wait_timeout_ms,
+    )
 
 
 def settings_digest(settings: Settings, files: list[Path]) -> str:
@@ -94,7 +132,7 @@ def decide(
 
 
 async def probe_and_decide(
-    settings: Settings, files: list[Path], backup_dir: Path, limits: SessionLimits, full: bool
+    target: ProbeTarget, files: list[Path], backup_dir: Path, full: bool
 ) -> Decision:
     """Probe, then decide. Without a record, or with `full`, nothing can be skipped: no probe
     then (the full read takes the fingerprint it records in its own snapshot, beside pg_dump).
@@ -106,9 +144,9 @@ async def probe_and_decide(
         return Decision(False, "full sync requested", record=record)
     if record is None:
         return Decision(False, "no record of a full sync")
-    aside = asyncio.ensure_future(_file_hashes_and_version(files, settings.pg_dump))
+    aside = asyncio.ensure_future(_file_hashes_and_version(files, target.pg_dump))
     try:
-        fingerprint = await probe_once(settings.conninfo(), limits)
+        fingerprint = await probe_once(target.conninfo, target.limits)
     except BaseException as exc:
         aside.cancel()
         with contextlib.suppress(BaseException):
@@ -126,9 +164,9 @@ async def probe_and_decide(
         fingerprint,
         hashes,
         dump_version,
-        settings_digest(settings, files),
+        target.digest,
         datetime.now(UTC),
-        settings.full_sync_interval_s,
+        target.full_sync_interval_s,
     )
     return Decision(reason == UNCHANGED, reason, fingerprint, record, changed)
 

@@ -12,7 +12,7 @@ import contextlib
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,8 +31,14 @@ from service.compare.inventory import Inventory
 from service.disk import files, lock
 from service.errors import Cause, SyncError
 from service.logs import get_logger, register_secret
-from service.probing import UNCHANGED, Decision, probe_and_decide, record_full_sync
-from service.production.db import SessionLimits
+from service.probing import (
+    UNCHANGED,
+    Decision,
+    ProbeTarget,
+    record_full_sync,
+    session_limits,
+)
+from service.runs import Paths, bounded, checking, deadline_of, locked, probe
 from service.settings.links import drift_url
 from service.settings.model import Settings
 
@@ -75,66 +81,15 @@ class SyncOutcome:
     probe: Decision | None = None
 
 
-@dataclass(frozen=True)
-class Paths:
-    schema_file: Path
-    functions_file: Path
-    inventory_file: Path
-    backup_dir: Path
-    write_lock: Path  # the folder whose flock every writer holds (disk/lock.py)
-
-    @classmethod
-    def of(cls, settings: Settings) -> Paths:
-        # Relative paths resolve against the working directory (the container's workdir).
-        schema = settings.schema_file.absolute()
-        return cls(
-            schema,
-            settings.functions_file.absolute(),
-            settings.inventory_file.absolute(),
-            settings.backup_dir.absolute(),
-            schema.parent,
-        )
-
-    @property
-    def managed(self) -> tuple[Path, Path, Path]:
-        return (self.schema_file, self.functions_file, self.inventory_file)
-
-
 @contextlib.asynccontextmanager
 async def writing(paths: Paths, log: Any) -> AsyncIterator[None]:
     """The folder's write lock (disk/lock.py), then the leftovers of killed runs cleaned."""
-    async with _locked(lock.writing, paths, log):
+    async with locked(lock.writing, paths, log):
         try:
             for gone in files.remove_leftovers(paths.backup_dir, paths.managed):
                 log.info("leftover.removed", path=str(gone))
         except OSError as exc:  # housekeeping: never the reason a run fails
             log.warning("leftover.remove_failed", error=str(exc))
-        yield
-
-
-@contextlib.asynccontextmanager
-async def _locked(
-    how: Callable[..., contextlib.AbstractAsyncContextManager[None]], paths: Paths, log: Any
-) -> AsyncIterator[None]:
-    """The folder's lock taken `how` (lock.writing or lock.reading), its failures one line."""
-    async with contextlib.AsyncExitStack() as stack:
-        try:
-            await stack.enter_async_context(
-                how(
-                    paths.write_lock,
-                    on_wait=lambda holder: log.warning(
-                        "lock.waiting", holder=holder, folder=str(paths.write_lock)
-                    ),
-                )
-            )
-        except lock.LockHeld as exc:
-            raise SyncError(str(exc), Cause.LOCK) from None
-        except OSError as exc:
-            raise SyncError(
-                f"cannot lock the folder {paths.write_lock} ({exc.strerror or exc}): "
-                "it must be a folder this user can create and open",
-                Cause.DISK,
-            ) from None
         yield
 
 
@@ -254,21 +209,6 @@ async def _read_and_compare(
     return snapshot, outcome
 
 
-async def _probe(settings: Settings, paths: Paths, full: bool, log: Any) -> Decision:
-    decision = await probe_and_decide(
-        settings, list(paths.managed), paths.backup_dir, session_limits(settings), full
-    )
-    fp = decision.fingerprint
-    log.debug(
-        "probe.finished",
-        result=decision.reason,
-        duration_s=round(fp.duration_s, 4) if fp else None,
-        changed_catalogs=decision.changed_catalogs or None,
-        error=decision.probe_error,
-    )
-    return decision
-
-
 def _skipped(run_id: str, started: datetime, t0: float, decision: Decision) -> SyncOutcome:
     """The outcome of a cycle the probe skipped: the last full sync's answer, no drift."""
     record = decision.record
@@ -295,17 +235,13 @@ async def check_target(
     started, t0 = datetime.now(UTC), time.monotonic()
     run_id = run_id or uuid.uuid4().hex[:12]
     paths = Paths.of(settings)
+    target = ProbeTarget.of(settings, list(paths.managed))
     log = get_logger(run_id=run_id)
-    # Shared: checks run side by side, but never while a sync or rollback is halfway through
-    # replacing the files (a mix of old and new files would read as drift that is not there).
-    async with _locked(lock.reading, paths, log):
-        deadline = _deadline(settings)
-        async with _bounded(settings, "check", deadline):
-            decision = await _probe(settings, paths, full, log)
+    async with checking(target, paths, full, log) as (decision, deadline):
         if decision.skip:
             return _skipped(run_id, started, t0, decision)
         with tempfile.TemporaryDirectory(prefix="pg-schema-sync-check-") as tmp:
-            async with _bounded(settings, "check", deadline):
+            async with bounded(target, "check", deadline):
                 _, outcome = await _read_and_compare(settings, paths, Path(tmp), run_id, started)
     outcome.probe = decision
     outcome.duration_s = time.monotonic() - t0
@@ -323,6 +259,7 @@ async def sync_target(
     run_id = run_id or uuid.uuid4().hex[:12]
     log = get_logger(run_id=run_id)
     paths = Paths.of(settings)
+    target = ProbeTarget.of(settings, list(paths.managed))
     server = None
     if settings.verify != "off":  # before the probe: a misconfigured verify fails every cycle
         from service.verify import VerifyError, verify_server
@@ -331,9 +268,9 @@ async def sync_target(
             server = verify_server(settings)
         except VerifyError as exc:
             raise SyncError(f"verify = {settings.verify}: {exc}", Cause.VERIFY) from None
-    deadline = _deadline(settings)  # one bound over the probe and the read it may lead to
-    async with _bounded(settings, "sync", deadline):
-        decision = await _probe(settings, paths, full, log)
+    deadline = deadline_of(target)  # one bound over the probe and the read it may lead to
+    async with bounded(target, "sync", deadline):
+        decision = await probe(target, paths, full, log)
     if decision.skip:
         outcome = _skipped(run_id, started, t0, decision)
         outcome.source = settings.conninfo().display()
@@ -355,7 +292,7 @@ async def sync_target(
             # The export is staged beside the backups, not in sql/: an unchanged database must
             # not cause a single byte to be written under sql/ (editors, git and CI watch it).
             with files.staging_dir(paths.backup_dir) as staging:
-                async with _bounded(settings, "sync", deadline):
+                async with bounded(target, "sync", deadline):
                     snapshot, outcome = await _read_and_compare(
                         settings, paths, staging, run_id, started
                     )
@@ -600,35 +537,6 @@ def apply_retention(settings: Settings, paths: Paths, log: Any) -> list[Path]:
 
 def _export_options(settings: Settings) -> ExportOptions:
     return settings.export_options(settings.pg_dump, settings.lock_wait_timeout_ms)
-
-
-def session_limits(settings: Settings) -> SessionLimits:
-    # lock_wait_timeout_ms bounds pg_dump's lock waits; the catalog session waits no longer.
-    return SessionLimits(
-        statement_timeout_ms=settings.statement_timeout_ms,
-        lock_timeout_ms=settings.lock_wait_timeout_ms,
-    )
-
-
-def _deadline(settings: Settings) -> float:
-    return asyncio.get_running_loop().time() + settings.sync_timeout_s
-
-
-@contextlib.asynccontextmanager
-async def _bounded(settings: Settings, what: str, deadline: float) -> AsyncIterator[None]:
-    """sync_timeout_s over a whole run (the probe, then the read): the last bound on every
-    network wait (pg_dump has no per-query timeout of its own). Running out cancels the run:
-    pg_dump's group is killed, started writes finish, the files stay as they were."""
-    try:
-        async with asyncio.timeout_at(deadline):
-            yield
-    except TimeoutError:
-        raise SyncError(
-            f"{what} timed out after {settings.sync_timeout_s:g} s (sync_timeout_s): "
-            f"{settings.conninfo().display()} stopped answering or is too slow; previous "
-            "files are intact, will retry (raise sync_timeout_s for a very large schema)",
-            Cause.TIMEOUT,
-        ) from None
 
 
 def outcome_fields(outcome: SyncOutcome) -> dict[str, Any]:

@@ -39,6 +39,7 @@ FORBIDDEN = {
         "service.plan",
     ),
     "service.probing": (*_TOP, "service.sync", "service.plan"),
+    "service.runs": (*_TOP, "service.sync", "service.plan"),
     # plan: a migration between two schemas; it reads through production/, proves with
     # verify.py, and is driven only by the CLI.
     "service.plan": (*_TOP, "service.sync", "service.settings", "service.delivery"),

@@ -22,8 +22,8 @@ from service.cli.common import (
 if TYPE_CHECKING:
     from service.delivery.git import GitResult
     from service.disk.backups import Backup
+    from service.runs import Paths
     from service.settings.model import Settings
-    from service.sync import Paths
 
 EXIT_OK, EXIT_FAILED = 0, 1
 

@@ -19,20 +19,22 @@ import contextlib
 import hashlib
 import os
 import re
-import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from service.production import pins
-from service.production.conninfo import ConnInfo, tool_env
+from service.production.conninfo import ConnInfo
 from service.production.lifetime import die_with_parent
+
+# Re-exported where the export's callers have always found them; pgdump.py holds them so that
+# the probe can ask pg_dump's version without importing the export.
+from service.production.pgdump import ExportError as ExportError
+from service.production.pgdump import check_versions as check_versions
+from service.production.pgdump import pg_dump_version as pg_dump_version
+from service.production.pgdump import resolve_pg_dump as resolve_pg_dump
 from service.production.sqllex import Lexer
-
-
-class ExportError(RuntimeError):
-    """pg_dump could not produce an export; the message is one line meant for the user."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,6 @@ class ExportResult:
     pg_dump_version: str
 
 
-_VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 # An entry's header line (groups 1, 2: name and type): the only lines the splitter acts on,
 # and only where the lexer says they start outside every quote (sqllex.py says why).
 _SPECIAL = rb"-- (?:Data for )?Name: (.*); Type: ([A-Z ]+); Schema: "
@@ -102,50 +103,6 @@ _HEADER_MAX = 4096  # the header and preamble fit well within it; buffered until
 _STRINGS_OFF = b"\nSET standard_conforming_strings = off;\n"
 KEY_PLACEHOLDER = b"0" * 32
 KEEPALIVES = "keepalives=1 keepalives_idle=30 keepalives_interval=10 keepalives_count=3"
-
-
-def resolve_pg_dump(pg_dump: str) -> str:
-    path = shutil.which(pg_dump)
-    if path is None:
-        raise ExportError(
-            f"pg_dump not found ({pg_dump!r}): install the PostgreSQL client "
-            "(apt-get install postgresql-client) or set pg_dump to its path"
-        )
-    return path
-
-
-async def pg_dump_version(pg_dump: str) -> tuple[int, str]:
-    """(major, full version string) of a pg_dump binary."""
-    path = resolve_pg_dump(pg_dump)
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            path,
-            "--version",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=tool_env(),  # it connects nowhere: no password, no DSN
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-    except (OSError, TimeoutError) as exc:
-        raise ExportError(f"cannot run {path} --version: {exc}") from exc
-    text = out.decode(errors="replace").strip()
-    match = _VERSION_RE.search(text)
-    if proc.returncode != 0 or not match:
-        raise ExportError(f"{path} does not look like pg_dump: {text or err.decode().strip()!r}")
-    major = int(match.group(1))
-    full = f"{major}.{match.group(2)}" if match.group(2) else str(major)
-    return major, full
-
-
-def check_versions(pg_dump_major: int, pg_dump_full: str, server_version_num: int) -> None:
-    """pg_dump refuses servers newer than itself; say so before starting it."""
-    server_major = server_version_num // 10_000
-    if pg_dump_major < server_major:
-        raise ExportError(
-            f"pg_dump {pg_dump_full} is older than the server (PostgreSQL {server_major}): "
-            f"install pg_dump {server_major} or newer (postgresql-client-{server_major}) "
-            "and point the pg_dump setting at it"
-        )
 
 
 def pg_dump_argv(path: str, options: ExportOptions, info: ConnInfo | None = None) -> list[str]:
