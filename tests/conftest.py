@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -33,6 +35,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "Unlike -m it combines with the caller's own -m and -k (./dev test runs the two sets "
         "side by side).",
     )
+
+
+# `check` keeps what it resolved the settings to in $XDG_CACHE_HOME (settings/cache.py): the
+# tests' commands keep theirs in a folder of this session's, not in the user's ~/.cache.
+# Once per process: conftest can be imported twice (as conftest and as tests.conftest).
+_CACHE_PREFIX = "pg-schema-sync-test-cache-"
+if Path(os.environ.get("XDG_CACHE_HOME", "/")).name.startswith(_CACHE_PREFIX):
+    SETTINGS_CACHE = Path(os.environ["XDG_CACHE_HOME"])
+else:
+    SETTINGS_CACHE = Path(tempfile.mkdtemp(prefix=_CACHE_PREFIX))
+    os.environ["XDG_CACHE_HOME"] = str(SETTINGS_CACHE)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(SETTINGS_CACHE, ignore_errors=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -20,7 +20,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from service.compare.escape import terminal_lines, visible
 from service.compare.levels import Impact
@@ -28,8 +28,8 @@ from service.errors import SettingsError
 
 if TYPE_CHECKING:
     from service.compare.drift import Drift
+    from service.runs import Paths
     from service.settings.model import Settings
-    from service.sync import Paths
 
 T = TypeVar("T")
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
@@ -255,30 +255,45 @@ def settings_from(args: argparse.Namespace, warn: bool = True) -> Settings:
     from service.settings.model import load_settings
 
     settings = load_settings(args.config, **filter_overrides(args), **shard_overrides(args))
-    # One-shot commands speak through their output and exit code; their logs stay at warning
-    # unless a level was asked for (flag, SCHEMA_SYNC_LOG_LEVEL or the config file).
-    explicit = "log_level" in settings.model_fields_set
-    level = args.log_level or (settings.log_level if explicit else "warning")
-    configure_logging(args.log_format or settings.log_format, level)
+    configure_logging(*log_choice(args, settings))
     if warn and getattr(args, "command", None) != "config":  # config lists them itself
-        warn_unknown_variables()
+        warn_unknown_variables(unknown_variables())
     return settings
 
 
-def warn_unknown_variables() -> None:
-    """One warning per SCHEMA_SYNC_* variable that sets nothing (a typo is otherwise silent)."""
+def log_choice(
+    args: argparse.Namespace, settings: Settings
+) -> tuple[Literal["auto", "json", "console"], str]:
+    """(log format, log level). One-shot commands speak through their output and exit code;
+    their logs stay at warning unless a level was asked for (flag, SCHEMA_SYNC_LOG_LEVEL or the
+    config file)."""
+    explicit = "log_level" in settings.model_fields_set
+    level = args.log_level or (settings.log_level if explicit else "warning")
+    return args.log_format or settings.log_format, level
+
+
+def unknown_variables() -> list[dict[str, str | None]]:
+    """Each SCHEMA_SYNC_* variable (environment, .env) that sets nothing: a typo is otherwise
+    silent. As the fields of its warning."""
     import os
 
-    from service.logs import get_logger
     from service.settings.model import Settings
-    from service.settings.unknown import unknown_variables
+    from service.settings.unknown import unknown_variables as unknown
 
-    for unknown in unknown_variables(Settings.model_fields, os.environ):
+    return [
+        {"variable": u.name, "source": u.source, "nearest": u.nearest}
+        for u in unknown(Settings.model_fields, os.environ)
+    ]
+
+
+def warn_unknown_variables(unknown: list[dict[str, str | None]]) -> None:
+    """One warning per variable that sets nothing."""
+    from service.logs import get_logger
+
+    for fields in unknown:
         get_logger().warning(
             "settings.unknown_variable",
-            variable=unknown.name,
-            source=unknown.source,
-            nearest=unknown.nearest,
+            **fields,
             hint="not a setting, ignored; `pg-schema-sync config --example` lists every setting",
         )
 
@@ -336,7 +351,7 @@ def clear_errors(handler: Handler) -> Handler:
 
 def target_paths(args: argparse.Namespace) -> tuple[Settings, Paths]:
     """The one target's settings and folders (--target NAME when several are configured)."""
-    from service.sync import Paths
+    from service.runs import Paths
 
     settings = only_one(args)
     return settings, Paths.of(settings)

@@ -11,6 +11,7 @@ from service.cli.common import (
     chosen,
     counted,
     settings_from,
+    unknown_variables,
     warn_unknown_variables,
 )
 from service.compare.escape import visible
@@ -133,7 +134,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         args.log_level or settings.log_level,
         stream=sys.stdout,
     )
-    warn_unknown_variables()  # there too, with the daemon's other events
+    warn_unknown_variables(unknown_variables())  # there too, with the daemon's other events
     try:
         return await run_daemon(settings, only=args.target)
     except LockHeld as exc:

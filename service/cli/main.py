@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from service import __version__
-from service.cli import alerts, backups, config, daemon, git, plan, sync, targets, verify
+from service.cli import alerts, backups, config, daemon, git, plan, quick, sync, targets, verify
 from service.cli.common import EXIT_ERROR
 from service.errors import SettingsError, SyncError
 
@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # --help and --version exit here
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a check's cache keys on
     import asyncio
 
     from service.compare.escape import visible
@@ -87,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     configure_logging(args.log_format or "auto", args.log_level or "warning")
     try:
+        if quick.applies(args):  # a check the probe answers: no settings model built
+            code = asyncio.run(quick.quick_check(args.argv, args))
+            if code is not None:
+                return code
         return asyncio.run(handler(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

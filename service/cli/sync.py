@@ -137,10 +137,12 @@ async def _sync_one(settings: Settings, full: bool = False) -> SyncOutcome:
 
 
 async def cmd_check(args: argparse.Namespace) -> int:
+    from service.cli.quick import remember
     from service.sync import check_target
 
     settings, targets = chosen(args)
     if len(targets) == 1:
+        remember(args.argv, args, settings, targets[0])  # for the next check of these inputs
         outcome = await check_target(targets[0], full=args.full)
         if outcome.first_run:
             _say_no_files(targets[0], args.json)

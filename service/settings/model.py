@@ -40,6 +40,7 @@ from service.settings.alerting import AlertFields
 from service.settings.fields import Target
 from service.settings.git import GitFields
 from service.settings.links import check_public_url
+from service.settings.locate import DOTENV, ENV_PREFIX, config_path
 from service.settings.messages import SECRET_NAMES, describe_load_error, describe_validation_error
 from service.settings.schedule import DaemonFields
 from service.settings.shards import MAX_SHARDS, Shard, ShardError, shard_of
@@ -47,11 +48,17 @@ from service.settings.shards import resolve as resolve_shard
 from service.settings.targets import ADDRESS_FIELDS, TargetOverrides, parse_targets
 from service.settings.webhooks import WebhookSettings
 
-ENV_PREFIX = "SCHEMA_SYNC_"
-DEFAULT_CONFIG = Path("config/pg-schema-sync.toml")
 SECRET_FIELDS = SECRET_NAMES  # masked in every message and in `config`
 
-__all__ = ["ENV_PREFIX", "SECRET_FIELDS", "Settings", "SettingsError", "Target", "load_settings"]
+__all__ = [
+    "ENV_PREFIX",
+    "SECRET_FIELDS",
+    "Settings",
+    "SettingsError",
+    "Target",
+    "config_path",
+    "load_settings",
+]
 
 
 class _OwnDotEnv(DotEnvSettingsSource):
@@ -73,7 +80,7 @@ class Settings(Target, GitFields, AlertFields, DaemonFields, BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
-        env_file=".env",
+        env_file=DOTENV,
         env_file_encoding="utf-8",
         env_nested_delimiter="__",
         extra="forbid",
@@ -261,18 +268,6 @@ def file_sources(
 
 
 _config_path: Path | None = None
-
-
-def config_path(config: Path | None = None) -> Path | None:
-    """The config file in effect: --config, $SCHEMA_SYNC_CONFIG, else the default if present."""
-    path = config or (
-        Path(os.environ[ENV_PREFIX + "CONFIG"]) if os.environ.get(ENV_PREFIX + "CONFIG") else None
-    )
-    if path is None and DEFAULT_CONFIG.exists():
-        path = DEFAULT_CONFIG
-    if path is not None and not path.is_file():
-        raise SettingsError(f"config file {path} does not exist: create it or fix --config")
-    return path
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
