@@ -31,6 +31,7 @@ def child_env(cluster: ScratchCluster, **extra: str) -> dict[str, str]:
     # (~0.5 s CPU), so our children keep their bytecode under .bench/ instead.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(VENVS / "pycache")
+    env["XDG_CACHE_HOME"] = str(VENVS / "cache")  # check's settings cache: not the user's home
     env.update(extra)
     return env
 
