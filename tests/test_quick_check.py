@@ -179,7 +179,9 @@ def test_no_password_is_kept(cluster: ScratchCluster, db: Database, tmp_path: Pa
         db.sql(f"DROP OWNED BY {role}; DROP ROLE {role}")
 
 
-@pytest.mark.parametrize("damage", ["not json", "another shape", "another key", "a folder"])
+@pytest.mark.parametrize(
+    "damage", ["not json", "another shape", "another key", "a folder", "writable by others"]
+)
 def test_a_damaged_entry_is_built_afresh(synced: tuple[Database, Path], damage: str) -> None:
     db, work = synced
     env = _env(db)
@@ -194,6 +196,8 @@ def test_a_damaged_entry_is_built_afresh(synced: tuple[Database, Path], damage: 
         data = json.loads(entry.read_text())
         data["key"] = "0" * 64
         entry.write_text(json.dumps(data))
+    elif damage == "writable by others":  # another user could have planted it
+        entry.chmod(0o666)
     else:
         entry.unlink()
         entry.mkdir()

@@ -84,8 +84,13 @@ def read(key: str, environ: Mapping[str, str]) -> dict[str, Any] | None:
     where = folder(environ)
     if where is None:
         return None
+    path = where / f"{key}.json"
     try:
-        data = json.loads((where / f"{key}.json").read_text(encoding="utf-8"))
+        # Only an entry this user wrote: one that others could have written (another owner,
+        # group- or world-writable, here or in its folder) could point the probe anywhere.
+        if not all(_own(p) for p in (where, path)):
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("key") != key:
@@ -112,6 +117,11 @@ def write(key: str, entry: dict[str, Any], environ: Mapping[str, str]) -> None:
                 os.unlink(tmp)
             raise
         _prune(where)
+
+
+def _own(path: Path) -> bool:
+    st = os.lstat(path)
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
 def _prune(where: Path) -> None:
