@@ -21,6 +21,10 @@ CREATE VIEW old_view AS SELECT 1 AS one;
 CREATE FUNCTION old_function() RETURNS integer LANGUAGE sql AS 'SELECT 1';
 ALTER TABLE r ADD CONSTRAINT later CHECK (id > 0) NOT VALID;
 GRANT SELECT ON r TO PUBLIC;
+CREATE FUNCTION owned() RETURNS integer LANGUAGE sql AS 'SELECT 1';
+ALTER FUNCTION owned() OWNER TO hazard_owner_a;
+CREATE TEXT SEARCH CONFIGURATION owned_tsc (COPY = simple);
+ALTER TEXT SEARCH CONFIGURATION owned_tsc OWNER TO hazard_owner_a;
 """
 TO = """
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
@@ -36,6 +40,15 @@ ALTER TABLE r ADD CONSTRAINT later CHECK (id > 0);
 CREATE TABLE brand_new (id integer PRIMARY KEY, label text);
 CREATE INDEX brand_new_label_idx ON brand_new (label);
 GRANT SELECT ON fresh_parent TO PUBLIC;
+CREATE FUNCTION owned() RETURNS integer LANGUAGE sql AS 'SELECT 1';
+ALTER FUNCTION owned() OWNER TO hazard_owner_b;
+CREATE TEXT SEARCH CONFIGURATION owned_tsc (COPY = simple);
+ALTER TEXT SEARCH CONFIGURATION owned_tsc OWNER TO hazard_owner_b;
+"""
+# Roles are the cluster's: made once, before either database.
+ROLES = """
+DO $$ BEGIN CREATE ROLE hazard_owner_a; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+DO $$ BEGIN CREATE ROLE hazard_owner_b; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
 """
 # statement's beginning -> (hazards, lock)
 EXPECTED = {
@@ -71,6 +84,10 @@ EXPECTED = {
     # A privilege taken away breaks its users; one given does not.
     "REVOKE SELECT ON TABLE public.r FROM PUBLIC": ({"breaks_clients"}, "none"),
     "GRANT SELECT ON TABLE public.fresh_parent TO PUBLIC": (set(), "none"),
+    # A new owner takes the old one's rights to a function (breaking, as drift impact says);
+    # to a text search configuration clients hold no privileges (cosmetic).
+    "ALTER FUNCTION public.owned() OWNER TO hazard_owner_b": ({"breaks_clients"}, "none"),
+    "ALTER TEXT SEARCH CONFIGURATION public.owned_tsc OWNER TO hazard_owner_b": (set(), "none"),
     "DROP VIEW public.old_view": ({"breaks_clients", "access_exclusive_lock"}, "ACCESS EXCLUSIVE"),
     "DROP FUNCTION public.old_function()": ({"breaks_clients"}, "none"),
     "CREATE TABLE public.brand_new": (set(), "none"),
@@ -83,6 +100,7 @@ async def test_each_statement_says_what_it_risks(
     cluster: ScratchCluster, concurrently: bool
 ) -> None:
     a, b = "hazards_from", "hazards_to"
+    await asyncio.to_thread(cluster.psql, "postgres", ROLES)
     try:
         for name, sql in ((a, FROM), (b, TO)):
             await drop_database(cluster, name)

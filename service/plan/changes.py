@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from service.compare.meta import OWNER_MATTERS
 from service.plan import acl, hazards, relations, routines, shared, tables, types
 from service.plan.context import Ctx, Recreate, Refuse, split_key
 from service.plan.model import Change, Hazard, Statement
@@ -69,6 +70,10 @@ def change(ctx: Ctx, key: str) -> None:
     if options.owners and old.owner != new.owner and new.owner:
         sql = f"ALTER {kind.upper()} {name} OWNER TO {new.owner}"
         risk = hazards.alter_table("owner") if kind == "table" else (frozenset(), hazards.NONE)
+        if old.owner and kind in OWNER_MATTERS:
+            # The old owner loses what owning gave it: to a client connecting as that role, a
+            # privilege revoked (compare/meta.py judges the drift breaking the same way).
+            risk = hazards.merge(risk, hazards.risk(Hazard.BREAKS_CLIENTS))
         statements.append(ctx.statement(key, sql, Change.ALTER, risk, old=[], new=[], needs=after))
     if options.privileges and old.acl != new.acl:
         before = acl.parse(old.acl)
