@@ -543,6 +543,7 @@ def outcome_fields(outcome: SyncOutcome) -> dict[str, Any]:
     """The facts of a run for log events."""
     return {
         "drift_count": len(outcome.drift),
+        **({"impact": outcome.drift.impacts()} if outcome.drift else {}),
         "first_run": outcome.first_run,
         "objects": sum(outcome.counts.values()),
         "files_written": [str(p) for p in outcome.files_written],

@@ -155,6 +155,9 @@ def test_sentry_gets_one_event_per_distinct_drift_and_failure_streak(
             sync_now()  # drift -> files written, one warning event
             first = d.named("drift.detected")
             assert {e["new"] for e in first} == {True} and first[0]["name"] == "shop.orders"
+            # The run's own event counts the changes by impact (a nullable column: compatible).
+            finished = d.named("sync.finished")[-1]
+            assert finished["drift_count"] == 1 and finished["impact"] == {"compatible": 1}
             for name, data in baseline.items():  # like a `git checkout` of the old files
                 if not name.startswith(".pg-schema-sync"):
                     (schemas / name).write_bytes(data)
