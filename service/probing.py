@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from service import __version__
 from service.disk.record import SyncRecord, hashes_of, read_record, write_record
-from service.errors import SyncError
+from service.errors import Cause, SyncError
 from service.production import pins
 from service.production.conninfo import ConnInfo
 from service.production.db import SessionLimits
@@ -47,6 +47,7 @@ class Decision:
     record: SyncRecord | None = None
     changed_catalogs: list[str] = field(default_factory=list)
     probe_error: str | None = None
+    probe_cause: Cause | None = None  # the probe's failure: connection, authentication, ...
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,9 @@ async def probe_and_decide(
             await aside
         if isinstance(exc, SyncError):
             # The full read will fail the same way, or succeed: either is the right answer.
-            return Decision(False, "probe failed", record=record, probe_error=str(exc))
+            return Decision(
+                False, "probe failed", record=record, probe_error=str(exc), probe_cause=exc.cause
+            )
         raise
     changed = fingerprint.changed_catalogs(record.parts)
     hashes, dump_version, dump_error = await aside

@@ -17,7 +17,7 @@ import pytest
 
 from service.demo.cluster import ScratchCluster
 from service.settings import cache
-from tests.conftest import NO_DRIFT, SETTINGS_CACHE, Database, run_cli
+from tests.conftest import NO_DRIFT, SETTINGS_CACHE, Database, new_database, run_cli
 from tests.test_startup import loaded
 
 BUILT = "service.settings.model"  # loaded only when the settings model is built
@@ -246,3 +246,21 @@ def test_the_key_follows_every_input_but_the_password(
     assert with_config not in (first, with_dotenv)
     # A config file that does not exist: no key (the usual check says what is wrong).
     assert cache.key(["check"], tmp_path / "missing.toml", base) is None
+
+
+def test_an_unreachable_database_is_one_line_at_once(
+    cluster: ScratchCluster, tmp_path: Path
+) -> None:
+    gone = new_database(cluster)
+    gone.sql("CREATE TABLE t (id int)")
+    env = _env(gone)
+    assert run_cli("sync", cwd=tmp_path, env=env).code == 0
+    check(tmp_path, env)
+    assert check(tmp_path, env) == (0, "in sync: no drift\n", False)
+    cluster.drop_database(gone.name)
+    # The probe's failure is the answer: no settings built, no second attempt to connect.
+    code, out, built = check(tmp_path, env)
+    assert (code, out, built) == (2, "", False)
+    result = run_cli("check", cwd=tmp_path, env=env)
+    assert result.code == 2 and result.out == ""
+    assert gone.name in result.err and len(result.err.strip().splitlines()) == 1

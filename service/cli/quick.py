@@ -21,11 +21,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from service.cli.common import FAIL_ON
+from service.errors import Cause, SyncError
 
 if TYPE_CHECKING:
     from service.probing import ProbeTarget
     from service.runs import Paths
     from service.settings.model import Settings
+
+
+UNREACHED = frozenset({Cause.CONNECTION, Cause.AUTHENTICATION})
 
 
 def applies(args: argparse.Namespace) -> bool:
@@ -52,6 +56,10 @@ async def quick_check(argv: Sequence[str], args: argparse.Namespace) -> int | No
     warn_unknown_variables(entry["warnings"])
     log = get_logger(run_id=uuid.uuid4().hex[:12])
     async with checking(target, paths, False, log) as (decision, _):
+        if decision.probe_cause in UNREACHED and decision.probe_error is not None:
+            # The usual check would meet the same wall again (twice: its probe, then its
+            # read), a connect timeout each: say it now, as it would.
+            raise SyncError(decision.probe_error, decision.probe_cause)
         if not decision.skip:
             return None
     from service.compare.drift import Drift
