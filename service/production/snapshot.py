@@ -72,11 +72,14 @@ async def take_snapshot(
     functions_out: Path,
     limits: SessionLimits | None = None,
     then: Callable[[Inventory], Awaitable[T]] | None = None,
+    exported: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[Snapshot, T | None]:
     """pg_dump and the catalog queries, concurrently, against one production database.
 
     `then(inventory)` runs as soon as the catalog is read, while pg_dump is still exporting
     (at 10,000 tables it takes twice as long): work on the inventory alone goes there.
+    `exported()` runs once the export's files are complete, beside the closing check of the
+    read (a catalog query): work on the files alone goes there (flushing them to disk).
     Returns the snapshot and what `then` returned.
     """
     conn = await open_session(info, limits or SessionLimits())
@@ -96,6 +99,7 @@ async def take_snapshot(
                 functions_out,
                 dump_full,
                 then,
+                exported,
             )
             if read is not None:
                 result, inventory, followed, fingerprint = read
@@ -129,6 +133,7 @@ async def _read_once(
     functions_out: Path,
     dump_full: str,
     then: Callable[[Inventory], Awaitable[T]] | None,
+    exported: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[ExportResult, Inventory, T | None, Fingerprint] | None:
     """Export and inventory of one moment, or None when DDL committed while they were read.
 
@@ -180,10 +185,16 @@ async def _read_once(
         )
     finally:
         await end_transaction()
-    after = await _stamp(conn, info, probe)  # a fresh snapshot: what is committed now
+    # A fresh snapshot: what is committed now; the files are settled meanwhile.
+    after, _ = await both(_stamp(conn, info, probe), _settled(exported))
     if after.digest != stamped.digest:
         return None
     return result, inventory, followed, stamped
+
+
+async def _settled(exported: Callable[[], Awaitable[None]] | None) -> None:
+    if exported is not None:
+        await exported()
 
 
 async def _stamp(conn: asyncpg.Connection, info: ConnInfo, probe: Probe) -> Fingerprint:
