@@ -215,14 +215,17 @@ def record_full_sync(
     fingerprint: Fingerprint,
     dump_version: str,
     counts: dict[str, int],
+    written: dict[str, str] | None = None,
 ) -> None:
-    """After a successful full sync: what it saw, for the next cycle to compare with."""
+    """After a successful full sync: what it saw, for the next cycle to compare with.
+    `written`: the sha256 of what the sync wrote to `files` (path -> digest); else the
+    files are hashed as they are."""
     write_record(
         backup_dir,
         SyncRecord(
             fingerprint=fingerprint.digest,
             recorded_at=datetime.now(UTC),
-            file_hashes=hashes_of(files),
+            file_hashes=written if written is not None else hashes_of(files),
             pg_dump_version=dump_version,
             settings_digest=settings_digest(settings, files),
             counts=counts,

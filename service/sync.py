@@ -40,7 +40,6 @@ from service.probing import (
 )
 from service.runs import Paths, bounded, checking, deadline_of, locked, probe
 from service.settings.links import drift_url
-from service.settings.model import Settings
 
 if TYPE_CHECKING:
     from service.delivery.git import GitResult
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
     from service.production.conninfo import ConnInfo
     from service.production.export import ExportOptions
     from service.production.snapshot import Snapshot
+    from service.settings.model import Settings
 
 T = TypeVar("T")
 
@@ -164,9 +164,18 @@ def _display_path(path: Path) -> str:
 
 
 async def _read_and_compare(
-    settings: Settings, paths: Paths, staging: Path, run_id: str, started: datetime
+    settings: Settings,
+    paths: Paths,
+    staging: Path,
+    run_id: str,
+    started: datetime,
+    digests: dict[str, str] | None = None,
 ) -> tuple[Snapshot, SyncOutcome]:
-    """Export and inventory production into `staging`, and compare with the files on disk."""
+    """Export and inventory production into `staging`, and compare with the files on disk.
+
+    `digests`, for a run that may keep the staged files: filled with their sha256 (backup file
+    name -> digest), taken as they are flushed to disk while the read's closing check runs,
+    so that writing a backup finds them durable and hashed."""
     # Whether a link is read (no drift: the files are compared byte for byte) or replaced
     # (drift: promoted over it) would depend on production; refuse it, always, up front.
     files.refuse_links(paths.schema_file, paths.functions_file, paths.inventory_file)
@@ -182,6 +191,11 @@ async def _read_and_compare(
         # In a thread: the event loop keeps draining pg_dump's output meanwhile.
         return await _uncancellable(asyncio.to_thread(stage_and_compare, inventory))
 
+    async def settle() -> None:
+        assert digests is not None
+        kept = {name: staging / name for name in files.BACKUP_RESTORABLE}
+        digests.update(await _uncancellable(asyncio.to_thread(files.settle, kept)))
+
     from service.production.snapshot import take_snapshot
 
     snapshot, compared = await take_snapshot(
@@ -192,6 +206,7 @@ async def _read_and_compare(
         staging / files.BACKUP_FUNCTIONS,
         session_limits(settings),
         then=while_exporting,
+        exported=settle if digests is not None else None,
     )
     assert compared is not None
     first_run = compared[1]
@@ -209,7 +224,7 @@ async def _read_and_compare(
     return snapshot, outcome
 
 
-def _skipped(run_id: str, started: datetime, t0: float, decision: Decision) -> SyncOutcome:
+def skipped_outcome(run_id: str, started: datetime, t0: float, decision: Decision) -> SyncOutcome:
     """The outcome of a cycle the probe skipped: the last full sync's answer, no drift."""
     record = decision.record
     assert record is not None
@@ -239,7 +254,7 @@ async def check_target(
     log = get_logger(run_id=run_id)
     async with checking(target, paths, full, log) as (decision, deadline):
         if decision.skip:
-            return _skipped(run_id, started, t0, decision)
+            return skipped_outcome(run_id, started, t0, decision)
         with tempfile.TemporaryDirectory(prefix="pg-schema-sync-check-") as tmp:
             async with bounded(target, "check", deadline):
                 _, outcome = await _read_and_compare(settings, paths, Path(tmp), run_id, started)
@@ -272,7 +287,7 @@ async def sync_target(
     async with bounded(target, "sync", deadline):
         decision = await probe(target, paths, full, log)
     if decision.skip:
-        outcome = _skipped(run_id, started, t0, decision)
+        outcome = skipped_outcome(run_id, started, t0, decision)
         outcome.source = settings.conninfo().display()
         if settings.git_repository:
             # Nothing to read, but a push that failed earlier is retried every cycle.
@@ -292,12 +307,20 @@ async def sync_target(
             # The export is staged beside the backups, not in sql/: an unchanged database must
             # not cause a single byte to be written under sql/ (editors, git and CI watch it).
             with files.staging_dir(paths.backup_dir) as staging:
+                staged: dict[str, str] = {}
                 async with bounded(target, "sync", deadline):
                     snapshot, outcome = await _read_and_compare(
-                        settings, paths, staging, run_id, started
+                        settings, paths, staging, run_id, started, staged
                     )
+                written: dict[str, str] | None = None
                 if outcome.drift or outcome.first_run:
-                    await _write(settings, server, snapshot, paths, outcome, log)
+                    await _write(settings, server, snapshot, paths, outcome, log, staged)
+                    # What was written, not what is there now: a file edited since is drift
+                    # the next probe must see.
+                    written = {
+                        str(path): staged[name]
+                        for path, name in zip(paths.managed, files.BACKUP_RESTORABLE, strict=True)
+                    }
                 else:
                     log.debug("sync.unchanged")
                 if snapshot.fingerprint is not None:
@@ -311,6 +334,7 @@ async def sync_target(
                             snapshot.fingerprint,
                             outcome.pg_dump_version,
                             outcome.counts,
+                            written,
                         )
                     )
         except OSError as exc:  # a full disk or a read-only folder, at any step
@@ -375,6 +399,7 @@ async def _write(
     paths: Paths,
     outcome: SyncOutcome,
     log: Any,
+    staged: dict[str, str],
 ) -> None:
     """Backup (status started), verify, promote, status done. Anything stopping it in between
     leaves the previous files and a backup marked failed (barman's order)."""
@@ -383,7 +408,7 @@ async def _write(
 
     inventory_json = _staged_inventory(snapshot.schema_file.parent)  # by _read_and_compare
     manifest = await _uncancellable(
-        asyncio.to_thread(_write_backup, snapshot, inventory_json, paths, outcome)
+        asyncio.to_thread(_write_backup, snapshot, inventory_json, paths, outcome, staged)
     )
     assert outcome.backup is not None
     try:
@@ -459,18 +484,19 @@ async def _verify_candidate(
 
 
 def _write_backup(
-    snapshot: Snapshot, inventory_json: Path, paths: Paths, outcome: SyncOutcome
+    snapshot: Snapshot,
+    inventory_json: Path,
+    paths: Paths,
+    outcome: SyncOutcome,
+    staged: dict[str, str],
 ) -> Manifest:
-    """The candidate files in a new backup folder whose manifest says "started"."""
+    """The candidate files in a new backup folder whose manifest says "started": the staged
+    files linked into it (settled: flushed and hashed while the read was checked)."""
     from service.compare.report import SummaryFacts, render_summary
     from service.disk import backups
     from service.disk.retention import STARTED
 
-    hashes = {
-        files.BACKUP_SCHEMA: files.sha256_file(snapshot.schema_file),
-        files.BACKUP_FUNCTIONS: files.sha256_file(snapshot.functions_file),
-        files.BACKUP_INVENTORY: files.sha256_file(inventory_json),
-    }
+    hashes = {name: staged[name] for name in files.BACKUP_RESTORABLE}
     summary = render_summary(
         SummaryFacts(
             when=outcome.started_at,
@@ -503,6 +529,7 @@ def _write_backup(
             files.BACKUP_SUMMARY: summary.encode(),
             files.BACKUP_MANIFEST: manifest.to_json(),
         },
+        linked=files.BACKUP_RESTORABLE,
     )
     return manifest
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import stat
 import subprocess
@@ -70,12 +72,24 @@ def test_first_sync_writes_installable_files_and_a_backup(
         "sync-summary.md",
     ]
     assert (backup / "production-schema.sql").read_bytes() == (tmp_path / SCHEMA).read_bytes()
+    manifest = json.loads((backup / "manifest.json").read_text())
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((backup / name).read_bytes()).hexdigest() == digest, name
     summary = (backup / "sync-summary.md").read_text()
     assert "PostgreSQL 15" in summary and "| table |" in summary
     # The written file installs into an empty database exactly as psql would run it.
     fresh = new_database(cluster)
     fresh.load(tmp_path / SCHEMA)
     assert "Rezept Liste" in fresh.sql("SELECT relname FROM pg_class WHERE relname LIKE 'Rezept%'")
+    # The backup is a copy no edit of the live files reaches (an editor writing in place).
+    kept = (backup / "production-schema.sql").read_bytes()
+    with open(tmp_path / SCHEMA, "r+b") as fh:
+        fh.write(b"-- edited by hand\n")
+    assert (backup / "production-schema.sql").read_bytes() == kept
+    # ...and the next run notices the edit: the probe's record holds what the sync wrote.
+    check = run_cli("check", "--json", cwd=tmp_path, env=env_for(shop))
+    assert check.code == 1, check.err
+    assert [c["name"] for c in check.json()["changes"]] == [str(SCHEMA)]
 
 
 def test_unchanged_database_writes_nothing_and_makes_no_backup(
