@@ -1,5 +1,5 @@
 """`python -m service` is the `pg-schema-sync` command."""
 
-from service.cli.main import main
+from service.cli.main import run
 
-raise SystemExit(main())
+run()

@@ -9,10 +9,13 @@ asyncpg or structlog would have loaded. A command pulls in what it needs when it
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import sys
+import threading
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from service import __version__
 from service.cli import alerts, backups, config, daemon, git, plan, quick, sync, targets, verify
@@ -76,6 +79,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run() -> NoReturn:
+    """The console command: `main`, then out without tearing the interpreter down.
+
+    Finalisation frees every object one at a time and unloads every module: after a sync of a
+    large schema (10^5 inventory objects) tens of milliseconds that nobody waits for. What
+    exiting must still do is done here: the exit handlers (Sentry sends what it holds) and
+    the flush of stdout and stderr (a failed flush is exit 120, as Python's own). Where a
+    thread other than this one is still running, Python exits as usual, waiting for it."""
+    code = main()
+    others = threading.enumerate()
+    if any(t.is_alive() and not t.daemon for t in others if t is not threading.main_thread()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or 120
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # --help and --version exit here
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what a check's cache keys on
@@ -88,8 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     configure_logging(args.log_format or "auto", args.log_level or "warning")
     try:
-        if quick.applies(args):  # a check the probe answers: no settings model built
-            code = asyncio.run(quick.quick_check(args.argv, args))
+        if quick.applies(args):  # a check or sync the probe answers: no settings model built
+            code = asyncio.run(quick.quick_run(args.argv, args))
             if code is not None:
                 return code
         return asyncio.run(handler(args))
