@@ -187,7 +187,10 @@ def test_a_damaged_entry_is_built_afresh(synced: tuple[Database, Path], damage: 
     env = _env(db)
     before = set(SETTINGS_CACHE.rglob("*.json"))
     check(work, env)
-    (entry,) = set(SETTINGS_CACHE.rglob("*.json")) - before
+    # This test's new entry: other tests (other processes) may be adding theirs meanwhile.
+    (entry,) = [
+        p for p in set(SETTINGS_CACHE.rglob("*.json")) - before if str(work) in p.read_text()
+    ]
     if damage == "not json":
         entry.write_text("{not json")
     elif damage == "another shape":
@@ -264,3 +267,87 @@ def test_an_unreachable_database_is_one_line_at_once(
     result = run_cli("check", cwd=tmp_path, env=env)
     assert result.code == 2 and result.out == ""
     assert gone.name in result.err and len(result.err.strip().splitlines()) == 1
+
+
+SKIPPED_SYNC = "in sync: no drift, nothing written (catalog unchanged since the last full sync)\n"
+
+
+def _sync(cwd: Path, env: dict[str, str]) -> tuple[int, str, bool]:
+    """(exit code, stdout, whether the settings model was built) of a `sync`."""
+    result = loaded("sync", cwd=cwd, env=env)
+    modules = set(result["modules"])  # type: ignore[call-overload]
+    return int(result["code"]), str(result["out"]), BUILT in modules  # type: ignore[call-overload]
+
+
+def _tree(root: Path) -> dict[Path, tuple[bytes, int]]:
+    return {
+        p: (p.read_bytes() if p.is_file() else b"", p.stat().st_mtime_ns)
+        for p in [root, *root.rglob("*")]
+    }
+
+
+def _finished(cwd: Path, env: dict[str, str]) -> dict[str, object]:
+    """The sync.finished event of a `sync` logging JSON at info."""
+    result = run_cli("sync", "--log-format", "json", "--log-level", "info", cwd=cwd, env=env)
+    assert result.code == 0, result.err
+    events = [json.loads(line) for line in result.err.splitlines() if line.startswith("{")]
+    finished: dict[str, object]
+    [finished] = [e for e in events if e.get("event") == "sync.finished"]
+    assert [e["event"] for e in events if e["event"].startswith("sync.")] == [
+        "sync.started",
+        "sync.finished",
+    ]
+    return finished
+
+
+def test_an_unchanged_sync_of_the_same_inputs_builds_no_settings_and_writes_nothing(
+    synced: tuple[Database, Path],
+) -> None:
+    db, work = synced
+    env = _env(db)
+    sql = _tree(work / "sql")
+    backups = sorted((work / "backups").iterdir())
+    assert _sync(work, env) == (0, SKIPPED_SYNC, False)  # the fixture's sync kept its settings
+    assert _tree(work / "sql") == sql  # not even a temp file came and went
+    assert sorted((work / "backups").iterdir()) == backups
+    # Logged as the usual path logs it: the same events with the same fields.
+    built = _finished(work, env)  # other flags: settings built
+    quick = _finished(work, env)
+    assert quick.keys() == built.keys()
+    assert {k: quick[k] for k in ("skipped", "drift_count", "objects", "files_written")} == {
+        "skipped": "unchanged",
+        "drift_count": 0,
+        "objects": built["objects"],
+        "files_written": [],
+    }
+
+
+def test_a_change_after_a_quick_sync_is_read_and_written(synced: tuple[Database, Path]) -> None:
+    db, work = synced
+    env = _env(db)
+    assert _sync(work, env)[2] is False
+    db.sql("ALTER TABLE t ADD COLUMN note text")
+    code, out, built = _sync(work, env)
+    assert code == 0 and built, out
+    assert "public.t" in out and "wrote " in out
+    assert "note text" in (work / "sql/schemas/complete-schema.sql").read_text()
+    assert _sync(work, env) == (0, SKIPPED_SYNC, False)
+
+
+def test_a_sync_with_verify_or_git_delivery_always_builds_its_settings(
+    synced: tuple[Database, Path], cluster: ScratchCluster
+) -> None:
+    db, work = synced
+    verify = _env(db, SCHEMA_SYNC_VERIFY="warn", SCHEMA_SYNC_VERIFY_DSN=cluster.dsn("postgres"))
+    for _ in range(2):
+        assert _sync(work, verify) == (0, SKIPPED_SYNC, True)
+    # A misconfigured verify fails every cycle, the skipped ones included: never cached away.
+    broken = _env(db, SCHEMA_SYNC_VERIFY="require")
+    for _ in range(2):
+        result = run_cli("sync", cwd=work, env=broken)
+        assert (result.code, result.out) == (2, ""), result.err
+        assert "verify_dsn is not set" in result.err
+    (work / "repo").mkdir()
+    git = _env(db, SCHEMA_SYNC_GIT_REPOSITORY=str(work / "repo"))
+    for _ in range(2):
+        assert _sync(work, git)[2] is True

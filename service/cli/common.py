@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from service.compare.drift import Drift
     from service.runs import Paths
     from service.settings.model import Settings
+    from service.sync import SyncOutcome
 
 T = TypeVar("T")
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
@@ -363,3 +364,21 @@ def show_path(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def print_outcome(outcome: SyncOutcome) -> None:
+    """A sync's answer, as `sync` prints it."""
+    if outcome.first_run:
+        print(f"first sync: {sum(outcome.counts.values())} objects exported")
+    elif outcome.drift:
+        emit_drift(outcome.drift, as_json=False, with_diff=False)
+    elif outcome.skipped:
+        print("in sync: no drift, nothing written (catalog unchanged since the last full sync)")
+    else:
+        print("in sync: no drift, nothing written")
+    for path in outcome.files_written:
+        print(f"wrote {path}")
+    if outcome.backup:
+        print(f"backup {outcome.backup}")
+    if outcome.git:
+        print(outcome.git.line())

@@ -1,14 +1,17 @@
-"""`check` answered by the probe alone, before the settings model is built.
+"""`check` and `sync` answered by the probe alone, before the settings model is built.
 
-A check whose inputs (command line, environment, .env, config file, this code) are exactly
-those of an earlier check reads what that check resolved the settings to (settings/cache.py)
-and probes production. When the probe finds nothing changed since the last full sync, that is
-the answer, printed as a check that built the settings prints it. Anything else (no entry,
---full, a probe that finds a change or fails) goes the usual way: the settings are built and
-production is read; the probe then runs once more (a tenth of a second, on drift only).
+A check (or sync) whose inputs (command line, environment, .env, config file, this code) are
+exactly those of an earlier one reads what that run resolved the settings to
+(settings/cache.py) and probes production. When the probe finds nothing changed since the last
+full sync, that is the answer, printed and logged as a run that built the settings would. A
+sync is kept only where a skipped cycle needs nothing more of the settings: no git delivery
+(a skipped cycle retries a failed push) and verify off (its settings are checked every cycle).
+Anything else (no entry, --full, a probe that finds a change or fails) goes the usual way: the
+settings are built and production is read; the probe then runs once more (a tenth of a
+second, on drift only).
 
-The same probe code decides both ways (runs.checking), so this path cannot skip where the
-usual one would read.
+The same probe code decides both ways (runs.checking, runs.probe), so this path cannot skip
+where the usual one would read.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from service.cli.common import FAIL_ON
 from service.errors import Cause, SyncError
 
 if TYPE_CHECKING:
-    from service.probing import ProbeTarget
+    from service.probing import Decision, ProbeTarget
     from service.runs import Paths
     from service.settings.model import Settings
 
@@ -33,11 +36,11 @@ UNREACHED = frozenset({Cause.CONNECTION, Cause.AUTHENTICATION})
 
 
 def applies(args: argparse.Namespace) -> bool:
-    return getattr(args, "command", None) == "check" and not args.full
+    return getattr(args, "command", None) in ("check", "sync") and not args.full
 
 
-async def quick_check(argv: Sequence[str], args: argparse.Namespace) -> int | None:
-    """The check's exit code when the probe answered it; None: run the usual check."""
+async def quick_run(argv: Sequence[str], args: argparse.Namespace) -> int | None:
+    """The command's exit code when the probe answered it; None: run the usual command."""
     from service.settings import cache
 
     key = cache.key(argv, args.config, os.environ)
@@ -54,12 +57,11 @@ async def quick_check(argv: Sequence[str], args: argparse.Namespace) -> int | No
 
     configure_logging(entry["log_format"], entry["log_level"])
     warn_unknown_variables(entry["warnings"])
+    if args.command == "sync":
+        return await _quick_sync(target, paths)
     log = get_logger(run_id=uuid.uuid4().hex[:12])
     async with checking(target, paths, False, log) as (decision, _):
-        if decision.probe_cause in UNREACHED and decision.probe_error is not None:
-            # The usual check would meet the same wall again (twice: its probe, then its
-            # read), a connect timeout each: say it now, as it would.
-            raise SyncError(decision.probe_error, decision.probe_cause)
+        _unreached(decision)
         if not decision.skip:
             return None
     from service.compare.drift import Drift
@@ -67,12 +69,49 @@ async def quick_check(argv: Sequence[str], args: argparse.Namespace) -> int | No
     return emit_drift(Drift(()), args.json, args.diff, FAIL_ON[args.fail_on])
 
 
+async def _quick_sync(target: ProbeTarget, paths: Paths) -> int | None:
+    """A sync whose probe finds nothing changed: as sync_target's skipped cycle, and logged
+    and printed as cmd_sync would."""
+    import time
+    from datetime import UTC, datetime
+
+    from service.cli.common import EXIT_OK, print_outcome
+    from service.logs import get_logger
+    from service.runs import bounded, deadline_of, probe
+    from service.sync import outcome_fields, skipped_outcome
+
+    started, t0 = datetime.now(UTC), time.monotonic()
+    run_id = uuid.uuid4().hex[:12]
+    async with bounded(target, "sync", deadline_of(target)):
+        decision = await probe(target, paths, False, get_logger(run_id=run_id))
+    _unreached(decision)
+    if not decision.skip:
+        return None
+    log = get_logger(command="sync", target=target.name)
+    log.info("sync.started")
+    outcome = skipped_outcome(run_id, started, t0, decision)
+    outcome.source = target.conninfo.display()
+    log.info("sync.finished", **outcome_fields(outcome))
+    print_outcome(outcome)
+    return EXIT_OK
+
+
+def _unreached(decision: Decision) -> None:
+    """The usual run would meet the same wall again (twice: its probe, then its read), a
+    connect timeout each: say it now, as it would."""
+    if decision.probe_cause in UNREACHED and decision.probe_error is not None:
+        raise SyncError(decision.probe_error, decision.probe_cause)
+
+
 def remember(
     argv: Sequence[str], args: argparse.Namespace, settings: Settings, one: Settings
 ) -> None:
-    """After a check built the settings of one target: what a later check of the same inputs
-    needs to skip building them. Nothing when the password would have to be kept."""
+    """After a check or sync built the settings of one target: what a later run of the same
+    inputs needs to skip building them. Nothing when the password would have to be kept, nor
+    for a sync whose skipped cycle needs more of the settings (git delivery, verify)."""
     if not applies(args) or _password_in_settings(one):
+        return
+    if args.command == "sync" and (one.git_repository or one.verify != "off"):
         return
     from service.settings import cache
 

@@ -18,6 +18,7 @@ from service.cli.common import (
     chosen,
     each_target,
     emit_drift,
+    print_outcome,
     report_checks,
     report_syncs,
     settings_from,
@@ -112,12 +113,15 @@ def _add_full_option(p: argparse.ArgumentParser) -> None:
 
 
 async def cmd_sync(args: argparse.Namespace) -> int:
+    from service.cli.quick import remember
+
     settings, targets = chosen(args)
 
     async def sync_one(target: Settings) -> SyncOutcome:
         return await _sync_one(target, args.full)
 
     if len(targets) == 1:
+        remember(args.argv, args, settings, targets[0])  # for the next sync of these inputs
         outcome = await sync_one(targets[0])  # a SyncError becomes main()'s one line
         print_outcome(outcome)
         return EXIT_OK
@@ -190,20 +194,3 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     from service.demo.run import run_demo
 
     return await run_demo(sys.stdout)
-
-
-def print_outcome(outcome: SyncOutcome) -> None:
-    if outcome.first_run:
-        print(f"first sync: {sum(outcome.counts.values())} objects exported")
-    elif outcome.drift:
-        emit_drift(outcome.drift, as_json=False, with_diff=False)
-    elif outcome.skipped:
-        print("in sync: no drift, nothing written (catalog unchanged since the last full sync)")
-    else:
-        print("in sync: no drift, nothing written")
-    for path in outcome.files_written:
-        print(f"wrote {path}")
-    if outcome.backup:
-        print(f"backup {outcome.backup}")
-    if outcome.git:
-        print(outcome.git.line())
