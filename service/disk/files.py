@@ -87,10 +87,14 @@ def fsync_dir(path: Path) -> None:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
     with open_regular(path) as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
+        return _digest(fh)
+
+
+def _digest(fh: BinaryIO) -> str:
+    h = hashlib.sha256()
+    while chunk := fh.read(1 << 20):
+        h.update(chunk)
     return h.hexdigest()
 
 
@@ -238,12 +242,9 @@ def settle(paths: Mapping[str, Path]) -> dict[str, str]:
     finds nothing left to flush."""
     digests: dict[str, str] = {}
     for name, path in paths.items():
-        h = hashlib.sha256()
         with open_regular(path) as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
+            digests[name] = _digest(fh)
             os.fsync(fh.fileno())
-        digests[name] = h.hexdigest()
     return digests
 
 
