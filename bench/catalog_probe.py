@@ -158,18 +158,22 @@ async def _unchanged_cycle(cluster: ScratchCluster, db: str, work: Path, fig: Pr
 
 
 def _unchanged_cli(cluster: ScratchCluster, db: str, work: Path, fig: ProbeFigures) -> None:
-    """The `sync` command on the folder the in-process cycles synced: skipped as well."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "service", "sync"],
-        cwd=work,
-        env=child_env(cluster, SCHEMA_SYNC_DSN=cluster.dsn(db)),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    fig.unchanged_cli_s = time.perf_counter() - t0
-    assert proc.returncode == 0 and "nothing written" in proc.stdout, proc.stderr[-2000:]
+    """The `sync` command on the folder the in-process cycles synced, timed the second time:
+    the first reads in full (the child's PATH finds another pg_dump, which may print other
+    files), and the second is the skipped cycle a user sees from then on."""
+    for _ in range(2):
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "service", "sync"],
+            cwd=work,
+            env=child_env(cluster, SCHEMA_SYNC_DSN=cluster.dsn(db)),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        fig.unchanged_cli_s = time.perf_counter() - t0
+        assert proc.returncode == 0 and "nothing written" in proc.stdout, proc.stderr[-2000:]
+    assert "catalog unchanged" in proc.stdout, proc.stdout
 
 
 def _pg_dump_s(cluster: ScratchCluster, db: str, scratch: Path, runs: int) -> float:
