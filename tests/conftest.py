@@ -37,19 +37,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-# `check` keeps what it resolved the settings to in $XDG_CACHE_HOME (settings/cache.py): the
-# tests' commands keep theirs in a folder of this session's, not in the user's ~/.cache.
-# Once per process: conftest can be imported twice (as conftest and as tests.conftest).
+# `check` and `sync` keep what they resolved the settings to in $XDG_CACHE_HOME
+# (settings/cache.py): the tests' commands keep theirs in a folder of this session's, not in
+# the user's ~/.cache. Made once, by the first process (pytest-xdist's workers inherit it), and
+# removed by that process alone, after the workers: a worker done early must not pull it from
+# under the others. uv keeps its own cache where it was (a fresh one would fetch the build
+# backend again for every `uv build`).
 _CACHE_PREFIX = "pg-schema-sync-test-cache-"
 if Path(os.environ.get("XDG_CACHE_HOME", "/")).name.startswith(_CACHE_PREFIX):
-    SETTINGS_CACHE = Path(os.environ["XDG_CACHE_HOME"])
+    SETTINGS_CACHE, _CACHE_OWNER = Path(os.environ["XDG_CACHE_HOME"]), False
 else:
-    SETTINGS_CACHE = Path(tempfile.mkdtemp(prefix=_CACHE_PREFIX))
+    _cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    os.environ.setdefault("UV_CACHE_DIR", str(Path(_cache_home) / "uv"))
+    SETTINGS_CACHE, _CACHE_OWNER = Path(tempfile.mkdtemp(prefix=_CACHE_PREFIX)), True
     os.environ["XDG_CACHE_HOME"] = str(SETTINGS_CACHE)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    shutil.rmtree(SETTINGS_CACHE, ignore_errors=True)
+    if _CACHE_OWNER:
+        shutil.rmtree(SETTINGS_CACHE, ignore_errors=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:
